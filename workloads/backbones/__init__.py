@@ -1,0 +1,41 @@
+"""Backbone registry: name → (config model, constructor)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from pydantic import BaseModel
+from torch import nn
+
+from workloads.backbones.graphormer import Graphormer, GraphormerConfig
+from workloads.registry import Registry
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    name: str
+    config_cls: type[BaseModel]
+    build: Callable[[BaseModel], nn.Module]
+
+
+BACKBONES: Registry[BackboneSpec] = Registry("backbone")
+BACKBONES.add("graphormer", BackboneSpec("graphormer", GraphormerConfig, Graphormer))
+
+
+class GraphModel(nn.Module):
+    """Backbone plus a linear prediction head on the graph-level representation.
+
+    Shapes: input a PyG ``Batch`` with B graphs; output [B, out_dim].
+    """
+
+    def __init__(self, backbone: nn.Module, out_dim: int) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = nn.Linear(backbone.out_dim, out_dim)
+
+    def forward(self, batch):
+        token, _nodes, _mask = self.backbone(batch)
+        return self.head(token)
+
+
+__all__ = ["BACKBONES", "BackboneSpec", "GraphModel", "Graphormer", "GraphormerConfig"]

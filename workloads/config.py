@@ -1,0 +1,86 @@
+"""Configuration of one trial, passed down explicitly (no global state).
+
+The orchestrator builds a :class:`TrialConfig` from the sweep spec and the
+values Optuna proposed; ``workloads.run_trial`` consumes it.
+"""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from workloads.datasets.molecules import DatasetConfig
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PretrainConfig(Strict):
+    max_molecules: int = Field(default=20000, ge=100, description="MOSES training molecules used")
+    epochs: int = Field(default=2, ge=1, description="passes over those molecules")
+    batch_size: int = Field(default=128, ge=2, description="graphs per step")
+    lr: float = Field(default=5e-4, gt=0, description="AdamW learning rate")
+    mask_rate: float = Field(default=0.15, gt=0, lt=1, description="fraction of atoms masked")
+    descriptor_weight: float = Field(default=1.0, ge=0, description="weight of RDKit-descriptor regression")
+    seed: int = Field(default=0, description="subset, masking and initialisation seed")
+
+
+class BackboneConfig(Strict):
+    name: str = Field(default="graphormer", description="registered backbone name")
+    params: dict[str, Any] = Field(default_factory=dict, description="architecture parameters")
+    pretrain: PretrainConfig | None = Field(
+        default_factory=PretrainConfig, description="pretraining recipe; null for random init"
+    )
+
+    @model_validator(mode="after")
+    def _check(self):
+        from workloads.backbones import BACKBONES
+
+        BACKBONES.get(self.name).config_cls(**self.params)
+        return self
+
+    def arch(self):
+        from workloads.backbones import BACKBONES
+
+        return BACKBONES.get(self.name).config_cls(**self.params)
+
+
+class MethodSpec(Strict):
+    name: str = Field(description="registered PEFT method name")
+    params: dict[str, Any] = Field(default_factory=dict, description="method parameters")
+
+    @model_validator(mode="after")
+    def _check(self):
+        from workloads.peft import METHODS
+
+        METHODS.get(self.name).parse(self.params)
+        return self
+
+
+class TrainConfig(Strict):
+    lr: float = Field(default=1e-3, gt=0, description="AdamW learning rate")
+    weight_decay: float = Field(default=0.0, ge=0, description="AdamW weight decay")
+    epochs: int = Field(default=10, ge=1, description="training epochs (best validation epoch is kept)")
+    batch_size: int = Field(default=64, ge=2, description="training graphs per step")
+    eval_batch_size: int = Field(default=256, ge=1, description="graphs per evaluation step")
+    grad_clip: float | None = Field(default=1.0, gt=0, description="gradient norm clip; null for none")
+
+
+class ProfileConfig(Strict):
+    latency_batch_size: int = Field(default=64, ge=1, description="graphs per timed inference call")
+    latency_warmup: int = Field(default=3, ge=0, description="untimed calls before timing")
+    latency_repeats: int = Field(default=20, ge=1, description="timed calls (median reported)")
+
+
+class TrialConfig(Strict):
+    trial_id: str = Field(default="adhoc", description="identifier of this trial in its sweep")
+    seed: int = 0
+    dataset: DatasetConfig
+    backbone: BackboneConfig = Field(default_factory=BackboneConfig)
+    method: MethodSpec
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    profile: ProfileConfig = Field(default_factory=ProfileConfig)
+    cache_dir: str | None = Field(default=None, description="dataset and checkpoint cache")
+    num_threads: int | None = Field(default=None, ge=1, description="torch threads (the trial's CPUs)")
+    device: Literal["auto", "cpu", "cuda"] = "auto"

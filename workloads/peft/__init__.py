@@ -1,0 +1,7 @@
+"""PEFT methods, one package each, registered by name in ``METHODS``."""
+from workloads.peft.base import METHODS, MethodConfig, PeftMethod, TrainHooks, count_parameters
+
+# Importing each package registers it.
+from workloads.peft import adapter, full, linear_probe, lora  # noqa: E402,F401
+
+__all__ = ["METHODS", "MethodConfig", "PeftMethod", "TrainHooks", "count_parameters"]

@@ -1,0 +1,45 @@
+"""LoRA through HF ``peft``: low-rank updates on the backbone's linear layers.
+
+Hu et al., "LoRA: Low-Rank Adaptation of Large Language Models" (ICLR 2022),
+https://arxiv.org/abs/2106.09685.  For a frozen weight :math:`W_0`,
+:math:`h = W_0 x + \\frac{\\alpha}{r} B A x` with :math:`A \\in \\mathbb{R}^{r\\times d}`,
+:math:`B \\in \\mathbb{R}^{k\\times r}` (B starts at zero).
+
+The layers are injected with ``peft.inject_adapter_in_model`` (no wrapper model,
+so the graph batch passes straight through); the head trains alongside.
+"""
+from __future__ import annotations
+
+from peft import LoraConfig as HFLoraConfig
+from peft import inject_adapter_in_model
+from pydantic import Field
+from torch import nn
+
+from workloads.peft.base import MethodConfig, TrainHooks, freeze, register_method, unfreeze
+
+
+class LoraConfig(MethodConfig):
+    r: int = Field(default=8, ge=1, description="rank of the low-rank update")
+    alpha: float = Field(default=16.0, gt=0, description="scaling numerator; the update is scaled by alpha/r")
+    dropout: float = Field(default=0.0, ge=0, lt=1, description="dropout on the LoRA input")
+    target_modules: tuple[str, ...] = Field(
+        default=("q_proj", "k_proj", "v_proj", "out_proj"),
+        description="names of nn.Linear modules in the backbone that receive LoRA",
+    )
+
+
+@register_method("lora", LoraConfig, "low-rank adapters (HF peft) on attention projections, plus head")
+def apply(model: nn.Module, cfg: LoraConfig) -> TrainHooks:
+    freeze(model)
+    hf = HFLoraConfig(
+        r=cfg.r,
+        lora_alpha=cfg.alpha,
+        lora_dropout=cfg.dropout,
+        target_modules=list(cfg.target_modules),
+        bias="none",
+    )
+    inject_adapter_in_model(hf, model.backbone)
+    for name, p in model.backbone.named_parameters():
+        p.requires_grad_("lora_" in name)
+    unfreeze(model.head)
+    return TrainHooks()
