@@ -1,0 +1,1 @@
+"""Sweep orchestration: spec, Optuna search, Ray execution, profiling, result storage."""

@@ -1,0 +1,165 @@
+"""``orchestrator``: sweep, run one trial, pretrain, report."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+console = Console(stderr=False, highlight=False)
+
+
+def _parse_assignments(items: list[str]) -> dict:
+    import yaml
+
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise SystemExit(f"error: --set expects KEY=VALUE, got '{item}'")
+        k, v = item.split("=", 1)
+        out[k] = yaml.safe_load(v)
+    return out
+
+
+def cmd_sweep(args) -> int:
+    from orchestrator.spec import load_spec
+    from orchestrator.sweep import Sweep
+    from reports.html import build_report
+
+    spec = load_spec(args.spec)
+    run = Sweep(spec, console=console).execute(address=args.address, num_cpus=args.num_cpus)
+    report = build_report(run.path)
+    console.print(f"report: {report}")
+    print(report)
+    return 0
+
+
+def cmd_run(args) -> int:
+    from orchestrator.spec import load_spec
+    from orchestrator.sweep import trial_config
+    from workloads import run_trial
+
+    spec = load_spec(args.spec)
+    cells = {(c.dataset, c.method): c for c in spec.cells()}
+    dataset = args.dataset or spec.datasets[0].name
+    method = args.method or next(iter(spec.methods))
+    if (dataset, method) not in cells:
+        raise SystemExit(
+            f"error: no cell ({dataset}, {method}) in {args.spec}; datasets: "
+            f"{', '.join(d.name for d in spec.datasets)}; methods: {', '.join(spec.methods)}"
+        )
+    cell = cells[(dataset, method)]
+    space = spec.methods[method].search
+    params = {k: p.default() for k, p in space.items()}
+    overrides = _parse_assignments(args.set or [])
+    unknown = set(overrides) - set(space) - set(spec.methods[method].params)
+    from workloads.config import TrainConfig
+    from workloads.peft import METHODS
+
+    allowed = set(METHODS.get(method).config_cls.model_fields) | set(TrainConfig.model_fields)
+    if unknown - allowed:
+        raise SystemExit(f"error: --set {', '.join(sorted(unknown - allowed))}: unknown; known: {', '.join(sorted(allowed))}")
+    params.update(overrides)
+    cfg = trial_config(spec, cell, params, f"{cell.id}/run")
+    if args.epochs:
+        cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"epochs": args.epochs})})
+    record = run_trial(cfg, progress=console.print)
+    text = json.dumps(record, indent=2, default=str)
+    if args.out:
+        from workloads.util import atomic_write_text
+
+        atomic_write_text(Path(args.out), text + "\n")
+        console.print(f"wrote {args.out}")
+    o = record["objectives"]
+    console.print(
+        f"{cell.id} {params}: test {record['metrics']['metric']} {o['score']:.4f}, train memory "
+        f"{o['train_memory_mb']:.2f} MB, latency {o['latency_ms_per_graph']:.3f} ms/graph, "
+        f"{record['trainable_params']:,} trainable of {record['total_params']:,}"
+    )
+    return 0
+
+
+def cmd_pretrain(args) -> int:
+    from orchestrator.spec import load_spec
+    from orchestrator.sweep import backbone_config, cache_dir_for
+    from workloads.pretrain import describe, ensure_pretrained
+
+    spec = load_spec(args.spec)
+    for i, b in enumerate(spec.backbones):
+        path = ensure_pretrained(backbone_config(spec, i), cache_dir_for(spec), progress=console.print)
+        if path is None:
+            console.print(f"{b.name}: pretrain is null in the spec; trials start from random weights")
+            continue
+        console.print(f"{b.name}: {path}")
+        if args.verbose:
+            console.print(describe(path))
+    return 0
+
+
+def cmd_report(args) -> int:
+    from reports.html import build_report
+
+    path = build_report(args.run_dir)
+    print(path)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="orchestrator",
+        description="Sweep PEFT methods on pretrained graph transformers: Optuna search, Ray execution, "
+        "Pareto reports of memory and latency against score.",
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("sweep", help="run (or resume) a sweep from a YAML spec, then write its report",
+                       description="Run every study (dataset × backbone × method) of SPEC on Ray; resumes "
+                       "from runs/<name>/ if the sweep was started before.")
+    s.add_argument("spec", help="sweep spec, e.g. sweeps/quick.yaml")
+    s.add_argument("--address", default=os.environ.get("RAY_ADDRESS"),
+                   help="Ray cluster to join (default: $RAY_ADDRESS, else start Ray locally)")
+    s.add_argument("--num-cpus", type=int, default=None, help="CPUs for a local Ray (default: all)")
+    s.set_defaults(fn=cmd_sweep)
+
+    r = sub.add_parser("run", help="run one trial in this process, without Ray (for debugging)",
+                       description="Run one trial of a cell of SPEC in-process. Searched parameters take "
+                       "the middle of their range unless given with --set.")
+    r.add_argument("spec")
+    r.add_argument("--dataset", help="dataset name (default: the spec's first)")
+    r.add_argument("--method", help="method name (default: the spec's first)")
+    r.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="parameter values, e.g. r=8 lr=1e-3")
+    r.add_argument("--epochs", type=int, help="override training epochs")
+    r.add_argument("--out", help="write the trial record (JSON) here")
+    r.set_defaults(fn=cmd_run)
+
+    t = sub.add_parser("pretrain", help="pretrain (or find cached) backbones named in a spec",
+                       description="Pretrain each backbone of SPEC on MOSES molecules (masked atoms + RDKit "
+                       "descriptors); checkpoints are cached by config and reused by sweeps.")
+    t.add_argument("spec")
+    t.set_defaults(fn=cmd_pretrain)
+
+    rp = sub.add_parser("report", help="write runs/<sweep>/report.html from a run folder")
+    rp.add_argument("run_dir", help="e.g. runs/quick")
+    rp.set_defaults(fn=cmd_report)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    from orchestrator.spec import SpecError
+
+    try:
+        return args.fn(args)
+    except (SpecError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

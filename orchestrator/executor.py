@@ -1,0 +1,96 @@
+"""Running trials on Ray: each trial is one Ray Train ``TorchTrainer`` run.
+
+Ray 2.5x defaults to Train V2: a trainer cannot be handed to a ``Tuner``, and
+metrics reported without a checkpoint are not kept on the result. So Optuna
+drives the search (ask/tell), each trial's trainer runs inside a small Ray task
+(so several trials can run at once and a cluster schedules them), and the rank-0
+worker reports the trial record inside a checkpoint that the task reads back.
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+import traceback
+from pathlib import Path
+
+import ray
+
+RESULT_FILE = "trial_result.json"
+
+
+def train_loop_per_worker(config: dict) -> None:
+    """Runs in every Ray Train worker."""
+    import ray.train
+
+    from workloads import run_trial
+    from workloads.config import TrialConfig
+
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    cfg = TrialConfig.model_validate(config["trial"])
+    record = run_trial(cfg, rank=rank, world_size=world)
+    with tempfile.TemporaryDirectory() as d:
+        checkpoint = None
+        if rank == 0:
+            Path(d, RESULT_FILE).write_text(json.dumps(record, default=str))
+            checkpoint = ray.train.Checkpoint.from_directory(d)
+        ray.train.report({"trial_id": cfg.trial_id, "score": record.get("objectives", {}).get("score")},
+                         checkpoint=checkpoint)
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The innermost error message in a Ray/Train exception chain."""
+    seen = exc
+    while True:
+        nxt = getattr(seen, "cause", None) or seen.__cause__
+        if nxt is None or nxt is seen:
+            break
+        seen = nxt
+    text = str(seen).strip().splitlines()
+    return f"{type(seen).__name__}: {text[-1] if text else ''}"
+
+
+@ray.remote(num_cpus=0)
+def fit_trial(trial: dict, resources: dict, storage_path: str, run_name: str) -> dict:
+    """Run one trial in a Ray Train worker group; never raises (errors are returned)."""
+    from ray.train import FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    try:
+        trainer = TorchTrainer(
+            train_loop_per_worker,
+            train_loop_config={"trial": trial},
+            scaling_config=ScalingConfig(
+                num_workers=resources["num_workers"],
+                use_gpu=resources["use_gpu"],
+                resources_per_worker={"CPU": resources["cpus_per_worker"]},
+            ),
+            run_config=RunConfig(
+                name=run_name, storage_path=storage_path, failure_config=FailureConfig(max_failures=0)
+            ),
+        )
+        result = trainer.fit()
+        if result.error is not None:
+            raise result.error
+        if result.checkpoint is None:
+            raise RuntimeError("the trial finished without reporting a result checkpoint")
+        with result.checkpoint.as_directory() as d:
+            record = json.loads(Path(d, RESULT_FILE).read_text())
+        record["status"] = "ok"
+        record["ray_run"] = str(Path(storage_path) / run_name)
+        return record
+    except Exception as exc:  # noqa: BLE001 - a failed trial is data, the sweep goes on
+        return {
+            "status": "failed",
+            "error": _root_cause(exc),
+            "traceback": "".join(traceback.format_exception(exc))[-8000:],
+        }
+
+
+def init_ray(address: str | None, num_cpus: int | None = None) -> None:
+    if ray.is_initialized():
+        return
+    if address:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    else:
+        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)

@@ -1,0 +1,217 @@
+"""The sweep spec: strict YAML → validated, resolved, hashed.
+
+Unknown keys are errors that name their path in the YAML; nothing is dropped
+or silently fixed. Names of datasets, backbones and methods, and of every
+method and search parameter, are checked against the workload registries
+(generically: this module knows no method by name).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from orchestrator.search import SearchParam
+from workloads.config import PretrainConfig, ProfileConfig, TrainConfig
+from workloads.datasets.molecules import DatasetConfig
+from workloads.util import stable_hash
+
+OBJECTIVES = ("score", "train_memory_mb", "latency_ms_per_graph")
+
+
+class SpecError(ValueError):
+    """A sweep spec that cannot be used; the message lists each problem with its path."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BackboneEntry(_Strict):
+    name: str = "graphormer"
+    params: dict[str, Any] = Field(default_factory=dict)
+    pretrain: PretrainConfig | None = Field(default_factory=PretrainConfig)
+
+
+class MethodEntry(_Strict):
+    params: dict[str, Any] = Field(default_factory=dict, description="fixed method parameters")
+    search: dict[str, SearchParam] = Field(
+        default_factory=dict, description="searched parameters: method parameters or training ones (lr, ...)"
+    )
+
+
+class Budget(_Strict):
+    trials_per_cell: int = Field(default=4, ge=1, description="finished trials per study (failed ones count)")
+    sampler: Literal["tpe", "nsga2", "random"] = "tpe"
+    n_startup_trials: int = Field(default=4, ge=1, description="random trials before TPE models the front")
+
+
+class Resources(_Strict):
+    num_workers: int = Field(default=1, ge=1, description="Ray Train workers per trial")
+    cpus_per_worker: int = Field(default=1, ge=1, description="CPUs per worker; torch threads are pinned to it")
+    use_gpu: bool = False
+    max_concurrent_trials: int = Field(default=1, ge=1)
+
+
+class Storage(_Strict):
+    root: str = Field(default="runs", description="results go to <root>/<name>/")
+    optuna_url: str | None = Field(default=None, description="Optuna storage URL; default SQLite under the run")
+    cache_dir: str | None = Field(
+        default=None, description="dataset/checkpoint cache; default $GRAPH_PEFT_CACHE or ~/.cache/graph-peft-sweep"
+    )
+
+
+class SweepSpec(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    seed: int = 0
+    datasets: list[DatasetConfig] = Field(min_length=1)
+    backbones: list[BackboneEntry] = Field(min_length=1)
+    methods: dict[str, MethodEntry] = Field(min_length=1)
+    objectives: list[Literal["score", "train_memory_mb", "latency_ms_per_graph"]] = Field(
+        default_factory=lambda: list(OBJECTIVES), min_length=1
+    )
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    profile: ProfileConfig = Field(default_factory=ProfileConfig)
+    budget: Budget = Field(default_factory=Budget)
+    resources: Resources = Field(default_factory=Resources)
+    storage: Storage = Field(default_factory=Storage)
+
+    def cells(self) -> list["Cell"]:
+        return [
+            Cell(d.name, b.name, m, di, bi)
+            for di, d in enumerate(self.datasets)
+            for bi, b in enumerate(self.backbones)
+            for m in self.methods
+        ]
+
+    def resolved(self) -> dict:
+        return self.model_dump(mode="json")
+
+    def content_hash(self, exclude_budget: bool = False) -> str:
+        d = self.resolved()
+        if exclude_budget:
+            d.pop("budget")
+        return stable_hash(d)
+
+    def run_dir(self, base: Path | None = None) -> Path:
+        return (base or Path.cwd()) / self.storage.root / self.name
+
+
+class Cell:
+    """One study: dataset × backbone × method."""
+
+    def __init__(self, dataset: str, backbone: str, method: str, di: int, bi: int) -> None:
+        self.dataset, self.backbone, self.method = dataset, backbone, method
+        self.dataset_index, self.backbone_index = di, bi
+
+    @property
+    def id(self) -> str:
+        return f"{self.dataset}__{self.backbone}__{self.method}"
+
+    def __repr__(self) -> str:
+        return f"Cell({self.id})"
+
+
+def _loc(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _msg(err: dict) -> str:
+    if err["type"] == "extra_forbidden":
+        return "unknown key"
+    if err["type"] == "missing":
+        return "required key is missing"
+    return err["msg"].removeprefix("Value error, ")
+
+
+def _pydantic_errors(e: ValidationError, prefix: str = "") -> list[str]:
+    out = []
+    for err in e.errors():
+        # discriminated unions put the tag in the location; drop it for readability
+        loc = tuple(p for p in err["loc"] if p not in ("float", "int", "categorical"))
+        path = _loc(loc)
+        out.append(f"{prefix + '.' if prefix and loc else prefix}{path if loc else ''}: {_msg(err)}")
+    return out
+
+
+def _semantic_errors(spec: SweepSpec) -> list[str]:
+    from workloads.backbones import BACKBONES
+    from workloads.datasets.sources import SOURCES
+    from workloads.peft import METHODS
+
+    errors: list[str] = []
+    for i, d in enumerate(spec.datasets):
+        if d.name not in SOURCES:
+            errors.append(f"datasets[{i}].name: unknown dataset '{d.name}'; known: {', '.join(SOURCES.names())}")
+    seen = set()
+    for i, b in enumerate(spec.backbones):
+        if b.name in seen:
+            errors.append(f"backbones[{i}].name: backbone '{b.name}' listed twice")
+        seen.add(b.name)
+        if b.name not in BACKBONES:
+            errors.append(f"backbones[{i}].name: unknown backbone '{b.name}'; known: {', '.join(BACKBONES.names())}")
+            continue
+        try:
+            BACKBONES.get(b.name).config_cls(**b.params)
+        except ValidationError as e:
+            errors += _pydantic_errors(e, f"backbones[{i}].params")
+    names = [d.name for d in spec.datasets]
+    for dup in {n for n in names if names.count(n) > 1}:
+        errors.append(f"datasets: dataset '{dup}' listed twice")
+    train_fields = set(TrainConfig.model_fields)
+    for name, entry in spec.methods.items():
+        where = f"methods.{name}"
+        if name not in METHODS:
+            errors.append(f"{where}: unknown PEFT method '{name}'; known: {', '.join(METHODS.names())}")
+            continue
+        cfg_cls = METHODS.get(name).config_cls
+        method_fields = set(cfg_cls.model_fields)
+        for key in entry.search:
+            if key in entry.params:
+                errors.append(f"{where}.search.{key}: also fixed in {where}.params; choose one")
+            elif key in method_fields and key in train_fields:
+                errors.append(f"{where}.search.{key}: ambiguous (a method and a training parameter)")
+            elif key not in method_fields and key not in train_fields:
+                known = sorted(method_fields | train_fields)
+                errors.append(f"{where}.search.{key}: not a parameter of '{name}' or of training; known: {', '.join(known)}")
+        try:
+            defaults = {k: p.default() for k, p in entry.search.items() if k in method_fields}
+            cfg_cls(**{**entry.params, **defaults})
+        except ValidationError as e:
+            errors += _pydantic_errors(e, f"{where}.params")
+    return errors
+
+
+def parse_spec(data: Any, source: str = "<spec>") -> SweepSpec:
+    if not isinstance(data, dict):
+        raise SpecError(f"{source}: the spec must be a mapping at the top level")
+    try:
+        spec = SweepSpec.model_validate(data)
+    except ValidationError as e:
+        raise SpecError(f"{source}: invalid sweep spec\n  " + "\n  ".join(_pydantic_errors(e))) from None
+    errors = _semantic_errors(spec)
+    if errors:
+        raise SpecError(f"{source}: invalid sweep spec\n  " + "\n  ".join(errors))
+    return spec
+
+
+def load_spec(path: str | Path) -> SweepSpec:
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"{path}: no such spec file")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise SpecError(f"{path}: not valid YAML: {e}") from None
+    return parse_spec(data, str(path))
+
+
+def dump_resolved(spec: SweepSpec) -> str:
+    header = f"# resolved sweep spec; content hash {spec.content_hash()}\n"
+    return header + yaml.safe_dump(json.loads(json.dumps(spec.resolved())), sort_keys=False)

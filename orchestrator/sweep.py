@@ -1,0 +1,241 @@
+"""The sweep driver: one Optuna study per cell, trials dispatched to Ray.
+
+Optuna proposes (``ask``), Ray runs the trial, the driver writes the trial
+record and reports back (``tell`` values, or a failed state with the error).
+Studies live in durable storage, so a crashed sweep resumes: trials left
+running by the crash are closed (with their values if their record was written,
+as failed otherwise) and the remaining budget runs.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+import ray
+from optuna.trial import Trial, TrialState
+from rich.console import Console
+
+from orchestrator import executor
+from orchestrator.search import distributions
+from orchestrator.spec import Cell, SpecError, SweepSpec, dump_resolved
+from orchestrator.storage import RunDir
+from workloads.config import BackboneConfig, MethodSpec, TrainConfig, TrialConfig
+from workloads.util import default_cache_dir
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def cache_dir_for(spec: SweepSpec) -> Path:
+    return Path(spec.storage.cache_dir).expanduser().resolve() if spec.storage.cache_dir else default_cache_dir()
+
+
+def backbone_config(spec: SweepSpec, index: int) -> BackboneConfig:
+    b = spec.backbones[index]
+    return BackboneConfig(name=b.name, params=b.params, pretrain=b.pretrain)
+
+
+def trial_config(spec: SweepSpec, cell: Cell, params: dict, trial_id: str, seed_offset: int = 0) -> TrialConfig:
+    """Merge fixed settings with the proposed values: method parameters go to the
+    method, the rest (lr, ...) to training."""
+    from workloads.peft import METHODS
+
+    entry = spec.methods[cell.method]
+    method_fields = METHODS.get(cell.method).config_cls.model_fields
+    mparams = dict(entry.params)
+    tparams = spec.train.model_dump()
+    for k, v in params.items():
+        (mparams if k in method_fields else tparams)[k] = v
+    return TrialConfig(
+        trial_id=trial_id,
+        seed=spec.seed + seed_offset,
+        dataset=spec.datasets[cell.dataset_index],
+        backbone=backbone_config(spec, cell.backbone_index),
+        method=MethodSpec(name=cell.method, params=mparams),
+        train=TrainConfig(**tparams),
+        profile=spec.profile,
+        cache_dir=str(cache_dir_for(spec)),
+        num_threads=spec.resources.cpus_per_worker,
+        device="cuda" if spec.resources.use_gpu else "cpu",
+    )
+
+
+def directions(spec: SweepSpec, cell: Cell) -> list[str]:
+    from workloads.datasets.sources import SOURCES
+
+    score_dir = SOURCES.get(cell.dataset).direction
+    return [score_dir if o == "score" else "minimize" for o in spec.objectives]
+
+
+def make_sampler(spec: SweepSpec, cell_index: int) -> optuna.samplers.BaseSampler:
+    seed = spec.seed * 1000 + cell_index
+    if spec.budget.sampler == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=spec.budget.n_startup_trials)
+    if spec.budget.sampler == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+@dataclass
+class Pending:
+    cell: Cell
+    study: optuna.Study
+    trial: Trial
+    started: float
+
+
+class Sweep:
+    def __init__(self, spec: SweepSpec, base_dir: Path | None = None, console: Console | None = None) -> None:
+        self.spec = spec
+        self.run = RunDir(spec.run_dir(base_dir))
+        self.console = console or Console()
+        self.cells = spec.cells()
+        self.storage_url = spec.storage.optuna_url or self.run.sqlite_url()
+
+    # -- set-up -------------------------------------------------------------
+    def write_spec(self) -> None:
+        """Record the resolved spec; refuse to resume a run whose spec changed (budget aside)."""
+        self.run.path.mkdir(parents=True, exist_ok=True)
+        f = self.run.spec_file
+        if f.exists():
+            first = f.read_text().splitlines()[1:]
+            import yaml
+
+            from orchestrator.spec import parse_spec
+
+            old = parse_spec(yaml.safe_load("\n".join(first)), str(f))
+            if old.content_hash(exclude_budget=True) != self.spec.content_hash(exclude_budget=True):
+                raise SpecError(
+                    f"{f}: this run was started from a different spec (only 'budget' may change on "
+                    f"resume); use a new 'name' or remove {self.run.path}"
+                )
+        self.run.write_spec(dump_resolved(self.spec))
+        self.run.write_env()
+
+    def prepare(self) -> None:
+        """Featurize datasets and pretrain backbones once, before any trial starts."""
+        from workloads.datasets import load_dataset
+        from workloads.pretrain import ensure_pretrained
+
+        cache = cache_dir_for(self.spec)
+        for d in self.spec.datasets:
+            t0 = time.perf_counter()
+            s = load_dataset(d, cache).summary()
+            self.console.print(
+                f"dataset [bold]{d.name}[/]: {s['num_train']}/{s['num_valid']}/{s['num_test']} "
+                f"train/valid/test ({s['num_invalid_smiles']} unparsable SMILES skipped) "
+                f"[{time.perf_counter() - t0:.1f}s]"
+            )
+        for i in range(len(self.spec.backbones)):
+            path = ensure_pretrained(backbone_config(self.spec, i), cache, progress=self.console.print)
+            self.console.print(f"backbone [bold]{self.spec.backbones[i].name}[/]: checkpoint {path}")
+
+    def open_studies(self) -> dict[str, optuna.Study]:
+        storage = optuna.storages.RDBStorage(
+            self.storage_url, engine_kwargs={"connect_args": {"timeout": 60}}
+            if self.storage_url.startswith("sqlite") else {}
+        )
+        studies = {}
+        for i, cell in enumerate(self.cells):
+            study = optuna.create_study(
+                storage=storage, study_name=cell.id, directions=directions(self.spec, cell),
+                sampler=make_sampler(self.spec, i), load_if_exists=True,
+            )
+            study.set_user_attr("objectives", list(self.spec.objectives))
+            study.set_user_attr("cell", {"dataset": cell.dataset, "backbone": cell.backbone, "method": cell.method})
+            self._recover(cell, study)
+            studies[cell.id] = study
+        return studies
+
+    def _recover(self, cell: Cell, study: optuna.Study) -> None:
+        """Close trials a crashed driver left RUNNING."""
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
+            record = self.run.read_trial(cell.id, t.number)
+            if record and record.get("status") == "ok":
+                study.tell(t.number, self._values(record))
+                self.console.print(f"resume: {cell.id} trial {t.number} had finished; recorded its values")
+            else:
+                study._storage.set_trial_user_attr(t._trial_id, "error", "interrupted: the sweep stopped mid-trial")
+                study.tell(t.number, state=TrialState.FAIL)
+                self.console.print(f"resume: {cell.id} trial {t.number} was interrupted; marked failed")
+
+    # -- the loop -----------------------------------------------------------
+    def _values(self, record: dict) -> list[float]:
+        return [float(record["objectives"][o]) for o in self.spec.objectives]
+
+    def remaining(self, study: optuna.Study) -> int:
+        done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL))
+        return max(0, self.spec.budget.trials_per_cell - len(done))
+
+    def execute(self, address: str | None = None, num_cpus: int | None = None) -> RunDir:
+        self.write_spec()
+        self.prepare()
+        studies = self.open_studies()
+        queue: list[Cell] = []
+        todo = {c.id: self.remaining(studies[c.id]) for c in self.cells}
+        while any(todo.values()):  # round-robin so every cell progresses together
+            for c in self.cells:
+                if todo[c.id]:
+                    queue.append(c)
+                    todo[c.id] -= 1
+        total = len(queue)
+        self.console.print(f"sweep [bold]{self.spec.name}[/]: {len(self.cells)} studies, {total} trials to run")
+        if not total:
+            return self.run
+        executor.init_ray(address, num_cpus)
+        res = self.spec.resources.model_dump()
+        inflight: dict[ray.ObjectRef, Pending] = {}
+        finished = 0
+        while queue or inflight:
+            while queue and len(inflight) < self.spec.resources.max_concurrent_trials:
+                cell = queue.pop(0)
+                study = studies[cell.id]
+                space = self.spec.methods[cell.method].search
+                trial = study.ask(distributions(space))
+                cfg = trial_config(self.spec, cell, trial.params, f"{cell.id}/{trial.number}", trial.number)
+                trial.set_user_attr("trial_config", cfg.model_dump(mode="json"))
+                ref = executor.fit_trial.remote(
+                    cfg.model_dump(mode="json"), res, str(self.run.ray_dir), f"{cell.id}-t{trial.number:04d}"
+                )
+                inflight[ref] = Pending(cell, study, trial, time.perf_counter())
+            done, _ = ray.wait(list(inflight), num_returns=1)
+            p = inflight.pop(done[0])
+            try:
+                record = ray.get(done[0])
+            except Exception as exc:  # the task process itself died (e.g. killed for memory)
+                record = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"[:2000]}
+            finished += 1
+            self._finish(p, record, finished, total)
+        return self.run
+
+    def _finish(self, p: Pending, record: dict, finished: int, total: int) -> None:
+        record.update(
+            cell=p.cell.id, dataset_name=p.cell.dataset, backbone_name=p.cell.backbone,
+            method=p.cell.method, optuna_trial=p.trial.number, params=p.trial.params,
+            objective_names=list(self.spec.objectives), wall_s=time.perf_counter() - p.started,
+        )
+        values = None
+        if record["status"] == "ok":
+            values = self._values(record)
+            if not all(math.isfinite(v) for v in values):
+                record.update(status="failed", error=f"non-finite objective values {values}")
+                values = None
+        record["values"] = values
+        self.run.write_trial(p.cell.id, p.trial.number, record)
+        if values is None:
+            p.trial.set_user_attr("error", record["error"])
+            p.study.tell(p.trial, state=TrialState.FAIL)
+            self.console.print(
+                f"[{finished}/{total}] {p.cell.id} #{p.trial.number} [red]failed[/]: {record['error']}"
+            )
+            return
+        p.study.tell(p.trial, values)
+        o = record["objectives"]
+        self.console.print(
+            f"[{finished}/{total}] {p.cell.id} #{p.trial.number} {p.trial.params} → "
+            f"{record['metrics']['metric']} {o['score']:.4f}, train mem {o['train_memory_mb']:.1f} MB, "
+            f"latency {o['latency_ms_per_graph']:.3f} ms/graph, {record['trainable_params']} trainable "
+            f"[{record['wall_s']:.0f}s]"
+        )

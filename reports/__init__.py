@@ -1,0 +1,1 @@
+"""Reports: Pareto maths (``reports.pareto``) apart from rendering (``reports.html``)."""

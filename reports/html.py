@@ -1,0 +1,213 @@
+"""The HTML report: per dataset, Pareto fronts of memory and latency against
+score for every method's trials, and a table of each method's best trials.
+
+One self-contained file: plotly.js is inlined, nothing is fetched when it opens.
+"""
+from __future__ import annotations
+
+import html
+import json
+from collections import defaultdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.offline import get_plotlyjs
+
+from orchestrator.storage import RunDir
+from reports.pareto import front_order, hypervolume_2d, non_dominated
+from workloads.util import atomic_write_text
+
+PLANES = (
+    ("train_memory_mb", "peak training memory (MB)"),
+    ("latency_ms_per_graph", "inference latency (ms / graph)"),
+)
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
+
+
+def summarize(records: list[dict]) -> dict:
+    """Everything the page shows, computed without any plotting: per dataset, the
+    trials, each plane's global front, per-method hypervolume and best trials."""
+    by_ds: dict[str, list[dict]] = defaultdict(list)
+    failed: dict[str, list[dict]] = defaultdict(list)
+    for r in records:
+        (by_ds if r.get("status") == "ok" else failed)[r.get("dataset_name", "?")].append(r)
+    out = {}
+    for ds in sorted(set(by_ds) | set(failed)):
+        ok = by_ds.get(ds, [])
+        entry: dict = {"trials": ok, "failed": failed.get(ds, []), "planes": {}, "best": []}
+        if ok:
+            direction = ok[0]["metrics"]["direction"]
+            entry["metric"] = ok[0]["metrics"]["metric"]
+            entry["direction"] = direction
+            score = np.array([r["objectives"]["score"] for r in ok])
+            for key, _label in PLANES:
+                cost = np.array([r["objectives"][key] for r in ok])
+                pts = np.column_stack([cost, score])
+                dirs = ["minimize", direction]
+                mask = non_dominated(pts, dirs)
+                # reference: worst cost and worst score seen, nudged out so every trial counts
+                ref = [cost.max() * 1.1, score.min() - 0.05 * abs(score.min()) if direction == "maximize"
+                       else score.max() * 1.1]
+                hv = {}
+                for m in sorted({r["method"] for r in ok}):
+                    sel = [i for i, r in enumerate(ok) if r["method"] == m]
+                    hv[m] = hypervolume_2d(pts[sel], dirs, ref)
+                entry["planes"][key] = {
+                    "pareto_mask": mask.tolist(),
+                    "front": front_order(pts, dirs).tolist(),
+                    "hypervolume": hv,
+                    "reference": ref,
+                }
+            for m in sorted({r["method"] for r in ok}):
+                rs = [r for r in ok if r["method"] == m]
+                pick = max if direction == "maximize" else min
+                entry["best"].append(pick(rs, key=lambda r: r["objectives"]["score"]))
+        out[ds] = entry
+    return out
+
+
+def _figure(ds: str, entry: dict, key: str, label: str, colors: dict) -> go.Figure:
+    trials, plane = entry["trials"], entry["planes"][key]
+    fig = go.Figure()
+    for m in sorted({r["method"] for r in trials}):
+        idx = [i for i, r in enumerate(trials) if r["method"] == m]
+        fig.add_trace(
+            go.Scatter(
+                x=[trials[i]["objectives"][key] for i in idx],
+                y=[trials[i]["objectives"]["score"] for i in idx],
+                mode="markers",
+                name=m,
+                legendgroup=m,
+                marker=dict(
+                    color=colors[m],
+                    size=[15 if plane["pareto_mask"][i] else 9 for i in idx],
+                    symbol=["star" if plane["pareto_mask"][i] else "circle" for i in idx],
+                    line=dict(width=[2 if plane["pareto_mask"][i] else 0 for i in idx], color="black"),
+                ),
+                text=[_hover(trials[i]) for i in idx],
+                hovertemplate="%{text}<extra></extra>",
+            )
+        )
+    front = plane["front"]
+    fig.add_trace(
+        go.Scatter(
+            x=[trials[i]["objectives"][key] for i in front],
+            y=[trials[i]["objectives"]["score"] for i in front],
+            mode="lines", line=dict(color="black", dash="dot", shape="hv"), name="Pareto front",
+            hoverinfo="skip",
+        )
+    )
+    arrow = "↑" if entry["direction"] == "maximize" else "↓"
+    fig.update_layout(
+        title=f"{ds}: {label} vs test {entry['metric']} ({arrow} better)",
+        xaxis_title=label + " — log scale", yaxis_title=f"test {entry['metric']}",
+        template="plotly_white", height=430, margin=dict(l=60, r=20, t=50, b=50),
+    )
+    fig.update_xaxes(type="log")
+    return fig
+
+
+def _hover(r: dict) -> str:
+    o = r["objectives"]
+    params = ", ".join(f"{k}={_fmt(v)}" for k, v in r.get("params", {}).items())
+    return (
+        f"<b>{r['method']}</b> trial {r.get('optuna_trial')}<br>{params}<br>"
+        f"score {o['score']:.4f}<br>train memory {o['train_memory_mb']:.2f} MB<br>"
+        f"latency {o['latency_ms_per_graph']:.3f} ms/graph<br>trainable {r['trainable_params']:,}"
+    )
+
+
+def _fmt(v) -> str:
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def _table(entry: dict) -> str:
+    rows = []
+    hv_mem = entry["planes"]["train_memory_mb"]["hypervolume"]
+    hv_lat = entry["planes"]["latency_ms_per_graph"]["hypervolume"]
+    for r in entry["best"]:
+        o = r["objectives"]
+        params = ", ".join(f"{k}={_fmt(v)}" for k, v in r.get("params", {}).items())
+        n = sum(1 for t in entry["trials"] if t["method"] == r["method"])
+        rows.append(
+            "<tr>" + "".join(
+                f"<td>{html.escape(str(c))}</td>"
+                for c in (
+                    r["method"], n, f"{o['score']:.4f}", f"{o['train_memory_mb']:.2f}",
+                    f"{o['latency_ms_per_graph']:.3f}", f"{r['trainable_params']:,}",
+                    f"{100 * r['trainable_params'] / r['total_params']:.2f}%", params,
+                    f"{hv_mem[r['method']]:.3g}", f"{hv_lat[r['method']]:.3g}",
+                    f"{r['memory']['method'].split('(')[0]} on {r['memory']['device']}",
+                )
+            ) + "</tr>"
+        )
+    head = "".join(
+        f"<th>{h}</th>" for h in (
+            "method", "trials", f"best test {entry['metric']}", "train memory (MB)", "latency (ms/graph)",
+            "trainable params", "trainable share", "params", "HV memory plane", "HV latency plane",
+            "memory measured by",
+        )
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def render(summary: dict, title: str, env: dict | None) -> str:
+    methods = sorted({r["method"] for e in summary.values() for r in e["trials"] + e["failed"]})
+    colors = {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(methods)}
+    sections = []
+    for ds, entry in summary.items():
+        parts = [f"<h2>{html.escape(ds)}</h2>"]
+        if entry["trials"]:
+            parts.append(f"<p>{len(entry['trials'])} finished trials, {len(entry['failed'])} failed. "
+                         "Stars mark trials on the Pareto front of that plane (all methods together).</p>")
+            parts.append('<div class="row">')
+            for key, label in PLANES:
+                fig = _figure(ds, entry, key, label, colors)
+                parts.append(fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"{ds}-{key}"))
+            parts.append("</div>")
+            parts.append("<h3>Best trial of each method</h3>" + _table(entry))
+        if entry["failed"]:
+            items = "".join(
+                f"<li>{html.escape(r.get('method', '?'))} #{r.get('optuna_trial')}: "
+                f"{html.escape(str(r.get('error', ''))[:300])}</li>" for r in entry["failed"]
+            )
+            parts.append(f"<h3>Failed trials</h3><ul>{items}</ul>")
+        sections.append("\n".join(parts))
+    env_html = ""
+    if env:
+        pk = ", ".join(f"{k} {v}" for k, v in env.get("packages", {}).items() if v)
+        env_html = (f"<p class='env'>device {html.escape(str(env.get('device')))}, host "
+                    f"{html.escape(str(env.get('host')))}, git {html.escape(str(env.get('git_sha')))}<br>"
+                    f"{html.escape(pk)}</p>")
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<script type="text/javascript">{get_plotlyjs()}</script>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 24px; color: #222; }}
+.row {{ display: grid; grid-template-columns: 1fr 1fr; gap: 12px; }}
+table {{ border-collapse: collapse; font-size: 13px; margin-bottom: 24px; }}
+th, td {{ border: 1px solid #ccc; padding: 4px 8px; text-align: left; }}
+th {{ background: #f3f3f3; }}
+.env {{ font-size: 12px; color: #666; }}
+</style></head>
+<body><h1>{html.escape(title)}</h1>
+<p>Generated {stamp}. Memory: peak training memory per trial; latency: median no-grad forward time per graph.</p>
+{env_html}
+{''.join(f'<section>{s}</section>' for s in sections)}
+</body></html>
+"""
+
+
+def build_report(run_path: str | Path) -> Path:
+    run = RunDir(Path(run_path))
+    if not run.path.is_dir():
+        raise FileNotFoundError(f"{run.path}: no such run folder")
+    records = run.trial_records()
+    if not records:
+        raise ValueError(f"{run.path}: no trial records under trials/ to report on")
+    env = json.loads(run.env_file.read_text()) if run.env_file.exists() else None
+    page = render(summarize(records), f"Sweep report: {run.path.name}", env)
+    return atomic_write_text(run.report_file, page)
