@@ -5,7 +5,7 @@ Training memory
       over the whole training run.
     * CPU: PyTorch has no allocator statistics on the CPU, so we account tensor
       by tensor for one real training step: parameter bytes, gradient bytes
-      (one per trainable parameter), optimizer state bytes (read from the
+      (those the backward pass produced), optimizer state bytes (read from the
       optimizer after its step) and the bytes of every tensor autograd saves
       for backward (``torch.autograd.graph.saved_tensors_hooks``; storages are
       counted once, parameters are not counted again). The process RSS and its
@@ -80,9 +80,10 @@ class MemoryReport:
 
 
 def tensor_accounting(model: nn.Module, optimizer: torch.optim.Optimizer, activation_bytes: int) -> dict:
-    """Bytes of parameters, gradients and optimizer state as they stand now."""
+    """Bytes of parameters, gradients and optimizer state as they stand now
+    (call after ``optimizer.step()`` and before gradients are cleared)."""
     params = {p.untyped_storage().data_ptr(): _nbytes(p) for p in model.parameters()}
-    grads = sum(_nbytes(p) for p in model.parameters() if p.requires_grad)
+    grads = sum(_nbytes(p.grad) for p in model.parameters() if p.grad is not None)
     opt = 0
     for state in optimizer.state.values():
         for v in state.values():
@@ -101,7 +102,7 @@ def process_rss() -> tuple[int, int]:
     rss = psutil.Process().memory_info().rss
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     peak = peak if sys.platform == "darwin" else peak * 1024  # Linux reports KiB
-    return rss, peak
+    return rss, max(peak, rss)  # the kernel updates maxrss lazily; the current RSS bounds it below
 
 
 def cpu_memory_report(parts: dict, device: str = "cpu") -> MemoryReport:

@@ -12,6 +12,8 @@ import numpy as np
 
 def _as_minimize(points: np.ndarray, directions: Sequence[str]) -> np.ndarray:
     pts = np.asarray(points, dtype=float)
+    if pts.size == 0:
+        pts = pts.reshape(0, len(directions))
     if pts.ndim != 2 or pts.shape[1] != len(directions):
         raise ValueError(f"points of shape {pts.shape} do not match {len(directions)} directions")
     sign = np.array([1.0 if d == "minimize" else -1.0 for d in directions])

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import pytest
+import torch
+from torch_geometric.loader import DataLoader
+
+from workloads.backbones import GraphModel, Graphormer, GraphormerConfig
+from workloads.config import BackboneConfig, PretrainConfig
+from workloads.datasets import DatasetConfig, load_dataset
+
+TINY_ARCH = {"hidden_dim": 32, "num_layers": 2, "num_heads": 4, "ffn_dim": 64}
+TINY_PRETRAIN = {"max_molecules": 300, "epochs": 1, "batch_size": 64}
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="session")
+def freesolv(cache_dir):
+    return load_dataset(DatasetConfig(name="freesolv", max_molecules=200), cache_dir)
+
+
+@pytest.fixture(scope="session")
+def b3db_small(cache_dir):
+    return load_dataset(DatasetConfig(name="b3db", max_molecules=400), cache_dir)
+
+
+@pytest.fixture
+def batch(freesolv):
+    return next(iter(DataLoader(freesolv.train, batch_size=16)))
+
+
+@pytest.fixture
+def tiny_backbone_cfg():
+    return BackboneConfig(name="graphormer", params=TINY_ARCH, pretrain=PretrainConfig(**TINY_PRETRAIN))
+
+
+def tiny_model(seed: int = 0) -> GraphModel:
+    torch.manual_seed(seed)
+    return GraphModel(Graphormer(GraphormerConfig(**TINY_ARCH)), out_dim=1)

@@ -1,0 +1,91 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from orchestrator.spec import SpecError, load_spec, parse_spec
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def quick() -> dict:
+    return yaml.safe_load((ROOT / "sweeps" / "quick.yaml").read_text())
+
+
+def errors_of(data) -> str:
+    with pytest.raises(SpecError) as e:
+        parse_spec(data, "s.yaml")
+    return str(e.value)
+
+
+def test_quick_spec_loads_with_all_cells():
+    spec = load_spec(ROOT / "sweeps" / "quick.yaml")
+    assert {d.name for d in spec.datasets} == {"b3db", "freesolv"}
+    assert set(spec.methods) == {"full", "linear_probe", "lora", "adapter"}
+    assert len(spec.cells()) == 8
+    assert len({c.id for c in spec.cells()}) == 8
+
+
+def test_full_spec_loads():
+    spec = load_spec(ROOT / "sweeps" / "full.yaml")
+    assert len(spec.cells()) >= 8
+
+
+def test_hash_is_stable_and_sensitive():
+    a, b = parse_spec(quick()), parse_spec(quick())
+    assert a.content_hash() == b.content_hash()
+    d = quick()
+    d["train"]["epochs"] = 99
+    assert parse_spec(d).content_hash() != a.content_hash()
+    d = quick()
+    d["budget"]["trials_per_cell"] = 99
+    c = parse_spec(d)
+    assert c.content_hash() != a.content_hash()
+    assert c.content_hash(exclude_budget=True) == a.content_hash(exclude_budget=True)
+
+
+def test_defaults_are_resolved():
+    d = quick()
+    del d["train"]
+    spec = parse_spec(d)
+    assert spec.resolved()["train"]["lr"] == 1e-3
+
+
+@pytest.mark.parametrize(
+    "mutate, expected",
+    [
+        (lambda d: d["budget"].update(trails=3), "budget.trails: unknown key"),
+        (lambda d: d["datasets"][1].update(nme="x"), "datasets[1].nme: unknown key"),
+        (lambda d: d["methods"]["lora"]["search"]["lr"].update(low=-1), "methods.lora.search.lr: a log-scaled range needs low > 0"),
+        (lambda d: d["methods"]["lora"]["search"].update(r={"type": "int", "low": 8, "high": 2}), "methods.lora.search.r: low (8) must be below high (2)"),
+        (lambda d: d["methods"]["lora"]["search"].update(r={"type": "gaussian"}), "methods.lora.search.r"),
+        (lambda d: d.pop("datasets"), "datasets: required key is missing"),
+        (lambda d: d["backbones"][0]["params"].update(width=3), "backbones[0].params.width: unknown key"),
+        (lambda d: d["backbones"][0]["params"].update(hidden_dim=-3), "backbones[0].params.hidden_dim"),
+        (lambda d: d["methods"].update(bogus={}), "methods.bogus: unknown PEFT method 'bogus'; known: adapter, full, linear_probe, lora"),
+        (lambda d: d["datasets"].append({"name": "nope"}), "datasets[2].name: unknown dataset 'nope'"),
+        (lambda d: d["methods"]["lora"]["search"].update(rank={"type": "int", "low": 1, "high": 4}), "methods.lora.search.rank: not a parameter of 'lora'"),
+        (lambda d: d["methods"]["lora"]["params"].update(r=4), "methods.lora.search.r: also fixed in methods.lora.params"),
+        (lambda d: d["methods"]["adapter"].update(params={"scale": 0}), "methods.adapter.params.scale"),
+        (lambda d: d.update(objectives=["score", "speed"]), "objectives[1]"),
+        (lambda d: d.update(name="a b/c"), "name:"),
+    ],
+)
+def test_bad_specs_name_the_path(mutate, expected):
+    d = quick()
+    mutate(d)
+    msg = errors_of(d)
+    assert msg.startswith("s.yaml: invalid sweep spec")
+    assert expected in msg
+
+
+def test_file_errors(tmp_path):
+    with pytest.raises(SpecError, match="no such spec file"):
+        load_spec(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    with pytest.raises(SpecError, match="not valid YAML"):
+        load_spec(bad)
+    bad.write_text("- a list\n")
+    with pytest.raises(SpecError, match="mapping at the top level"):
+        load_spec(bad)

@@ -1,0 +1,102 @@
+"""One test matrix for every PEFT method; adding a method adds a row to CASES."""
+import pytest
+import torch
+
+from tests.conftest import TINY_ARCH, tiny_model
+from workloads.peft import METHODS, count_parameters
+from workloads.registry import Registry
+
+D, L = TINY_ARCH["hidden_dim"], TINY_ARCH["num_layers"]
+HEAD = D + 1
+PRETRAIN_ONLY = "backbone.mask_embedding"  # replaces masked atoms in pretraining; unused when fine-tuning
+
+CASES = {
+    "full": dict(params={}, trains=lambda n: True, expected=None),
+    "linear_probe": dict(params={}, trains=lambda n: n.startswith("head."), expected=HEAD),
+    # LoRA on 4 attention projections per layer: A [r, D] and B [D, r]
+    "lora": dict(params={"r": 2}, trains=lambda n: n.startswith("head.") or ".lora_" in n,
+                 expected=HEAD + L * 4 * (2 * D + D * 2)),
+    # one bottleneck per layer: down D->b (+b), up b->D (+D)
+    "adapter": dict(params={"bottleneck": 4}, trains=lambda n: n.startswith("head.") or ".adapter." in n,
+                    expected=HEAD + L * (D * 4 + 4 + 4 * D + D)),
+}
+
+
+def test_every_registered_method_has_a_row():
+    assert set(METHODS.names()) == set(CASES)
+
+
+def adapted(name, seed=0):
+    model = tiny_model(seed)
+    torch.manual_seed(seed + 100)
+    method = METHODS.get(name)
+    hooks = method.apply(model, method.parse(CASES[name]["params"]))
+    return model, hooks
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_forward_backward_finite(name, batch):
+    model, _ = adapted(name)
+    out = model(batch)
+    assert out.shape == (batch.num_graphs, 1) and torch.isfinite(out).all()
+    out.pow(2).mean().backward()
+    for n, p in model.named_parameters():
+        if p.requires_grad and n != PRETRAIN_ONLY:
+            assert p.grad is not None and torch.isfinite(p.grad).all(), n
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_only_its_parameters_train(name, batch):
+    model, _ = adapted(name)
+    case = CASES[name]
+    for n, p in model.named_parameters():
+        assert p.requires_grad == case["trains"](n), n
+    trainable, total = count_parameters(model)
+    assert trainable == (total if case["expected"] is None else case["expected"])
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    model.train()
+    model(batch).pow(2).mean().backward()
+    opt.step()
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    assert changed, "an optimizer step changed nothing"
+    assert all(case["trains"](n) for n in changed)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_starts_from_the_pretrained_function(name, batch):
+    base = tiny_model(0).eval()
+    model, _ = adapted(name, 0)
+    model.eval()
+    with torch.no_grad():
+        assert torch.allclose(base(batch), model(batch), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_same_seed_same_result_and_save_load(name, batch, tmp_path):
+    a, _ = adapted(name, 1)
+    b, _ = adapted(name, 1)
+    a.train(), b.train()
+    with torch.no_grad():
+        for p in a.parameters():  # move off the zero-initialised start so the check bites
+            p.add_(0.01 * torch.randn_like(p))
+    torch.save(a.state_dict(), tmp_path / "m.pt")
+    c, _ = adapted(name, 2)
+    c.load_state_dict(torch.load(tmp_path / "m.pt"))
+    a.eval(), c.eval()
+    with torch.no_grad():
+        assert torch.equal(a(batch), c(batch))
+        d, _ = adapted(name, 1)
+        e, _ = adapted(name, 1)
+        assert torch.equal(d.eval()(batch), e.eval()(batch))
+
+
+def test_registry_is_strict():
+    r = Registry("thing")
+    r.add("a", 1)
+    with pytest.raises(ValueError, match="already registered"):
+        r.add("a", 2)
+    with pytest.raises(KeyError, match="unknown thing 'b'; known: a"):
+        r.get("b")
+    with pytest.raises(ValueError):
+        METHODS.get("lora").parse({"rank": 4})
