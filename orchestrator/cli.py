@@ -10,7 +10,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-console = Console(stderr=False, highlight=False)
+console = Console(highlight=False, soft_wrap=True)
 
 
 def _parse_assignments(items: list[str]) -> dict:

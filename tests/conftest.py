@@ -9,7 +9,7 @@ from workloads.config import BackboneConfig, PretrainConfig
 from workloads.datasets import DatasetConfig, load_dataset
 
 TINY_ARCH = {"hidden_dim": 32, "num_layers": 2, "num_heads": 4, "ffn_dim": 64}
-TINY_PRETRAIN = {"max_molecules": 300, "epochs": 1, "batch_size": 64}
+TINY_PRETRAIN = {"max_molecules": 300, "epochs": 3, "batch_size": 32, "lr": 0.002}
 
 
 @pytest.fixture(scope="session")

