@@ -4,7 +4,8 @@ Training memory
     * CUDA: the caching allocator's peak (``torch.cuda.max_memory_allocated``)
       over the whole training run.
     * CPU: PyTorch has no allocator statistics on the CPU, so we account tensor
-      by tensor for one real training step: parameter bytes, gradient bytes
+      by tensor for real training steps (the training loop keeps the largest
+      step of the first epoch): parameter bytes, gradient bytes
       (those the backward pass produced), optimizer state bytes (read from the
       optimizer after its step) and the bytes of every tensor autograd saves
       for backward (``torch.autograd.graph.saved_tensors_hooks``; storages are
@@ -41,6 +42,10 @@ class SavedActivationMeter:
     def __init__(self, model: nn.Module) -> None:
         self._param_storages = {p.untyped_storage().data_ptr() for p in model.parameters()}
         self._seen: set[int] = set()
+        self.bytes = 0
+
+    def reset(self) -> None:
+        self._seen.clear()
         self.bytes = 0
 
     def _pack(self, t: torch.Tensor):

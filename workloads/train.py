@@ -6,6 +6,7 @@ method by name.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import math
@@ -125,7 +126,10 @@ def run_trial(
     )
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
+    # CPU memory accounting covers every step of the first epoch and keeps the largest
+    # (the peak depends on the biggest molecules a batch holds).
     meter = profiling.SavedActivationMeter(model)
+    peak_activations = 0
     direction = data.source.direction
     best_val, best_epoch, best_state = float("nan"), -1, None
     history = []
@@ -138,8 +142,10 @@ def run_trial(
         tot = n = 0.0
         for step, batch in enumerate(loader):
             batch = batch.to(device)
-            measure = accounted is None
-            with meter.track() if measure else _null():
+            measure = epoch == 0
+            if measure:
+                meter.reset()
+            with meter.track() if measure else contextlib.nullcontext():
                 pred = train_model(batch)
                 loss = task_loss(data, pred, batch.y)
                 if hooks.extra_loss is not None:
@@ -153,7 +159,8 @@ def run_trial(
             opt.step()
             if hooks.after_step is not None:
                 hooks.after_step(model)
-            if measure:
+            if measure and (accounted is None or meter.bytes > peak_activations):
+                peak_activations = meter.bytes
                 accounted = profiling.tensor_accounting(model, opt, meter.bytes)
             tot += loss.item() * batch.num_graphs
             n += batch.num_graphs
@@ -212,10 +219,3 @@ def run_trial(
     )
     return record
 
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
