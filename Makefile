@@ -3,8 +3,12 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# CPU build of torch by default; set TORCH_SPEC to pick another build (e.g. a CUDA one).
+# torch is installed first, pinned, so nothing later pulls another build. On the
+# project's machines pip takes the CPU wheel of 2.13.0 from local disk; elsewhere
+# plain PyPI serves the default (CUDA on Linux) wheel unless TORCH_INDEX names
+# another index, e.g. TORCH_INDEX=https://download.pytorch.org/whl/cpu.
 TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX ?=
 STAMP := $(VENV)/.installed
 SPEC ?= sweeps/quick.yaml
 
@@ -13,7 +17,7 @@ SPEC ?= sweeps/quick.yaml
 $(STAMP): pyproject.toml requirements-data.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/pip install --quiet "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/pip install --quiet -e '.[test]'
 	$(BIN)/pip install --quiet --no-deps -r requirements-data.txt
 	touch $(STAMP)

@@ -21,7 +21,10 @@ def _parse_assignments(items: list[str]) -> dict:
         if "=" not in item:
             raise SystemExit(f"error: --set expects KEY=VALUE, got '{item}'")
         k, v = item.split("=", 1)
-        out[k] = yaml.safe_load(v)
+        try:
+            out[k] = yaml.safe_load(v)
+        except yaml.YAMLError:
+            raise SystemExit(f"error: --set {k}: cannot read value '{v}'") from None
     return out
 
 
@@ -65,7 +68,9 @@ def cmd_run(args) -> int:
         raise SystemExit(f"error: --set {', '.join(sorted(unknown - allowed))}: unknown; known: {', '.join(sorted(allowed))}")
     params.update(overrides)
     cfg = trial_config(spec, cell, params, f"{cell.id}/run")
-    if args.epochs:
+    if args.epochs is not None:
+        if args.epochs < 1:
+            raise SystemExit(f"error: --epochs must be at least 1, got {args.epochs}")
         cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"epochs": args.epochs})})
     record = run_trial(cfg, progress=console.print)
     text = json.dumps(record, indent=2, default=str)
@@ -128,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run one trial in this process, without Ray (for debugging)",
                        description="Run one trial of a cell of SPEC in-process. Searched parameters take "
-                       "the middle of their range unless given with --set.")
+                       "the middle of their range (the first choice if categorical) unless given with --set.")
     r.add_argument("spec")
     r.add_argument("--dataset", help="dataset name (default: the spec's first)")
     r.add_argument("--method", help="method name (default: the spec's first)")
@@ -156,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.fn(args)
-    except (SpecError, FileNotFoundError, ValueError) as e:
+    except (SpecError, FileNotFoundError, ValueError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

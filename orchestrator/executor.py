@@ -100,3 +100,23 @@ def init_ray(address: str | None, num_cpus: int | None = None) -> None:
         ray.init(address=address, include_dashboard=False, log_to_driver=False, runtime_env=runtime_env)
     else:
         ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, runtime_env=runtime_env)
+
+
+def check_resources(resources: dict, strict: bool) -> None:
+    """Fail fast (locally) or warn (on a cluster, which may scale up) when one
+    trial's worker group cannot fit: Ray would otherwise wait for it forever."""
+    have = ray.cluster_resources()
+    need_cpu = resources["num_workers"] * resources["cpus_per_worker"]
+    need_gpu = resources["num_workers"] if resources["use_gpu"] else 0
+    problems = []
+    if have.get("CPU", 0) < need_cpu:
+        problems.append(f"a trial needs {need_cpu} CPUs (num_workers × cpus_per_worker), Ray has {have.get('CPU', 0):g}")
+    if have.get("GPU", 0) < need_gpu:
+        problems.append(f"a trial needs {need_gpu} GPUs, Ray has {have.get('GPU', 0):g}")
+    if problems:
+        msg = "resources: " + "; ".join(problems)
+        if strict:
+            raise RuntimeError(msg)
+        import warnings
+
+        warnings.warn(msg + " (waiting for the cluster to scale up)", stacklevel=2)

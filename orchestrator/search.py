@@ -22,7 +22,7 @@ class FloatParam(_Param):
     low: float
     high: float
     log: bool = False
-    step: float | None = None
+    step: float | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _check(self):
@@ -37,6 +37,9 @@ class FloatParam(_Param):
     def distribution(self) -> BaseDistribution:
         return FloatDistribution(self.low, self.high, log=self.log, step=self.step)
 
+    def bounds(self) -> list[float]:
+        return [self.low, self.high]
+
     def default(self) -> float:
         return math.sqrt(self.low * self.high) if self.log else (self.low + self.high) / 2
 
@@ -46,7 +49,7 @@ class IntParam(_Param):
     low: int
     high: int
     log: bool = False
-    step: int = 1
+    step: int = Field(default=1, gt=0)
 
     @model_validator(mode="after")
     def _check(self):
@@ -59,6 +62,9 @@ class IntParam(_Param):
     def distribution(self) -> BaseDistribution:
         return IntDistribution(self.low, self.high, log=self.log, step=self.step)
 
+    def bounds(self) -> list[int]:
+        return [self.low, self.high]
+
     def default(self) -> int:
         mid = round(math.sqrt(self.low * self.high)) if self.log else (self.low + self.high) // 2
         return self.low + ((mid - self.low) // self.step) * self.step
@@ -70,6 +76,9 @@ class CategoricalParam(_Param):
 
     def distribution(self) -> BaseDistribution:
         return CategoricalDistribution(tuple(self.choices))
+
+    def bounds(self) -> list[Any]:
+        return list(self.choices)
 
     def default(self) -> Any:
         return self.choices[0]

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from orchestrator.search import SearchParam
 from workloads.config import PretrainConfig, ProfileConfig, TrainConfig
-from workloads.datasets.molecules import DatasetConfig
+from workloads.datasets.config import DatasetConfig
 from workloads.util import stable_hash
 
 OBJECTIVES = ("score", "train_memory_mb", "latency_ms_per_graph")
@@ -181,10 +181,23 @@ def _semantic_errors(spec: SweepSpec) -> list[str]:
                 known = sorted(method_fields | train_fields)
                 errors.append(f"{where}.search.{key}: not a parameter of '{name}' or of training; known: {', '.join(known)}")
         try:
-            defaults = {k: p.default() for k, p in entry.search.items() if k in method_fields}
-            cfg_cls(**{**entry.params, **defaults})
+            cfg_cls(**entry.params)
         except ValidationError as e:
             errors += _pydantic_errors(e, f"{where}.params")
+            continue
+        # every value the search can propose (choices, range ends) must be valid
+        for key, param in entry.search.items():
+            if key in entry.params or (key in method_fields) == (key in train_fields):
+                continue
+            for value in param.bounds():
+                try:
+                    if key in method_fields:
+                        cfg_cls(**{**entry.params, key: value})
+                    else:
+                        TrainConfig(**{**spec.train.model_dump(), key: value})
+                except ValidationError as e:
+                    msg = "; ".join(_msg(err) for err in e.errors())
+                    errors.append(f"{where}.search.{key}: value {value!r} is invalid: {msg}")
     return errors
 
 

@@ -69,8 +69,10 @@ def directions(spec: SweepSpec, cell: Cell) -> list[str]:
     return [score_dir if o == "score" else "minimize" for o in spec.objectives]
 
 
-def make_sampler(spec: SweepSpec, cell_index: int) -> optuna.samplers.BaseSampler:
-    seed = spec.seed * 1000 + cell_index
+def make_sampler(spec: SweepSpec, cell_index: int, n_existing: int = 0) -> optuna.samplers.BaseSampler:
+    # The seed moves on with the trials already stored, so a resumed sweep does not
+    # replay the proposals of its first run.
+    seed = spec.seed * 1_000_003 + cell_index * 10_007 + n_existing
     if spec.budget.sampler == "tpe":
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=spec.budget.n_startup_trials)
     if spec.budget.sampler == "nsga2":
@@ -133,16 +135,22 @@ class Sweep:
             self.console.print(f"backbone [bold]{self.spec.backbones[i].name}[/]: checkpoint {path}")
 
     def open_studies(self) -> dict[str, optuna.Study]:
-        storage = optuna.storages.RDBStorage(
-            self.storage_url, engine_kwargs={"connect_args": {"timeout": 60}}
-            if self.storage_url.startswith("sqlite") else {}
-        )
+        try:
+            storage = optuna.storages.RDBStorage(
+                self.storage_url, engine_kwargs={"connect_args": {"timeout": 60}}
+                if self.storage_url.startswith("sqlite") else {}
+            )
+        except Exception as e:  # SQLAlchemy raises several types for bad URLs or servers
+            raise SpecError(f"storage.optuna_url: cannot open '{self.storage_url}': {e}") from None
         studies = {}
         for i, cell in enumerate(self.cells):
             study = optuna.create_study(
                 storage=storage, study_name=cell.id, directions=directions(self.spec, cell),
-                sampler=make_sampler(self.spec, i), load_if_exists=True,
+                load_if_exists=True,
             )
+            if list(study.directions) != [optuna.study.StudyDirection[d.upper()] for d in directions(self.spec, cell)]:
+                raise SpecError(f"{self.storage_url}: study '{cell.id}' exists with other objectives")
+            study.sampler = make_sampler(self.spec, i, len(study.trials))
             study.set_user_attr("objectives", list(self.spec.objectives))
             study.set_user_attr("cell", {"dataset": cell.dataset, "backbone": cell.backbone, "method": cell.method})
             self._recover(cell, study)
@@ -150,16 +158,25 @@ class Sweep:
         return studies
 
     def _recover(self, cell: Cell, study: optuna.Study) -> None:
-        """Close trials a crashed driver left RUNNING."""
-        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
+        """Close trials a crashed driver left RUNNING: with their values if their
+        record was written, as failed (with the recorded or an 'interrupted' error) otherwise."""
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             record = self.run.read_trial(cell.id, t.number)
-            if record and record.get("status") == "ok":
-                study.tell(t.number, self._values(record))
+            if record and record.get("status") == "ok" and record.get("values"):
+                study.tell(t.number, record["values"])
                 self.console.print(f"resume: {cell.id} trial {t.number} had finished; recorded its values")
-            else:
-                study._storage.set_trial_user_attr(t._trial_id, "error", "interrupted: the sweep stopped mid-trial")
-                study.tell(t.number, state=TrialState.FAIL)
-                self.console.print(f"resume: {cell.id} trial {t.number} was interrupted; marked failed")
+                continue
+            error = (record or {}).get("error") or "interrupted: the sweep stopped mid-trial"
+            # Optuna has no public call to annotate a trial by number; its storage API does it.
+            study._storage.set_trial_user_attr(t._trial_id, "error", error)
+            study.tell(t.number, state=TrialState.FAIL)
+            if not record:
+                self.run.write_trial(cell.id, t.number, {
+                    "status": "failed", "error": error, "cell": cell.id, "dataset_name": cell.dataset,
+                    "backbone_name": cell.backbone, "method": cell.method, "optuna_trial": t.number,
+                    "params": t.params, "values": None,
+                })
+            self.console.print(f"resume: {cell.id} trial {t.number} did not finish ({error}); marked failed")
 
     # -- the loop -----------------------------------------------------------
     def _values(self, record: dict) -> list[float]:
@@ -185,6 +202,7 @@ class Sweep:
         if not total:
             return self.run
         executor.init_ray(address, num_cpus)
+        executor.check_resources(self.spec.resources.model_dump(), strict=address is None)
         res = self.spec.resources.model_dump()
         inflight: dict[ray.ObjectRef, Pending] = {}
         finished = 0
@@ -194,12 +212,21 @@ class Sweep:
                 study = studies[cell.id]
                 space = self.spec.methods[cell.method].search
                 trial = study.ask(distributions(space))
-                cfg = trial_config(self.spec, cell, trial.params, f"{cell.id}/{trial.number}", trial.number)
+                try:
+                    cfg = trial_config(self.spec, cell, trial.params, f"{cell.id}/{trial.number}", trial.number)
+                except Exception as exc:  # an invalid combination of proposed values
+                    finished += 1
+                    self._finish(Pending(cell, study, trial, time.perf_counter()),
+                                 {"status": "failed", "error": f"invalid trial config: {exc}"[:2000]},
+                                 finished, total)
+                    continue
                 trial.set_user_attr("trial_config", cfg.model_dump(mode="json"))
                 ref = executor.fit_trial.remote(
                     cfg.model_dump(mode="json"), res, str(self.run.ray_dir), f"{cell.id}-t{trial.number:04d}"
                 )
                 inflight[ref] = Pending(cell, study, trial, time.perf_counter())
+            if not inflight:
+                continue
             done, _ = ray.wait(list(inflight), num_returns=1)
             p = inflight.pop(done[0])
             try:

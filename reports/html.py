@@ -47,9 +47,10 @@ def summarize(records: list[dict]) -> dict:
                 pts = np.column_stack([cost, score])
                 dirs = ["minimize", direction]
                 mask = non_dominated(pts, dirs)
-                # reference: worst cost and worst score seen, nudged out so every trial counts
-                ref = [cost.max() * 1.1, score.min() - 0.05 * abs(score.min()) if direction == "maximize"
-                       else score.max() * 1.1]
+                # reference: just beyond the worst cost and score seen, so every trial counts
+                span = float(score.max() - score.min()) or 1.0
+                ref = [float(cost.max()) * 1.1 + 1e-9,
+                       float(score.min()) - 0.1 * span if direction == "maximize" else float(score.max()) + 0.1 * span]
                 hv = {}
                 for m in sorted({r["method"] for r in ok}):
                     sel = [i for i, r in enumerate(ok) if r["method"] == m]

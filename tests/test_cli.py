@@ -39,7 +39,8 @@ def test_run_one_trial_without_ray(tmp_path, cache_dir):
     assert main(["run", str(f), "--method", "adapter", "--set", "bottleneck=8", "--out", str(out)]) == 0
     rec = json.loads(out.read_text())
     assert rec["config"]["method"]["params"]["bottleneck"] == 8
-    assert rec["objectives"]["score"] > 0
+    assert len(rec["metrics"]["history"]) == 1  # the spec's single epoch
+    assert rec["method"] == "adapter" and rec["trainable_params"] < rec["total_params"]
 
 
 def test_run_unknown_cell_is_an_error(tmp_path):
@@ -49,6 +50,19 @@ def test_run_unknown_cell_is_an_error(tmp_path):
     f.write_text("name: x\ndatasets: [{name: freesolv}]\nbackbones: [{name: graphormer}]\nmethods: {lora: {}}\n")
     with pytest.raises(SystemExit, match="no cell"):
         main(["run", str(f), "--method", "adapter"])
+
+
+def test_run_rejects_bad_overrides(tmp_path):
+    import pytest
+
+    f = tmp_path / "s.yaml"
+    f.write_text("name: x\ndatasets: [{name: freesolv}]\nbackbones: [{name: graphormer}]\nmethods: {lora: {}}\n")
+    with pytest.raises(SystemExit, match="--epochs must be at least 1"):
+        main(["run", str(f), "--epochs", "0"])
+    with pytest.raises(SystemExit, match="cannot read value"):
+        main(["run", str(f), "--set", "r=[", "--epochs", "1"])
+    with pytest.raises(SystemExit, match="rank: unknown"):
+        main(["run", str(f), "--set", "rank=4"])
 
 
 def test_report_on_empty_run_is_an_error(tmp_path, capsys):

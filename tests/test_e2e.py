@@ -90,18 +90,26 @@ def test_sweep_end_to_end_and_resume(tmp_path, cache_dir, local_ray):
     rest = page.replace(get_plotlyjs(), "")
     assert "<script src" not in rest and "<link" not in rest and "cdn" not in rest
 
-    # a crash left a trial running: the resumed sweep closes it and finishes the budget
+    # A crash: a lora trial was running (no record yet) and a probe trial had written
+    # its record but not been told. The resumed sweep closes both and runs the rest.
     lora.ask()
+    probe_study = optuna.load_study(study_name="freesolv__graphormer__linear_probe", storage=storage)
+    t = probe_study.ask()
+    done = dict(by_trial[("freesolv__graphormer__linear_probe", 0)], optuna_trial=t.number)
+    rd.write_trial("freesolv__graphormer__linear_probe", t.number, done)
     first = rd.trial_file("freesolv__graphormer__lora", 0).stat().st_mtime_ns
-    d2 = spec_dict(tmp_path, cache_dir, budget={"trials_per_cell": 3, "n_startup_trials": 1})
+    d2 = spec_dict(tmp_path, cache_dir, budget={"trials_per_cell": 4, "n_startup_trials": 1})
     run(d2, log)
     lora = optuna.load_study(study_name="freesolv__graphormer__lora", storage=storage)
-    states = [t.state for t in lora.trials]
-    assert states == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.FAIL]
+    C, F = TrialState.COMPLETE, TrialState.FAIL
+    assert [t.state for t in lora.trials] == [C, C, F, C]
     assert "interrupted" in lora.trials[2].user_attrs["error"]
     probe_study = optuna.load_study(study_name="freesolv__graphormer__linear_probe", storage=storage)
-    assert [t.state for t in probe_study.trials] == [TrialState.COMPLETE] * 3
+    assert [t.state for t in probe_study.trials] == [C, C, C, C]
+    assert list(probe_study.trials[2].values) == done["values"]
     assert rd.trial_file("freesolv__graphormer__lora", 0).stat().st_mtime_ns == first
+    assert len(rd.trial_records()) == 8  # the interrupted trial is recorded as failed too
+    assert rd.read_trial("freesolv__graphormer__lora", 2)["status"] == "failed"
 
     # the spec may not change under a run (budget aside)
     d3 = spec_dict(tmp_path, cache_dir, train={"epochs": 3, "batch_size": 32})

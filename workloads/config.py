@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from workloads.datasets.molecules import DatasetConfig
+from workloads.datasets.config import DatasetConfig
 
 
 class Strict(BaseModel):

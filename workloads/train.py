@@ -117,12 +117,14 @@ def run_trial(
         from torch.nn.parallel import DistributedDataParallel
         from torch.utils.data.distributed import DistributedSampler
 
-        train_model = DistributedDataParallel(model)
+        # Some parameters get no gradient in fine-tuning (e.g. the pretraining mask embedding).
+        train_model = DistributedDataParallel(model, find_unused_parameters=True)
         sampler = DistributedSampler(data.train, num_replicas=world_size, rank=rank, seed=cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     loader = DataLoader(
         data.train, batch_size=cfg.train.batch_size, shuffle=sampler is None, sampler=sampler,
-        generator=gen if sampler is None else None, drop_last=len(data.train) > cfg.train.batch_size,
+        generator=gen if sampler is None else None,
+        drop_last=(len(data.train) // world_size) > cfg.train.batch_size,
     )
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)

@@ -50,12 +50,18 @@ def test_activation_meter_grows_with_batch(freesolv):
     assert sizes[1] > 2 * sizes[0]
 
 
-def test_frozen_model_saves_nothing_under_no_grad(batch):
+def test_frozen_model_saves_nothing_for_backward(batch):
     model = tiny_model()
+    for p in model.parameters():
+        p.requires_grad_(False)
     meter = profiling.SavedActivationMeter(model)
-    with torch.no_grad(), meter.track():
+    with meter.track():
+        out = model(batch)
+    assert meter.bytes == 0 and not out.requires_grad
+    model.head.weight.requires_grad_(True)  # one trainable layer: its input must be kept
+    with meter.track():
         model(batch)
-    assert meter.bytes == 0
+    assert meter.bytes > 0
 
 
 def test_latency_is_a_median_of_timed_repeats():
@@ -63,6 +69,6 @@ def test_latency_is_a_median_of_timed_repeats():
     rep = profiling.measure_latency(lambda: calls.append(1), batch_size=8, device=torch.device("cpu"),
                                     warmup=2, repeats=5)
     assert len(calls) == 7
-    assert rep.repeats == 5 and rep.median_s >= 0 and rep.p90_s >= rep.median_s
+    assert rep.repeats == 5 and rep.warmup == 2 and rep.median_s > 0
     assert rep.to_dict()["ms_per_graph"] == 1000 * rep.median_s / 8
     assert rep.num_threads == torch.get_num_threads()

@@ -69,6 +69,14 @@ def test_defaults_are_resolved():
         (lambda d: d["methods"]["adapter"].update(params={"scale": 0}), "methods.adapter.params.scale"),
         (lambda d: d.update(objectives=["score", "speed"]), "objectives[1]"),
         (lambda d: d.update(name="a b/c"), "name:"),
+        (lambda d: d["datasets"][0].update(split_fractions=[0.9, 0.1, 0.0]),
+         "datasets[0].split_fractions: fractions must be positive and sum to 1"),
+        (lambda d: d["methods"]["lora"]["search"].update(r={"type": "categorical", "choices": [8, 0]}),
+         "methods.lora.search.r: value 0 is invalid: Input should be greater than or equal to 1"),
+        (lambda d: d["methods"]["full"]["search"].update(weight_decay={"type": "float", "low": -0.1, "high": 0.1}),
+         "methods.full.search.weight_decay: value -0.1 is invalid"),
+        (lambda d: d["methods"]["lora"]["search"].update(r={"type": "int", "low": 2, "high": 8, "step": 0}),
+         "methods.lora.search.r.step: Input should be greater than 0"),
     ],
 )
 def test_bad_specs_name_the_path(mutate, expected):

