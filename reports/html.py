@@ -74,23 +74,24 @@ def _figure(ds: str, entry: dict, key: str, label: str, colors: dict) -> go.Figu
     fig = go.Figure()
     for m in sorted({r["method"] for r in trials}):
         idx = [i for i, r in enumerate(trials) if r["method"] == m]
-        fig.add_trace(
-            go.Scatter(
-                x=[trials[i]["objectives"][key] for i in idx],
-                y=[trials[i]["objectives"]["score"] for i in idx],
-                mode="markers",
-                name=m,
-                legendgroup=m,
-                marker=dict(
-                    color=colors[m],
-                    size=[15 if plane["pareto_mask"][i] else 9 for i in idx],
-                    symbol=["star" if plane["pareto_mask"][i] else "circle" for i in idx],
-                    line=dict(width=[2 if plane["pareto_mask"][i] else 0 for i in idx], color="black"),
-                ),
-                text=[_hover(trials[i]) for i in idx],
-                hovertemplate="%{text}<extra></extra>",
+        # two traces per method: a circle for every trial (also the legend entry)
+        # and a star over the trials on the front, so the legend never shows a star
+        for on_front in (False, True):
+            sel = [i for i in idx if plane["pareto_mask"][i]] if on_front else idx
+            fig.add_trace(
+                go.Scatter(
+                    x=[trials[i]["objectives"][key] for i in sel],
+                    y=[trials[i]["objectives"]["score"] for i in sel],
+                    mode="markers",
+                    name=m,
+                    legendgroup=m,
+                    showlegend=not on_front,
+                    marker=dict(color=colors[m], size=16 if on_front else 9, symbol="star" if on_front else "circle",
+                                line=dict(width=1.5 if on_front else 0, color="black")),
+                    text=[_hover(trials[i]) for i in sel],
+                    hovertemplate="%{text}<extra></extra>",
+                )
             )
-        )
     front = plane["front"]
     fig.add_trace(
         go.Scatter(
@@ -104,7 +105,8 @@ def _figure(ds: str, entry: dict, key: str, label: str, colors: dict) -> go.Figu
     fig.update_layout(
         title=f"{ds}: {label} vs test {entry['metric']} ({arrow} better)",
         xaxis_title=label + " — log scale", yaxis_title=f"test {entry['metric']}",
-        template="plotly_white", height=430, margin=dict(l=60, r=20, t=50, b=50),
+        template="plotly_white", height=450, margin=dict(l=60, r=20, t=80, b=50),
+        title_y=0.97, title_font_size=13,
     )
     fig.update_xaxes(type="log")
     return fig
@@ -166,9 +168,13 @@ def render(summary: dict, title: str, env: dict | None) -> str:
             parts.append('<div class="row">')
             for key, label in PLANES:
                 fig = _figure(ds, entry, key, label, colors)
-                parts.append(fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"{ds}-{key}"))
+                parts.append(fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"{ds}-{key}",
+                                         config={"displaylogo": False}))
             parts.append("</div>")
             parts.append("<h3>Best trial of each method</h3>" + _table(entry))
+            parts.append("<p class='note'>HV: hypervolume of the method's own trials in that plane (cost × score), "
+                         "measured from a reference just past the worst cost and score of the dataset; larger is "
+                         "better.</p>")
         if entry["failed"]:
             items = "".join(
                 f"<li>{html.escape(r.get('method', '?'))} #{r.get('optuna_trial')}: "
@@ -192,7 +198,7 @@ body {{ font-family: system-ui, sans-serif; margin: 24px; color: #222; }}
 table {{ border-collapse: collapse; font-size: 13px; margin-bottom: 24px; }}
 th, td {{ border: 1px solid #ccc; padding: 4px 8px; text-align: left; }}
 th {{ background: #f3f3f3; }}
-.env {{ font-size: 12px; color: #666; }}
+.env, .note {{ font-size: 12px; color: #666; }}
 </style></head>
 <body><h1>{html.escape(title)}</h1>
 <p>Generated {stamp}. Memory: peak training memory per trial; latency: median no-grad forward time per graph.</p>
