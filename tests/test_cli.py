@@ -5,7 +5,7 @@ import sys
 import yaml
 
 from orchestrator.cli import main
-from tests.conftest import TINY_ARCH, TINY_PRETRAIN
+from tests.conftest import tiny_spec
 
 
 def test_help_lists_subcommands():
@@ -24,15 +24,9 @@ def test_bad_spec_gives_short_error(tmp_path, capsys):
 
 
 def test_run_one_trial_without_ray(tmp_path, cache_dir):
-    spec = {
-        "name": "cli",
-        "datasets": [{"name": "freesolv", "max_molecules": 120}],
-        "backbones": [{"name": "graphormer", "params": TINY_ARCH, "pretrain": TINY_PRETRAIN}],
-        "train": {"epochs": 1, "batch_size": 32},
-        "profile": {"latency_batch_size": 8, "latency_warmup": 1, "latency_repeats": 2},
-        "methods": {"adapter": {"search": {"bottleneck": {"type": "categorical", "choices": [4, 8]}}}},
-        "storage": {"cache_dir": str(cache_dir)},
-    }
+    spec = tiny_spec(tmp_path, cache_dir, {"adapter": {"search": {"bottleneck": {"type": "categorical",
+                                                                        "choices": [4, 8]}}}},
+                     train={"epochs": 1, "batch_size": 32})
     f = tmp_path / "s.yaml"
     f.write_text(yaml.safe_dump(spec))
     out = tmp_path / "r.json"

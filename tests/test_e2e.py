@@ -5,35 +5,28 @@ import json
 import optuna
 import pytest
 import ray
-import yaml
 from optuna.trial import TrialState
 
 from orchestrator.spec import SpecError, parse_spec
 from orchestrator.sweep import Sweep
 from reports.html import build_report
-from tests.conftest import TINY_ARCH, TINY_PRETRAIN
+from tests.conftest import tiny_spec
 
 pytestmark = pytest.mark.e2e
 
 
 def spec_dict(tmp_path, cache_dir, **over):
-    d = {
-        "name": "tiny",
-        "datasets": [{"name": "freesolv", "max_molecules": 120}],
-        "backbones": [{"name": "graphormer", "params": TINY_ARCH, "pretrain": TINY_PRETRAIN}],
-        "train": {"epochs": 2, "batch_size": 32},
-        "profile": {"latency_batch_size": 8, "latency_warmup": 1, "latency_repeats": 3},
-        "methods": {
-            "lora": {"search": {"r": {"type": "categorical", "choices": [2, 4]},
-                                "lr": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True}}},
-            "linear_probe": {},
-        },
+    methods = {
+        "lora": {"search": {"r": {"type": "categorical", "choices": [2, 4]},
+                            "lr": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True}}},
+        "linear_probe": {},
+    }
+    over = {
         "budget": {"trials_per_cell": 2, "n_startup_trials": 1},
         "resources": {"num_workers": 1, "cpus_per_worker": 1, "max_concurrent_trials": 2},
-        "storage": {"root": str(tmp_path / "runs"), "cache_dir": str(cache_dir)},
+        **over,
     }
-    d.update(over)
-    return d
+    return tiny_spec(tmp_path, cache_dir, over.pop("methods", methods), **over)
 
 
 @pytest.fixture(scope="module")
