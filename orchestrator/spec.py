@@ -44,7 +44,7 @@ class MethodEntry(_Strict):
 
 
 class Budget(_Strict):
-    trials_per_cell: int = Field(default=4, ge=1, description="finished trials per study (failed ones count)")
+    trials_per_cell: int = Field(default=4, ge=1, description="finished trials per study (failed ones count; ones a crash cut short do not)")
     sampler: Literal["tpe", "nsga2", "random"] = "tpe"
     n_startup_trials: int = Field(default=4, ge=1, description="random trials before TPE models the front")
 

@@ -169,6 +169,8 @@ class Sweep:
             error = (record or {}).get("error") or "interrupted: the sweep stopped mid-trial"
             # Optuna has no public call to annotate a trial by number; its storage API does it.
             study._storage.set_trial_user_attr(t._trial_id, "error", error)
+            if not record:  # the crash, not the configuration, ended it: it does not use up budget
+                study._storage.set_trial_user_attr(t._trial_id, "interrupted", True)
             study.tell(t.number, state=TrialState.FAIL)
             if not record:
                 self.run.write_trial(cell.id, t.number, {
@@ -183,7 +185,11 @@ class Sweep:
         return [float(record["objectives"][o]) for o in self.spec.objectives]
 
     def remaining(self, study: optuna.Study) -> int:
-        done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL))
+        """Budget left: completed and failed trials count, trials cut short by a crash do not."""
+        done = [
+            t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL))
+            if not t.user_attrs.get("interrupted")
+        ]
         return max(0, self.spec.budget.trials_per_cell - len(done))
 
     def execute(self, address: str | None = None, num_cpus: int | None = None) -> RunDir:

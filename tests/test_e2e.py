@@ -95,13 +95,13 @@ def test_sweep_end_to_end_and_resume(tmp_path, cache_dir, local_ray):
     run(d2, log)
     lora = optuna.load_study(study_name="freesolv__graphormer__lora", storage=storage)
     C, F = TrialState.COMPLETE, TrialState.FAIL
-    assert [t.state for t in lora.trials] == [C, C, F, C]
-    assert "interrupted" in lora.trials[2].user_attrs["error"]
+    assert [t.state for t in lora.trials] == [C, C, F, C, C]  # the interrupted one is re-run
+    assert "interrupted" in lora.trials[2].user_attrs["error"] and lora.trials[2].user_attrs["interrupted"]
     probe_study = optuna.load_study(study_name="freesolv__graphormer__linear_probe", storage=storage)
     assert [t.state for t in probe_study.trials] == [C, C, C, C]
     assert list(probe_study.trials[2].values) == done["values"]
     assert rd.trial_file("freesolv__graphormer__lora", 0).stat().st_mtime_ns == first
-    assert len(rd.trial_records()) == 8  # the interrupted trial is recorded as failed too
+    assert len(rd.trial_records()) == 9  # the interrupted trial is recorded as failed too
     assert rd.read_trial("freesolv__graphormer__lora", 2)["status"] == "failed"
 
     # the spec may not change under a run (budget aside)
