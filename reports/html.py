@@ -7,66 +7,17 @@ from __future__ import annotations
 
 import html
 import json
-from collections import defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from orchestrator.storage import RunDir
-from reports.pareto import front_order, hypervolume_2d, non_dominated
+from reports.summary import PLANES, summarize
 from workloads.util import atomic_write_text
 
-PLANES = (
-    ("train_memory_mb", "peak training memory (MB)"),
-    ("latency_ms_per_graph", "inference latency (ms / graph)"),
-)
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
-
-
-def summarize(records: list[dict]) -> dict:
-    """Everything the page shows, computed without any plotting: per dataset, the
-    trials, each plane's global front, per-method hypervolume and best trials."""
-    by_ds: dict[str, list[dict]] = defaultdict(list)
-    failed: dict[str, list[dict]] = defaultdict(list)
-    for r in records:
-        (by_ds if r.get("status") == "ok" else failed)[r.get("dataset_name", "?")].append(r)
-    out = {}
-    for ds in sorted(set(by_ds) | set(failed)):
-        ok = by_ds.get(ds, [])
-        entry: dict = {"trials": ok, "failed": failed.get(ds, []), "planes": {}, "best": []}
-        if ok:
-            direction = ok[0]["metrics"]["direction"]
-            entry["metric"] = ok[0]["metrics"]["metric"]
-            entry["direction"] = direction
-            score = np.array([r["objectives"]["score"] for r in ok])
-            for key, _label in PLANES:
-                cost = np.array([r["objectives"][key] for r in ok])
-                pts = np.column_stack([cost, score])
-                dirs = ["minimize", direction]
-                mask = non_dominated(pts, dirs)
-                # reference: just beyond the worst cost and score seen, so every trial counts
-                span = float(score.max() - score.min()) or 1.0
-                ref = [float(cost.max()) * 1.1 + 1e-9,
-                       float(score.min()) - 0.1 * span if direction == "maximize" else float(score.max()) + 0.1 * span]
-                hv = {}
-                for m in sorted({r["method"] for r in ok}):
-                    sel = [i for i, r in enumerate(ok) if r["method"] == m]
-                    hv[m] = hypervolume_2d(pts[sel], dirs, ref)
-                entry["planes"][key] = {
-                    "pareto_mask": mask.tolist(),
-                    "front": front_order(pts, dirs).tolist(),
-                    "hypervolume": hv,
-                    "reference": ref,
-                }
-            for m in sorted({r["method"] for r in ok}):
-                rs = [r for r in ok if r["method"] == m]
-                pick = max if direction == "maximize" else min
-                entry["best"].append(pick(rs, key=lambda r: r["objectives"]["score"]))
-        out[ds] = entry
-    return out
 
 
 def _figure(ds: str, entry: dict, key: str, label: str, colors: dict) -> go.Figure:

@@ -1,0 +1,58 @@
+"""What a report shows, computed from trial records without any plotting library:
+per dataset, the finished and failed trials, each cost plane's Pareto front over
+all methods, each method's hypervolume, and each method's best trial."""
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+
+from reports.pareto import front_order, hypervolume_2d, non_dominated
+
+PLANES = (
+    ("train_memory_mb", "peak training memory (MB)"),
+    ("latency_ms_per_graph", "inference latency (ms / graph)"),
+)
+
+
+def summarize(records: list[dict]) -> dict:
+    """Everything the page shows, computed without any plotting: per dataset, the
+    trials, each plane's global front, per-method hypervolume and best trials."""
+    by_ds: dict[str, list[dict]] = defaultdict(list)
+    failed: dict[str, list[dict]] = defaultdict(list)
+    for r in records:
+        (by_ds if r.get("status") == "ok" else failed)[r.get("dataset_name", "?")].append(r)
+    out = {}
+    for ds in sorted(set(by_ds) | set(failed)):
+        ok = by_ds.get(ds, [])
+        entry: dict = {"trials": ok, "failed": failed.get(ds, []), "planes": {}, "best": []}
+        if ok:
+            direction = ok[0]["metrics"]["direction"]
+            entry["metric"] = ok[0]["metrics"]["metric"]
+            entry["direction"] = direction
+            score = np.array([r["objectives"]["score"] for r in ok])
+            for key, _label in PLANES:
+                cost = np.array([r["objectives"][key] for r in ok])
+                pts = np.column_stack([cost, score])
+                dirs = ["minimize", direction]
+                mask = non_dominated(pts, dirs)
+                # reference: just beyond the worst cost and score seen, so every trial counts
+                span = float(score.max() - score.min()) or 1.0
+                ref = [float(cost.max()) * 1.1 + 1e-9,
+                       float(score.min()) - 0.1 * span if direction == "maximize" else float(score.max()) + 0.1 * span]
+                hv = {}
+                for m in sorted({r["method"] for r in ok}):
+                    sel = [i for i, r in enumerate(ok) if r["method"] == m]
+                    hv[m] = hypervolume_2d(pts[sel], dirs, ref)
+                entry["planes"][key] = {
+                    "pareto_mask": mask.tolist(),
+                    "front": front_order(pts, dirs).tolist(),
+                    "hypervolume": hv,
+                    "reference": ref,
+                }
+            for m in sorted({r["method"] for r in ok}):
+                rs = [r for r in ok if r["method"] == m]
+                pick = max if direction == "maximize" else min
+                entry["best"].append(pick(rs, key=lambda r: r["objectives"]["score"]))
+        out[ds] = entry
+    return out
