@@ -126,3 +126,17 @@ def test_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path, cache_dir, lo
     assert "no_such_layer" in study.trials[0].user_attrs["error"]
     page = build_report(rd.path).read_text()
     assert "Failed trials" in page and "no_such_layer" in page
+
+
+def test_two_worker_trial_trains_with_ddp(tmp_path, cache_dir, local_ray):
+    d = spec_dict(
+        tmp_path, cache_dir, name="ddp", methods={"lora": {}}, budget={"trials_per_cell": 1},
+        train={"epochs": 2, "batch_size": 16},
+        resources={"num_workers": 2, "cpus_per_worker": 1, "max_concurrent_trials": 1},
+    )
+    rd = run(d, open(tmp_path / "log.txt", "w"))
+    (r,) = rd.trial_records()
+    assert r["status"] == "ok", r.get("error")
+    assert r["world_size"] == 2 and r["rank"] == 0
+    losses = [h["train_loss"] for h in r["metrics"]["history"]]
+    assert len(losses) == 2 and all(l > 0 for l in losses)
