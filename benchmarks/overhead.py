@@ -61,11 +61,12 @@ def main() -> None:
     res = spec.resources.model_dump()
     viaray = []
     for i in range(args.trials):
-        t0 = time.perf_counter()
+        t0, submitted = time.perf_counter(), time.time()
         rec = ray.get(executor.fit_trial.remote(cfg.model_dump(mode="json"), res, str(tmp / "ray"), f"b{i}"))
         if rec["status"] != "ok":
             raise SystemExit(f"trial failed: {rec['error']}")
-        viaray.append({"wall_s": time.perf_counter() - t0, "work_s": rec["timings"]["total_s"]})
+        viaray.append({"wall_s": time.perf_counter() - t0, "work_s": rec["timings"]["total_s"],
+                       "breakdown": executor.overhead_breakdown(rec["timings"], submitted, time.time())})
     ray.shutdown()
 
     def summary(rows):
@@ -92,7 +93,13 @@ def main() -> None:
         f"{a['median_overhead_s']:.2f} |\n"
         f"| Ray task + Ray Train TorchTrainer (`orchestrator sweep`) | {b['median_wall_s']:.2f} | "
         f"{b['median_work_s']:.2f} | {b['median_overhead_s']:.2f} |\n\n"
-        f"Starting local Ray took {out['ray_init_s']:.1f} s (once per sweep).\n"
+        f"Starting local Ray took {out['ray_init_s']:.1f} s (once per sweep).\n\n"
+        "Where the Ray path's overhead goes (median seconds over the trials):\n\n"
+        "| step | seconds |\n|---|---|\n"
+        + "".join(
+            f"| {k} | {statistics.median(r['breakdown'][k] for r in viaray):.2f} |\n"
+            for k in viaray[0]["breakdown"]
+        )
     )
     print((docs / "overhead.md").read_text())
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import time
 import traceback
 from pathlib import Path
 
@@ -20,15 +21,19 @@ RESULT_FILE = "trial_result.json"
 
 def train_loop_per_worker(config: dict) -> None:
     """Runs in every Ray Train worker."""
+    t_enter = time.time()
     import ray.train
 
     from workloads import run_trial
     from workloads.config import TrialConfig
 
+    t_imported = time.time()
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     cfg = TrialConfig.model_validate(config["trial"])
     record = run_trial(cfg, rank=rank, world_size=world)
+    record.setdefault("timings", {}).update(worker_enter_unix=t_enter, worker_imported_unix=t_imported,
+                                            worker_done_unix=time.time())
     with tempfile.TemporaryDirectory() as d:
         checkpoint = None
         if rank == 0:
@@ -36,6 +41,19 @@ def train_loop_per_worker(config: dict) -> None:
             checkpoint = ray.train.Checkpoint.from_directory(d)
         ray.train.report({"trial_id": cfg.trial_id, "score": record.get("objectives", {}).get("score")},
                          checkpoint=checkpoint)
+
+
+def overhead_breakdown(t: dict, submitted_unix: float, received_unix: float) -> dict:
+    """Where a trial's wall time went outside the workload, from the timestamps the
+    task and the rank-0 worker add to ``record['timings']`` (seconds)."""
+    return {
+        "submit_to_task_s": t["task_start_unix"] - submitted_unix,
+        "task_to_worker_s": t["worker_enter_unix"] - t["task_start_unix"],  # Train controller + worker start
+        "worker_imports_s": t["worker_imported_unix"] - t["worker_enter_unix"],
+        "trial_setup_s": t["worker_done_unix"] - t["worker_imported_unix"] - t.get("total_s", 0.0),
+        "worker_to_task_s": t["task_done_unix"] - t["worker_done_unix"],  # report, checkpoint, shutdown
+        "task_to_driver_s": received_unix - t["task_done_unix"],
+    }
 
 
 def _root_cause(exc: BaseException) -> str:
@@ -53,6 +71,7 @@ def _root_cause(exc: BaseException) -> str:
 @ray.remote(num_cpus=0)
 def fit_trial(trial: dict, resources: dict, storage_path: str, run_name: str) -> dict:
     """Run one trial in a Ray Train worker group; never raises (errors are returned)."""
+    t_task = time.time()
     from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
@@ -78,6 +97,7 @@ def fit_trial(trial: dict, resources: dict, storage_path: str, run_name: str) ->
             record = json.loads(Path(d, RESULT_FILE).read_text())
         record["status"] = "ok"
         record["ray_run"] = str(Path(storage_path) / run_name)
+        record.setdefault("timings", {}).update(task_start_unix=t_task, task_done_unix=time.time())
         return record
     except Exception as exc:  # noqa: BLE001 - a failed trial is data, the sweep goes on
         return {

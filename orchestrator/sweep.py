@@ -85,7 +85,8 @@ class Pending:
     cell: Cell
     study: optuna.Study
     trial: Trial
-    started: float
+    started: float  # perf_counter at submission
+    submitted_unix: float = 0.0
 
 
 class Sweep:
@@ -230,7 +231,7 @@ class Sweep:
                 ref = executor.fit_trial.remote(
                     cfg.model_dump(mode="json"), res, str(self.run.ray_dir), f"{cell.id}-t{trial.number:04d}"
                 )
-                inflight[ref] = Pending(cell, study, trial, time.perf_counter())
+                inflight[ref] = Pending(cell, study, trial, time.perf_counter(), time.time())
             if not inflight:
                 continue
             done, _ = ray.wait(list(inflight), num_returns=1)
@@ -249,6 +250,9 @@ class Sweep:
             method=p.cell.method, optuna_trial=p.trial.number, params=p.trial.params,
             objective_names=list(self.spec.objectives), wall_s=time.perf_counter() - p.started,
         )
+        t = record.setdefault("timings", {})
+        if "worker_enter_unix" in t:
+            t["overhead"] = executor.overhead_breakdown(t, p.submitted_unix, time.time())
         values = None
         if record["status"] == "ok":
             values = self._values(record)
