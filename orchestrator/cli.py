@@ -10,7 +10,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-console = Console(highlight=False, soft_wrap=True)
+console = Console(highlight=False, soft_wrap=True, markup=False)  # messages hold [brackets]
 
 
 def _parse_assignments(items: list[str]) -> dict:

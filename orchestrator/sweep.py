@@ -97,6 +97,10 @@ class Sweep:
         self.cells = spec.cells()
         self.storage_url = spec.storage.optuna_url or self.run.sqlite_url()
 
+    def say(self, msg: str) -> None:
+        """Progress lines; never read as rich markup (they hold params and error text)."""
+        self.console.print(msg, markup=False, highlight=False)
+
     # -- set-up -------------------------------------------------------------
     def write_spec(self) -> None:
         """Record the resolved spec; refuse to resume a run whose spec changed (budget aside)."""
@@ -126,14 +130,14 @@ class Sweep:
         for d in self.spec.datasets:
             t0 = time.perf_counter()
             s = load_dataset(d, cache).summary()
-            self.console.print(
-                f"dataset [bold]{d.name}[/]: {s['num_train']}/{s['num_valid']}/{s['num_test']} "
+            self.say(
+                f"dataset {d.name}: {s['num_train']}/{s['num_valid']}/{s['num_test']} "
                 f"train/valid/test ({s['num_invalid_smiles']} unparsable SMILES skipped) "
                 f"[{time.perf_counter() - t0:.1f}s]"
             )
         for i in range(len(self.spec.backbones)):
             path = ensure_pretrained(backbone_config(self.spec, i), cache, progress=self.console.print)
-            self.console.print(f"backbone [bold]{self.spec.backbones[i].name}[/]: checkpoint {path}")
+            self.say(f"backbone {self.spec.backbones[i].name}: checkpoint {path}")
 
     def open_studies(self) -> dict[str, optuna.Study]:
         try:
@@ -165,7 +169,7 @@ class Sweep:
             record = self.run.read_trial(cell.id, t.number)
             if record and record.get("status") == "ok" and record.get("values"):
                 study.tell(t.number, record["values"])
-                self.console.print(f"resume: {cell.id} trial {t.number} had finished; recorded its values")
+                self.say(f"resume: {cell.id} trial {t.number} had finished; recorded its values")
                 continue
             error = (record or {}).get("error") or "interrupted: the sweep stopped mid-trial"
             # Optuna has no public call to annotate a trial by number; its storage API does it.
@@ -179,7 +183,7 @@ class Sweep:
                     "backbone_name": cell.backbone, "method": cell.method, "optuna_trial": t.number,
                     "params": t.params, "values": None,
                 })
-            self.console.print(f"resume: {cell.id} trial {t.number} did not finish ({error}); marked failed")
+            self.say(f"resume: {cell.id} trial {t.number} did not finish ({error}); marked failed")
 
     # -- the loop -----------------------------------------------------------
     def _values(self, record: dict) -> list[float]:
@@ -205,7 +209,7 @@ class Sweep:
                     queue.append(c)
                     todo[c.id] -= 1
         total = len(queue)
-        self.console.print(f"sweep [bold]{self.spec.name}[/]: {len(self.cells)} studies, {total} trials to run")
+        self.say(f"sweep {self.spec.name}: {len(self.cells)} studies, {total} trials to run")
         if not total:
             return self.run
         executor.init_ray(address, num_cpus)
@@ -264,13 +268,13 @@ class Sweep:
         if values is None:
             p.trial.set_user_attr("error", record["error"])
             p.study.tell(p.trial, state=TrialState.FAIL)
-            self.console.print(
-                f"[{finished}/{total}] {p.cell.id} #{p.trial.number} [red]failed[/]: {record['error']}"
+            self.say(
+                f"[{finished}/{total}] {p.cell.id} #{p.trial.number} failed: {record['error']}"
             )
             return
         p.study.tell(p.trial, values)
         o = record["objectives"]
-        self.console.print(
+        self.say(
             f"[{finished}/{total}] {p.cell.id} #{p.trial.number} {p.trial.params} → "
             f"{record['metrics']['metric']} {o['score']:.4f}, train mem {o['train_memory_mb']:.1f} MB, "
             f"latency {o['latency_ms_per_graph']:.3f} ms/graph, {record['trainable_params']} trainable "
