@@ -1,0 +1,33 @@
+import json
+
+import pytest
+
+from orchestrator.storage import RunDir
+from workloads.util import atomic_write, atomic_write_json
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_debris(tmp_path):
+    f = tmp_path / "r.json"
+    atomic_write_json(f, {"v": 1})
+
+    def half_then_crash(p):
+        p.write_text('{"v": 2, "trunc')
+        raise RuntimeError("disk gone")
+
+    with pytest.raises(RuntimeError):
+        atomic_write(f, half_then_crash)
+    assert json.loads(f.read_text()) == {"v": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+
+
+def test_run_dir_round_trip_and_corrupt_record_is_named(tmp_path):
+    rd = RunDir(tmp_path / "runs" / "x")
+    rd.write_trial("a__g__lora", 3, {"status": "ok", "n": 3})
+    assert rd.read_trial("a__g__lora", 3) == {"status": "ok", "n": 3}
+    assert rd.read_trial("a__g__lora", 4) is None
+    assert rd.trial_file("a__g__lora", 3).name == "trial-0003.json"
+    rd.trial_file("a__g__lora", 5).write_text("{not json")
+    with pytest.raises(ValueError, match="trial-0005.json: corrupt trial record"):
+        rd.trial_records()
+    env = rd.write_env()
+    assert json.loads(rd.env_file.read_text()) == env and env["packages"]["torch"]
