@@ -6,7 +6,7 @@ from tests.conftest import TINY_ARCH, tiny_model
 from workloads.peft import METHODS, count_parameters
 from workloads.registry import Registry
 
-D, L = TINY_ARCH["hidden_dim"], TINY_ARCH["num_layers"]
+D, L, F = TINY_ARCH["hidden_dim"], TINY_ARCH["num_layers"], TINY_ARCH["ffn_dim"]
 HEAD = D + 1
 PRETRAIN_ONLY = "backbone.mask_embedding"  # replaces masked atoms in pretraining; unused when fine-tuning
 
@@ -16,6 +16,9 @@ CASES = {
     # LoRA on 4 attention projections per layer: A [r, D] and B [D, r]
     "lora": dict(params={"r": 2}, trains=lambda n: n.startswith("head.") or ".lora_" in n,
                  expected=HEAD + L * 4 * (2 * D + D * 2)),
+    # per layer: q/k/v/out (4 x D) + fc1 (F) + fc2 (D) + two LayerNorms (2 x D); final LayerNorm (D)
+    "bitfit": dict(params={}, trains=lambda n: n.startswith("head.") or n.endswith(".bias"),
+                   expected=HEAD + L * (4 * D + F + D + 2 * D) + D),
     # one bottleneck per layer: down D->b (+b), up b->D (+D)
     "adapter": dict(params={"bottleneck": 4}, trains=lambda n: n.startswith("head.") or ".adapter." in n,
                     expected=HEAD + L * (D * 4 + 4 + 4 * D + D)),
