@@ -19,6 +19,9 @@ CASES = {
     # per layer: q/k/v/out (4 x D) + fc1 (F) + fc2 (D) + two LayerNorms (2 x D); final LayerNorm (D)
     "bitfit": dict(params={}, trains=lambda n: n.startswith("head.") or n.endswith(".bias"),
                    expected=HEAD + L * (4 * D + F + D + 2 * D) + D),
+    # P prompt tokens of width D; extra tokens change attention, so not identity at init
+    "prompt": dict(params={"num_tokens": 3}, trains=lambda n: n.startswith("head.") or ".prefix." in n,
+                   expected=HEAD + 3 * D, identity_at_init=False),
     # one bottleneck per layer: down D->b (+b), up b->D (+D)
     "adapter": dict(params={"bottleneck": 4}, trains=lambda n: n.startswith("head.") or ".adapter." in n,
                     expected=HEAD + L * (D * 4 + 4 + 4 * D + D)),
@@ -66,7 +69,7 @@ def test_only_its_parameters_train(name, batch):
     assert all(case["trains"](n) for n in changed)
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("name", sorted(n for n, c in CASES.items() if c.get("identity_at_init", True)))
 def test_starts_from_the_pretrained_function(name, batch):
     base = tiny_model(0).eval()
     model, _ = adapted(name, 0)
@@ -92,6 +95,22 @@ def test_same_seed_same_result_and_save_load(name, batch, tmp_path):
         d, _ = adapted(name, 1)
         e, _ = adapted(name, 1)
         assert torch.equal(d.eval()(batch), e.eval()(batch))
+
+
+def test_prompt_tokens_are_the_only_change(batch):
+    from torch_geometric.data import Batch
+
+    base = tiny_model(0).eval()
+    model, _ = adapted("prompt", 0)
+    model.eval()
+    with torch.no_grad():
+        assert not torch.allclose(model(batch), base(batch))
+        one = Batch.from_data_list([batch.get_example(0)])
+        assert torch.allclose(model(one), model(batch)[:1], atol=1e-5)  # prompts never padded away
+        with pytest.raises(ValueError, match="already has prefix tokens"):
+            METHODS.get("prompt").apply(model, METHODS.get("prompt").parse({}))
+        model.backbone.prefix = None
+        assert torch.allclose(model(batch), base(batch), atol=1e-6)
 
 
 def test_registry_is_strict():

@@ -98,7 +98,8 @@ class Graphormer(nn.Module):
     Shapes:
         input: a PyG ``Batch`` with ``x`` [N, 9], ``edge_index`` [2, E], ``edge_attr`` [E, 3],
         ``spd`` [sum n_g^2], ``batch`` [N].
-        output: ``(token [B, D], nodes [B, N_max, D], mask [B, N_max])``.
+        output: ``(token [B, D], nodes [B, N_max, D], mask [B, N_max])``; prefix tokens
+        (if any) are not returned.
     """
 
     def __init__(self, cfg: GraphormerConfig) -> None:
@@ -114,6 +115,15 @@ class Graphormer(nn.Module):
         self.edge_bias = BondEncoder(h)
         self.layers = nn.ModuleList(GraphormerLayer(cfg) for _ in range(cfg.num_layers))
         self.final_ln = nn.LayerNorm(d)
+        self.prefix: nn.Module | None = None  # see add_prefix_tokens
+
+    def add_prefix_tokens(self, module: nn.Module) -> None:
+        """Insert extra tokens after the graph token: ``module(batch_size)`` returns
+        [B, P, D]. They attend and are attended to with zero structural bias
+        (prompt tuning; other methods that need extra tokens use the same hook)."""
+        if self.prefix is not None:
+            raise ValueError("this backbone already has prefix tokens")
+        self.prefix = module
 
     @property
     def out_dim(self) -> int:
@@ -123,7 +133,8 @@ class Graphormer(nn.Module):
         """Where bottleneck adapters go: (parent, attribute, width), one per layer's FFN."""
         return [(layer, "ffn", self.cfg.hidden_dim) for layer in self.layers]
 
-    def attention_bias(self, batch, n_max: int) -> Tensor:
+    def attention_bias(self, batch, n_max: int, num_prefix: int = 0) -> Tensor:
+        """[B, H, 1 + P + n_max, 1 + P + n_max]: graph token, P prefix tokens, then atoms."""
         cfg = self.cfg
         ptr, sizes = batch.ptr, batch.ptr[1:] - batch.ptr[:-1]
         b = sizes.numel()
@@ -142,9 +153,10 @@ class Graphormer(nn.Module):
             g = batch.batch[src]
             eb = self.edge_bias(batch.edge_attr)  # [E, H]
             bias = _add_edge_bias(bias, g, src - ptr[g], dst - ptr[g], eb)
-        # Prepend the graph token row and column.
-        full = bias.new_zeros(b, cfg.num_heads, n_max + 1, n_max + 1)
-        full[:, :, 1:, 1:] = bias
+        # Prepend the graph token's row and column (and zero rows/columns for prefix tokens).
+        k = 1 + num_prefix
+        full = bias.new_zeros(b, cfg.num_heads, n_max + k, n_max + k)
+        full[:, :, k:, k:] = bias
         tb = self.token_bias.view(1, -1, 1)
         full[:, :, 0, :] = tb
         full[:, :, 1:, 0] = tb
@@ -158,14 +170,18 @@ class Graphormer(nn.Module):
         h = h + self.degree_encoder(deg)
         nodes, mask = to_dense_batch(h, batch.batch)  # [B, n, D], [B, n]
         b, n, _ = nodes.shape
-        x = torch.cat([self.graph_token.expand(b, 1, -1), nodes], dim=1)
-        bias = self.attention_bias(batch, n)
-        pad = torch.cat([mask.new_ones(b, 1), mask], dim=1)  # keys that exist
-        bias = bias.masked_fill(~pad.view(b, 1, 1, n + 1), float("-inf"))
+        parts = [self.graph_token.expand(b, 1, -1)]
+        if self.prefix is not None:
+            parts.append(self.prefix(b))
+        k = sum(t.shape[1] for t in parts)
+        x = torch.cat(parts + [nodes], dim=1)
+        bias = self.attention_bias(batch, n, num_prefix=k - 1)
+        pad = torch.cat([mask.new_ones(b, k), mask], dim=1)  # keys that exist
+        bias = bias.masked_fill(~pad.view(b, 1, 1, n + k), float("-inf"))
         for layer in self.layers:
             x = layer(x, bias)
         x = self.final_ln(x)
-        return x[:, 0], x[:, 1:], mask
+        return x[:, 0], x[:, k:], mask
 
 
 def _add_edge_bias(bias: Tensor, g: Tensor, i: Tensor, j: Tensor, eb: Tensor) -> Tensor:
