@@ -148,6 +148,8 @@ def run_trial(
             if measure:
                 meter.reset()
             with meter.track() if measure else contextlib.nullcontext():
+                if hooks.before_forward is not None:
+                    hooks.before_forward(model, batch)
                 pred = train_model(batch)
                 loss = task_loss(data, pred, batch.y)
                 if hooks.extra_loss is not None:

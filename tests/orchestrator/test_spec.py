@@ -62,7 +62,7 @@ def test_defaults_are_resolved():
         (lambda d: d.pop("datasets"), "datasets: required key is missing"),
         (lambda d: d["backbones"][0]["params"].update(width=3), "backbones[0].params.width: unknown key"),
         (lambda d: d["backbones"][0]["params"].update(hidden_dim=-3), "backbones[0].params.hidden_dim"),
-        (lambda d: d["methods"].update(bogus={}), "methods.bogus: unknown PEFT method 'bogus'; known: adapter, bitfit, full, linear_probe, lora, prompt"),
+        (lambda d: d["methods"].update(bogus={}), "methods.bogus: unknown PEFT method 'bogus'; known: adapter, bitfit, full, g_adapter, linear_probe, lora, prompt"),
         (lambda d: d["datasets"].append({"name": "nope"}), "datasets[2].name: unknown dataset 'nope'"),
         (lambda d: d["methods"]["lora"]["search"].update(rank={"type": "int", "low": 1, "high": 4}), "methods.lora.search.rank: not a parameter of 'lora'"),
         (lambda d: d["methods"]["lora"]["params"].update(r=4), "methods.lora.search.r: also fixed in methods.lora.params"),

@@ -22,6 +22,9 @@ CASES = {
     # P prompt tokens of width D; extra tokens change attention, so not identity at init
     "prompt": dict(params={"num_tokens": 3}, trains=lambda n: n.startswith("head.") or ".prefix." in n,
                    expected=HEAD + 3 * D, identity_at_init=False),
+    # graph-convolution bottleneck per layer, same parameter shapes as the plain adapter
+    "g_adapter": dict(params={"bottleneck": 4}, trains=lambda n: n.startswith("head.") or ".adapter." in n,
+                      expected=HEAD + L * (D * 4 + 4 + 4 * D + D)),
     # one bottleneck per layer: down D->b (+b), up b->D (+D)
     "adapter": dict(params={"bottleneck": 4}, trains=lambda n: n.startswith("head.") or ".adapter." in n,
                     expected=HEAD + L * (D * 4 + 4 + 4 * D + D)),
@@ -111,6 +114,66 @@ def test_prompt_tokens_are_the_only_change(batch):
             METHODS.get("prompt").apply(model, METHODS.get("prompt").parse({}))
         model.backbone.prefix = None
         assert torch.allclose(model(batch), base(batch), atol=1e-6)
+
+
+def _perturb_trainable(model, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(0.1 * torch.randn(p.shape, generator=g))
+
+
+def test_g_adapter_convolves_over_the_molecule(batch):
+    from torch_geometric.data import Batch
+
+    from workloads.datasets.featurize import smiles_to_data
+
+    g, _ = adapted("g_adapter", 0)
+    plain, _ = adapted("adapter", 0)
+    _perturb_trainable(g)
+    plain.load_state_dict(g.state_dict())  # same weights; only the graph convolution differs
+    g.eval(), plain.eval()
+    with torch.no_grad():
+        assert not torch.allclose(g(batch), plain(batch), atol=1e-4)
+        a = g(Batch.from_data_list([smiles_to_data("OCC(=O)N")]))
+        b = g(Batch.from_data_list([smiles_to_data("NC(=O)CO")]))  # same molecule, atoms reordered
+        assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_normalised_adjacency_of_a_chain():
+    from torch_geometric.data import Batch
+
+    from workloads.datasets.featurize import smiles_to_data
+
+    m = tiny_model()
+    m.eval()
+    with torch.no_grad():
+        m(Batch.from_data_list([smiles_to_data("CCO"), smiles_to_data("C")]))
+    adj = m.backbone.graph_context.norm_adj  # [2, 1 + 3, 1 + 3]
+    assert adj.shape == (2, 4, 4) and torch.allclose(adj, adj.transpose(1, 2))
+    assert adj[0, 0].tolist() == [1.0, 0.0, 0.0, 0.0]  # the graph token sees only itself
+    # C-C-O with self-loops: degrees 2, 3, 2
+    assert adj[0, 1, 2].item() == pytest.approx(1 / 6**0.5) and adj[0, 2, 2].item() == pytest.approx(1 / 3)
+    assert adj[1, 2:, 2:].tolist() == [[1.0, 0.0], [0.0, 1.0]]  # padding: self-loops only
+
+
+def test_bregman_term_is_zero_at_the_anchor_and_refreshes(batch):
+    model, hooks = adapted("g_adapter", 0)
+    model.train()  # dropout on: the anchor replays the same masks
+
+    def term():
+        hooks.before_forward(model, batch)
+        return hooks.extra_loss(model, batch, model(batch)).item()
+
+    assert term() == 0.0
+    _perturb_trainable(model)
+    moved = term()
+    assert moved > 0
+    hooks.after_step(model)
+    assert term() == 0.0
+    method = METHODS.get("g_adapter")
+    assert method.apply(tiny_model(), method.parse({"proximal_weight": 0})).extra_loss is None
 
 
 def test_registry_is_strict():

@@ -43,6 +43,15 @@ def test_regression_rmse_is_in_label_units(cache_dir, freesolv):
     assert 0 < rmse < 4 * freesolv.y_std and math.isfinite(rmse)
 
 
+def test_proximal_method_trains_through_the_hooks(cache_dir):
+    c = cfg(cache_dir, "freesolv", "g_adapter")
+    c = c.model_copy(update={"method": c.method.model_copy(update={"params": {"proximal_weight": 1.0}})})
+    r = run_trial(c)
+    assert r["method"] == "g_adapter" and math.isfinite(r["metrics"]["test_score"])
+    losses = [h["train_loss"] for h in r["metrics"]["history"]]
+    assert all(math.isfinite(x) and x > 0 for x in losses)
+
+
 def test_same_seed_same_score(cache_dir):
     a = run_trial(cfg(cache_dir, "freesolv", "adapter"))
     b = run_trial(cfg(cache_dir, "freesolv", "adapter"))

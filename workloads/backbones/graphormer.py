@@ -116,6 +116,7 @@ class Graphormer(nn.Module):
         self.layers = nn.ModuleList(GraphormerLayer(cfg) for _ in range(cfg.num_layers))
         self.final_ln = nn.LayerNorm(d)
         self.prefix: nn.Module | None = None  # see add_prefix_tokens
+        self.graph_context: GraphContext | None = None  # the structure of the batch in the current forward
 
     def add_prefix_tokens(self, module: nn.Module) -> None:
         """Insert extra tokens after the graph token: ``module(batch_size)`` returns
@@ -175,6 +176,7 @@ class Graphormer(nn.Module):
             parts.append(self.prefix(b))
         k = sum(t.shape[1] for t in parts)
         x = torch.cat(parts + [nodes], dim=1)
+        self.graph_context = GraphContext(batch, mask, k)
         bias = self.attention_bias(batch, n, num_prefix=k - 1)
         pad = torch.cat([mask.new_ones(b, k), mask], dim=1)  # keys that exist
         bias = bias.masked_fill(~pad.view(b, 1, 1, n + k), float("-inf"))
@@ -182,6 +184,36 @@ class Graphormer(nn.Module):
             x = layer(x, bias)
         x = self.final_ln(x)
         return x[:, 0], x[:, k:], mask
+
+
+class GraphContext:
+    """The batch's structure aligned with the token sequence of the current forward
+    pass, for structure-aware modules inside the backbone (e.g. G-Adapter).
+
+    ``norm_adj``: [B, T, T] symmetric-normalised adjacency with self-loops,
+    :math:`\\hat A = D^{-1/2}(A + I)D^{-1/2}`, where T = k + n_max; the graph token
+    and prefix tokens (the first k positions) and padding have only their self-loop.
+    Built on first use and cached.
+    """
+
+    def __init__(self, batch, mask: Tensor, num_special: int) -> None:
+        self.batch, self.mask, self.k = batch, mask, num_special
+        self._adj: Tensor | None = None
+
+    @property
+    def norm_adj(self) -> Tensor:
+        if self._adj is None:
+            b, n = self.mask.shape
+            t = self.k + n
+            src, dst = self.batch.edge_index
+            g = self.batch.batch[src]
+            ptr = self.batch.ptr
+            a = torch.zeros(b, t, t, device=self.mask.device)
+            a[g, self.k + src - ptr[g], self.k + dst - ptr[g]] = 1.0
+            a = a + torch.eye(t, device=a.device)
+            d = a.sum(-1).rsqrt()
+            self._adj = d.unsqueeze(-1) * a * d.unsqueeze(-2)
+        return self._adj
 
 
 def _add_edge_bias(bias: Tensor, g: Tensor, i: Tensor, j: Tensor, eb: Tensor) -> Tensor:

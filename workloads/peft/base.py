@@ -25,6 +25,8 @@ class MethodConfig(BaseModel):
 class TrainHooks:
     """Ways a method changes the shared training loop (all optional)."""
 
+    # Called right before the training forward pass: (model, batch) -> None.
+    before_forward: Optional[Callable[[nn.Module, object], None]] = None
     # Extra loss term added to the task loss: (model, batch, prediction) -> scalar.
     extra_loss: Optional[Callable[[nn.Module, object, Tensor], Tensor]] = None
     # Called once after each optimizer step (e.g. to refresh a proximal anchor).
