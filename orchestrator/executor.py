@@ -45,12 +45,14 @@ def train_loop_per_worker(config: dict) -> None:
 
 def overhead_breakdown(t: dict, submitted_unix: float, received_unix: float) -> dict:
     """Where a trial's wall time went outside the workload, from the timestamps the
-    task and the rank-0 worker add to ``record['timings']`` (seconds)."""
+    task and the rank-0 worker add to ``record['timings']`` (seconds). Across hosts
+    the differences include their clock offset."""
     return {
         "submit_to_task_s": t["task_start_unix"] - submitted_unix,
         "task_to_worker_s": t["worker_enter_unix"] - t["task_start_unix"],  # Train controller + worker start
         "worker_imports_s": t["worker_imported_unix"] - t["worker_enter_unix"],
-        "trial_setup_s": t["worker_done_unix"] - t["worker_imported_unix"] - t.get("total_s", 0.0),
+        # config validation (its lazy imports of the method and backbone registries), context, glue
+        "config_and_glue_s": t["worker_done_unix"] - t["worker_imported_unix"] - t.get("total_s", 0.0),
         "worker_to_task_s": t["task_done_unix"] - t["worker_done_unix"],  # report, checkpoint, shutdown
         "task_to_driver_s": received_unix - t["task_done_unix"],
     }

@@ -181,7 +181,7 @@ class Sweep:
                 self.run.write_trial(cell.id, t.number, {
                     "status": "failed", "error": error, "cell": cell.id, "dataset_name": cell.dataset,
                     "backbone_name": cell.backbone, "method": cell.method, "optuna_trial": t.number,
-                    "params": t.params, "values": None,
+                    "params": t.params, "values": None, "interrupted": True,
                 })
             self.say(f"resume: {cell.id} trial {t.number} did not finish ({error}); marked failed")
 

@@ -114,7 +114,8 @@ def render(summary: dict, title: str, env: dict | None) -> str:
     for ds, entry in summary.items():
         parts = [f"<h2>{html.escape(ds)}</h2>"]
         if entry["trials"]:
-            parts.append(f"<p>{len(entry['trials'])} finished trials, {len(entry['failed'])} failed. "
+            cut = f", {entry['interrupted']} interrupted by a crash and re-run" if entry["interrupted"] else ""
+            parts.append(f"<p>{len(entry['trials'])} finished trials, {len(entry['failed'])} failed{cut}. "
                          "Stars mark trials on the Pareto front of that plane (all methods together).</p>")
             parts.append('<div class="row">')
             for key, label in PLANES:

@@ -20,12 +20,18 @@ def summarize(records: list[dict]) -> dict:
     trials, each plane's global front, per-method hypervolume and best trials."""
     by_ds: dict[str, list[dict]] = defaultdict(list)
     failed: dict[str, list[dict]] = defaultdict(list)
+    interrupted: dict[str, int] = defaultdict(int)  # cut short by a crash and re-run: not the method's failure
     for r in records:
-        (by_ds if r.get("status") == "ok" else failed)[r.get("dataset_name", "?")].append(r)
+        ds = r.get("dataset_name", "?")
+        if r.get("interrupted"):
+            interrupted[ds] += 1
+            continue
+        (by_ds if r.get("status") == "ok" else failed)[ds].append(r)
     out = {}
-    for ds in sorted(set(by_ds) | set(failed)):
+    for ds in sorted(set(by_ds) | set(failed) | set(interrupted)):
         ok = by_ds.get(ds, [])
-        entry: dict = {"trials": ok, "failed": failed.get(ds, []), "planes": {}, "best": []}
+        entry: dict = {"trials": ok, "failed": failed.get(ds, []), "interrupted": interrupted.get(ds, 0),
+                       "planes": {}, "best": []}
         if ok:
             direction = ok[0]["metrics"]["direction"]
             entry["metric"] = ok[0]["metrics"]["metric"]

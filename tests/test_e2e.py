@@ -103,6 +103,8 @@ def test_sweep_end_to_end_and_resume(tmp_path, cache_dir, local_ray):
     assert rd.trial_file("freesolv__graphormer__lora", 0).stat().st_mtime_ns == first
     assert len(rd.trial_records()) == 9  # the interrupted trial is recorded as failed too
     assert rd.read_trial("freesolv__graphormer__lora", 2)["status"] == "failed"
+    assert rd.read_trial("freesolv__graphormer__lora", 2)["interrupted"] is True
+    assert "1 interrupted by a crash and re-run" in build_report(rd.path).read_text()
 
     # the spec may not change under a run (budget aside)
     d3 = spec_dict(tmp_path, cache_dir, train={"epochs": 3, "batch_size": 32})

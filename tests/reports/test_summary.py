@@ -22,12 +22,13 @@ def test_fronts_best_trials_and_failures_per_dataset():
         rec("a", "probe", 0.70, 1, 3.0, 0),
         rec("a", "probe", 0.60, 2, 3.0, 1),       # dominated everywhere
         rec("a", "lora", 0, 0, 0, 1, status="failed"),
+        dict(rec("a", "lora", 0, 0, 0, 2, status="failed"), interrupted=True),
         rec("b", "full", 2.0, 10, 1.0, 0, direction="minimize"),
         rec("b", "probe", 3.0, 1, 1.0, 0, direction="minimize"),
     ]
     s = summarize(records)
     a = s["a"]
-    assert len(a["trials"]) == 5 and len(a["failed"]) == 1
+    assert len(a["trials"]) == 5 and len(a["failed"]) == 1 and a["interrupted"] == 1
     assert a["planes"]["train_memory_mb"]["pareto_mask"] == [True, False, True, True, False]
     assert a["planes"]["latency_ms_per_graph"]["pareto_mask"] == [True, True, False, False, False]
     assert [a["trials"][i]["objectives"]["train_memory_mb"] for i in a["planes"]["train_memory_mb"]["front"]] == [1, 50, 100]

@@ -158,22 +158,44 @@ def test_normalised_adjacency_of_a_chain():
     assert adj[1, 2:, 2:].tolist() == [[1.0, 0.0], [0.0, 1.0]]  # padding: self-loops only
 
 
-def test_bregman_term_is_zero_at_the_anchor_and_refreshes(batch):
+def test_bregman_term_in_training_steps(batch):
+    """As the loop calls the hooks: zero at the anchor, positive once the iterate
+    moves, and the momentum anchor trails the iterates."""
     model, hooks = adapted("g_adapter", 0)
-    model.train()  # dropout on: the anchor replays the same masks
-
-    def term():
-        hooks.before_forward(model, batch)
-        return hooks.extra_loss(model, batch, model(batch)).item()
-
-    assert term() == 0.0
-    _perturb_trainable(model)
-    moved = term()
-    assert moved > 0
-    hooks.after_step(model)
-    assert term() == 0.0
     method = METHODS.get("g_adapter")
+    assert method.parse({}).anchor_momentum == 0.99
+    model.train()  # dropout on: the anchor replays the same masks
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
+    terms = []
+    for _ in range(3):
+        hooks.before_forward(model, batch)
+        pred = model(batch)
+        prox = hooks.extra_loss(model, batch, pred)
+        terms.append(prox.item())
+        opt.zero_grad()
+        (pred.pow(2).mean() + prox).backward()
+        opt.step()
+        hooks.after_step(model)
+    assert terms[0] == 0.0 and terms[1] > 0 and terms[2] > 0
+    # refreshing the anchor to the iterate (momentum 0) zeroes the term again
+    prox = hooks.after_step.__self__
+    prox.momentum = 0.0
+    prox.after_step(model)
+    hooks.before_forward(model, batch)
+    assert hooks.extra_loss(model, batch, model(batch)).item() == 0.0
     assert method.apply(tiny_model(), method.parse({"proximal_weight": 0})).extra_loss is None
+
+
+def test_g_adapter_model_survives_deepcopy(batch):
+    import copy
+
+    model, _ = adapted("g_adapter", 0)
+    _perturb_trainable(model)
+    twin = copy.deepcopy(model)
+    model.eval(), twin.eval()
+    with torch.no_grad():
+        assert torch.equal(model(batch), twin(batch))
+    assert twin.backbone.graph_context is not model.backbone.graph_context
 
 
 def test_registry_is_strict():

@@ -21,6 +21,8 @@ PyG ships no Graphormer, so the layer is written here. Linear maps are plain
 """
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import torch
 import torch.nn.functional as F
 from ogb.graphproppred.mol_encoder import AtomEncoder, BondEncoder
@@ -116,12 +118,20 @@ class Graphormer(nn.Module):
         self.layers = nn.ModuleList(GraphormerLayer(cfg) for _ in range(cfg.num_layers))
         self.final_ln = nn.LayerNorm(d)
         self.prefix: nn.Module | None = None  # see add_prefix_tokens
-        self.graph_context: GraphContext | None = None  # the structure of the batch in the current forward
+        # The structure of the batch in the current forward, for structure-aware modules
+        # inside the backbone; a plain holder object they share (see graph_context).
+        self.context_holder = SimpleNamespace(graph=None)
+
+    @property
+    def graph_context(self) -> "GraphContext | None":
+        """The :class:`GraphContext` of the latest forward pass."""
+        return self.context_holder.graph
 
     def add_prefix_tokens(self, module: nn.Module) -> None:
         """Insert extra tokens after the graph token: ``module(batch_size)`` returns
-        [B, P, D]. They attend and are attended to with zero structural bias
-        (prompt tuning; other methods that need extra tokens use the same hook)."""
+        [B, P, D]. Among themselves and with the atoms they have zero structural
+        bias; with the graph token, its ``token_bias`` (prompt tuning; other methods
+        that need extra tokens use the same hook)."""
         if self.prefix is not None:
             raise ValueError("this backbone already has prefix tokens")
         self.prefix = module
@@ -176,7 +186,7 @@ class Graphormer(nn.Module):
             parts.append(self.prefix(b))
         k = sum(t.shape[1] for t in parts)
         x = torch.cat(parts + [nodes], dim=1)
-        self.graph_context = GraphContext(batch, mask, k)
+        self.context_holder.graph = GraphContext(batch, mask, k)
         bias = self.attention_bias(batch, n, num_prefix=k - 1)
         pad = torch.cat([mask.new_ones(b, k), mask], dim=1)  # keys that exist
         bias = bias.masked_fill(~pad.view(b, 1, 1, n + k), float("-inf"))
