@@ -31,7 +31,7 @@ from pydantic import Field
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from workloads.peft.adapter import Adapted
+from workloads.peft.adapter import Adapted, Bottleneck
 from workloads.peft.base import MethodConfig, TrainHooks, freeze, register_method, unfreeze
 
 
@@ -46,22 +46,19 @@ class GAdapterConfig(MethodConfig):
     )
 
 
-class GraphBottleneck(nn.Module):
-    """Args: dim (d), bottleneck (b), scale, context (the backbone's ``context_holder``,
-    whose ``.graph`` is the current forward's graph context). Shapes: [B, T, d] -> [B, T, d]."""
+class GraphBottleneck(Bottleneck):
+    """The bottleneck adapter with the graph convolution between its projections.
+
+    Args: dim (d), bottleneck (b), scale, context (the backbone's ``context_holder``,
+    whose ``.graph`` is the current forward's graph context). Shapes: [B, T, d] -> [B, T, d].
+    """
 
     def __init__(self, dim: int, bottleneck: int, scale: float, context) -> None:
-        super().__init__()
-        self.down = nn.Linear(dim, bottleneck)
-        self.up = nn.Linear(bottleneck, dim)
-        nn.init.zeros_(self.up.weight)
-        nn.init.zeros_(self.up.bias)
-        self.scale = scale
+        super().__init__(dim, bottleneck, scale)
         self.context = context  # shared with the backbone (a plain object: copies and pickles keep the sharing)
 
     def forward(self, h: Tensor) -> Tensor:
-        ctx = self.context.graph
-        z = torch.bmm(ctx.norm_adj, self.down(h))
+        z = torch.bmm(self.context.graph.norm_adj, self.down(h))
         return h + self.scale * self.up(F.gelu(z))
 
 
