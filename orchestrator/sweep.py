@@ -15,12 +15,13 @@ from pathlib import Path
 
 import optuna
 import ray
+import yaml
 from optuna.trial import Trial, TrialState
 from rich.console import Console
 
 from orchestrator import executor
 from orchestrator.search import distributions
-from orchestrator.spec import Cell, SpecError, SweepSpec, dump_resolved
+from orchestrator.spec import Cell, SpecError, SweepSpec, dump_resolved, parse_spec
 from orchestrator.storage import RunDir
 from workloads.config import BackboneConfig, MethodSpec, TrainConfig, TrialConfig
 from workloads.util import default_cache_dir
@@ -106,13 +107,8 @@ class Sweep:
         """Record the resolved spec; refuse to resume a run whose spec changed (budget aside)."""
         self.run.path.mkdir(parents=True, exist_ok=True)
         f = self.run.spec_file
-        if f.exists():
-            first = f.read_text().splitlines()[1:]
-            import yaml
-
-            from orchestrator.spec import parse_spec
-
-            old = parse_spec(yaml.safe_load("\n".join(first)), str(f))
+        if f.exists():  # the header line is a YAML comment
+            old = parse_spec(yaml.safe_load(f.read_text()), str(f))
             if old.content_hash(exclude_budget=True) != self.spec.content_hash(exclude_budget=True):
                 raise SpecError(
                     f"{f}: this run was started from a different spec (only 'budget' may change on "
