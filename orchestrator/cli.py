@@ -62,8 +62,11 @@ def cmd_run(args) -> int:
     unknown = set(overrides) - set(space) - set(spec.methods[method].params)
     from workloads.config import TrainConfig
     from workloads.peft import METHODS
+    from workloads.plugins import PLUGINS
 
-    allowed = set(METHODS.get(method).config_cls.model_fields) | set(TrainConfig.model_fields)
+    entry = spec.methods[method]
+    allowed = set(METHODS.get(entry.method_name(method)).config_cls.model_fields) | set(TrainConfig.model_fields)
+    allowed |= {f"{p}.{f}" for p in entry.plugins for f in PLUGINS.get(p).config_cls.model_fields}
     if unknown - allowed:
         raise SystemExit(f"error: --set {', '.join(sorted(unknown - allowed))}: unknown; known: {', '.join(sorted(allowed))}")
     params.update(overrides)
@@ -72,6 +75,10 @@ def cmd_run(args) -> int:
         if args.epochs < 1:
             raise SystemExit(f"error: --epochs must be at least 1, got {args.epochs}")
         cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"epochs": args.epochs})})
+    if args.seeds is not None:
+        if args.seeds < 1:
+            raise SystemExit(f"error: --seeds must be at least 1, got {args.seeds}")
+        cfg = cfg.model_copy(update={"seeds": args.seeds})
     record = run_trial(cfg, progress=console.print)
     text = json.dumps(record, indent=2, default=str)
     if args.out:
@@ -79,9 +86,10 @@ def cmd_run(args) -> int:
 
         atomic_write_text(Path(args.out), text + "\n")
         console.print(f"wrote {args.out}")
-    o = record["objectives"]
+    o, m = record["objectives"], record["metrics"]
     console.print(
-        f"{cell.id} {params}: test {record['metrics']['metric']} {o['score']:.4f}, train memory "
+        f"{cell.id} {params}: val {m['metric']} {m['val_score']:.4f}±{m['val_std']:.4f}, "
+        f"test {m['test_score']:.4f}±{m['test_std']:.4f} ({len(m['val_scores'])} seeds), train memory "
         f"{o['train_memory_mb']:.2f} MB, latency {o['latency_ms_per_graph']:.3f} ms/graph, "
         f"{record['trainable_params']:,} trainable of {record['total_params']:,}"
     )
@@ -136,9 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "the middle of their range (the first choice if categorical) unless given with --set.")
     r.add_argument("spec")
     r.add_argument("--dataset", help="dataset name (default: the spec's first)")
-    r.add_argument("--method", help="method name (default: the spec's first)")
+    r.add_argument("--method", help="method variant, a key of the spec's methods (default: the first)")
     r.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="parameter values, e.g. r=8 lr=1e-3")
     r.add_argument("--epochs", type=int, help="override training epochs")
+    r.add_argument("--seeds", type=int, help="override the number of seeds (default: the spec's budget.seeds)")
     r.add_argument("--out", help="write the trial record (JSON) here")
     r.set_defaults(fn=cmd_run)
 

@@ -37,16 +37,32 @@ class BackboneEntry(_Strict):
 
 
 class MethodEntry(_Strict):
+    """A method variant: a PEFT method plus training plug-ins, under its own name (the key)."""
+
+    method: str | None = Field(default=None, description="registered PEFT method (default: the entry's key)")
     params: dict[str, Any] = Field(default_factory=dict, description="fixed method parameters")
-    search: dict[str, SearchParam] = Field(
-        default_factory=dict, description="searched parameters: method parameters or training ones (lr, ...)"
+    plugins: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="training plug-ins by name with fixed parameters, applied in order"
     )
+    search: dict[str, SearchParam] = Field(
+        default_factory=dict,
+        description="searched parameters: method parameters, training ones (lr, ...), or a plug-in's as "
+        "'<plugin>.<field>' (e.g. proximal.weight)",
+    )
+
+    def method_name(self, key: str) -> str:
+        return self.method or key
 
 
 class Budget(_Strict):
     trials_per_cell: int = Field(default=4, ge=1, description="finished trials per study (failed ones count; ones a crash cut short do not)")
     sampler: Literal["tpe", "nsga2", "random"] = "tpe"
     n_startup_trials: int = Field(default=4, ge=1, description="random trials before TPE models the front")
+    seeds: int = Field(
+        default=1, ge=1, le=100,
+        description="seeds each configuration trains with (initialisation and data order; the same seeds for "
+        "every configuration); the objective is their mean validation score",
+    )
 
 
 class Resources(_Strict):
@@ -101,7 +117,7 @@ class SweepSpec(_Strict):
 
 
 class Cell:
-    """One study: dataset × backbone × method."""
+    """One study: dataset × backbone × method variant (``method`` is the variant's name)."""
 
     def __init__(self, dataset: str, backbone: str, method: str, di: int, bi: int) -> None:
         self.dataset, self.backbone, self.method = dataset, backbone, method
@@ -144,6 +160,7 @@ def _semantic_errors(spec: SweepSpec) -> list[str]:
     from workloads.backbones import BACKBONES
     from workloads.datasets.sources import SOURCES
     from workloads.peft import METHODS
+    from workloads.plugins import PLUGINS
 
     errors: list[str] = []
     for i, d in enumerate(spec.datasets):
@@ -167,38 +184,78 @@ def _semantic_errors(spec: SweepSpec) -> list[str]:
     train_fields = set(TrainConfig.model_fields)
     for name, entry in spec.methods.items():
         where = f"methods.{name}"
-        if name not in METHODS:
-            errors.append(f"{where}: unknown PEFT method '{name}'; known: {', '.join(METHODS.names())}")
+        method = entry.method_name(name)
+        if method not in METHODS:
+            what = f"{where}.method" if entry.method else where
+            errors.append(f"{what}: unknown PEFT method '{method}'; known: {', '.join(METHODS.names())}")
             continue
-        cfg_cls = METHODS.get(name).config_cls
+        cfg_cls = METHODS.get(method).config_cls
         method_fields = set(cfg_cls.model_fields)
-        for key in entry.search:
-            if key in entry.params:
-                errors.append(f"{where}.search.{key}: also fixed in {where}.params; choose one")
-            elif key in method_fields and key in train_fields:
-                errors.append(f"{where}.search.{key}: ambiguous (a method and a training parameter)")
-            elif key not in method_fields and key not in train_fields:
-                known = sorted(method_fields | train_fields)
-                errors.append(f"{where}.search.{key}: not a parameter of '{name}' or of training; known: {', '.join(known)}")
+        plugin_ok = True
+        for pname, pparams in entry.plugins.items():
+            if pname not in PLUGINS:
+                errors.append(f"{where}.plugins.{pname}: unknown training plug-in; known: {', '.join(PLUGINS.names())}")
+                plugin_ok = False
+                continue
+            try:
+                PLUGINS.get(pname).parse(pparams)
+            except ValidationError as e:
+                errors += _pydantic_errors(e, f"{where}.plugins.{pname}")
+                plugin_ok = False
         try:
             cfg_cls(**entry.params)
         except ValidationError as e:
             errors += _pydantic_errors(e, f"{where}.params")
             continue
-        # every value the search can propose (choices, range ends) must be valid
         for key, param in entry.search.items():
-            if key in entry.params or (key in method_fields) == (key in train_fields):
+            kind = search_target(key, method_fields, train_fields, entry.plugins)
+            if kind.startswith("error:"):
+                errors.append(f"{where}.search.{key}: {kind[6:]}")
                 continue
+            if kind == "method" and key in entry.params:
+                errors.append(f"{where}.search.{key}: also fixed in {where}.params; choose one")
+                continue
+            if kind == "plugin":
+                pname, field = key.split(".", 1)
+                if field in entry.plugins[pname]:
+                    errors.append(f"{where}.search.{key}: also fixed in {where}.plugins.{pname}; choose one")
+                    continue
+                if not plugin_ok:
+                    continue
+            # every value the search can propose (choices, range ends) must be valid
             for value in param.bounds():
                 try:
-                    if key in method_fields:
+                    if kind == "method":
                         cfg_cls(**{**entry.params, key: value})
-                    else:
+                    elif kind == "train":
                         TrainConfig(**{**spec.train.model_dump(), key: value})
+                    else:
+                        PLUGINS.get(pname).parse({**entry.plugins[pname], field: value})
                 except ValidationError as e:
                     msg = "; ".join(_msg(err) for err in e.errors())
                     errors.append(f"{where}.search.{key}: value {value!r} is invalid: {msg}")
     return errors
+
+
+def search_target(key: str, method_fields: set, train_fields: set, plugins: dict) -> str:
+    """Where a searched key goes: 'method', 'train', 'plugin', or 'error:<why>'."""
+    from workloads.plugins import PLUGINS
+
+    if "." in key:
+        pname, field = key.split(".", 1)
+        if pname not in plugins:
+            return f"error:plug-in '{pname}' is not in this entry's plugins ({', '.join(plugins) or 'none'})"
+        if pname in PLUGINS and field not in PLUGINS.get(pname).config_cls.model_fields:
+            known = ", ".join(sorted(PLUGINS.get(pname).config_cls.model_fields))
+            return f"error:not a parameter of plug-in '{pname}'; known: {known}"
+        return "plugin"
+    if key in method_fields and key in train_fields:
+        return "error:ambiguous (a method and a training parameter)"
+    if key in method_fields:
+        return "method"
+    if key in train_fields:
+        return "train"
+    return f"error:not a parameter of the method or of training; known: {', '.join(sorted(method_fields | train_fields))}"
 
 
 def parse_spec(data: Any, source: str = "<spec>") -> SweepSpec:

@@ -38,23 +38,33 @@ def backbone_config(spec: SweepSpec, index: int) -> BackboneConfig:
     return BackboneConfig(name=b.name, params=b.params, pretrain=b.pretrain)
 
 
-def trial_config(spec: SweepSpec, cell: Cell, params: dict, trial_id: str, seed_offset: int = 0) -> TrialConfig:
+def trial_config(spec: SweepSpec, cell: Cell, params: dict, trial_id: str) -> TrialConfig:
     """Merge fixed settings with the proposed values: method parameters go to the
-    method, the rest (lr, ...) to training."""
+    method, '<plugin>.<field>' to that plug-in, the rest (lr, ...) to training.
+
+    Every configuration trains with the same seeds (``seed`` … ``seed + budget.seeds - 1``),
+    so configurations are compared on the same initialisations and data orders."""
     from workloads.peft import METHODS
 
     entry = spec.methods[cell.method]
-    method_fields = METHODS.get(cell.method).config_cls.model_fields
+    method = entry.method_name(cell.method)
+    method_fields = METHODS.get(method).config_cls.model_fields
     mparams = dict(entry.params)
+    plugins = {k: dict(v) for k, v in entry.plugins.items()}
     tparams = spec.train.model_dump()
     for k, v in params.items():
-        (mparams if k in method_fields else tparams)[k] = v
+        if "." in k:
+            pname, field = k.split(".", 1)
+            plugins[pname][field] = v
+        else:
+            (mparams if k in method_fields else tparams)[k] = v
     return TrialConfig(
         trial_id=trial_id,
-        seed=spec.seed + seed_offset,
+        seed=spec.seed,
+        seeds=spec.budget.seeds,
         dataset=spec.datasets[cell.dataset_index],
         backbone=backbone_config(spec, cell.backbone_index),
-        method=MethodSpec(name=cell.method, params=mparams),
+        method=MethodSpec(name=method, params=mparams, plugins=plugins, variant=cell.method),
         train=TrainConfig(**tparams),
         profile=spec.profile,
         cache_dir=str(cache_dir_for(spec)),
@@ -220,7 +230,7 @@ class Sweep:
                 space = self.spec.methods[cell.method].search
                 trial = study.ask(distributions(space))
                 try:
-                    cfg = trial_config(self.spec, cell, trial.params, f"{cell.id}/{trial.number}", trial.number)
+                    cfg = trial_config(self.spec, cell, trial.params, f"{cell.id}/{trial.number}")
                 except Exception as exc:  # an invalid combination of proposed values
                     finished += 1
                     self._finish(Pending(cell, study, trial, time.perf_counter()),
@@ -269,10 +279,11 @@ class Sweep:
             )
             return
         p.study.tell(p.trial, values)
-        o = record["objectives"]
+        o, m = record["objectives"], record["metrics"]
         self.say(
-            f"[{finished}/{total}] {p.cell.id} #{p.trial.number} {p.trial.params} → "
-            f"{record['metrics']['metric']} {o['score']:.4f}, train mem {o['train_memory_mb']:.1f} MB, "
+            f"[{finished}/{total}] {p.cell.id} #{p.trial.number} {p.trial.params} → val "
+            f"{m['metric']} {m['val_score']:.4f}±{m['val_std']:.4f} (test {m['test_score']:.4f}±{m['test_std']:.4f}, "
+            f"{len(m['val_scores'])} seeds), train mem {o['train_memory_mb']:.1f} MB, "
             f"latency {o['latency_ms_per_graph']:.3f} ms/graph, {record['trainable_params']} trainable "
             f"[{record['wall_s']:.0f}s]"
         )

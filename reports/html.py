@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from orchestrator.storage import RunDir
-from reports.summary import PLANES, summarize
+from reports.summary import PLANES, seed_stats, summarize
 from workloads.util import atomic_write_text
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
@@ -33,6 +33,8 @@ def _figure(ds: str, entry: dict, key: str, label: str, colors: dict) -> go.Figu
                 go.Scatter(
                     x=[trials[i]["objectives"][key] for i in sel],
                     y=[trials[i]["objectives"]["score"] for i in sel],
+                    error_y=None if on_front else dict(
+                        type="data", array=[seed_stats(trials[i])["val_std"] for i in sel], thickness=1, width=3),
                     mode="markers",
                     name=m,
                     legendgroup=m,
@@ -54,8 +56,8 @@ def _figure(ds: str, entry: dict, key: str, label: str, colors: dict) -> go.Figu
     )
     arrow = "↑" if entry["direction"] == "maximize" else "↓"
     fig.update_layout(
-        title=f"{ds}: {label} vs test {entry['metric']} ({arrow} better)",
-        xaxis_title=label + " — log scale", yaxis_title=f"test {entry['metric']}",
+        title=f"{ds}: {label} vs validation {entry['metric']} ({arrow} better)",
+        xaxis_title=label + " — log scale", yaxis_title=f"validation {entry['metric']} (mean ± std over seeds)",
         template="plotly_white", height=450, margin=dict(l=60, r=20, t=80, b=50),
         title_y=0.97, title_font_size=13,
     )
@@ -64,11 +66,12 @@ def _figure(ds: str, entry: dict, key: str, label: str, colors: dict) -> go.Figu
 
 
 def _hover(r: dict) -> str:
-    o = r["objectives"]
+    o, st = r["objectives"], seed_stats(r)
     params = ", ".join(f"{k}={_fmt(v)}" for k, v in r.get("params", {}).items())
     return (
         f"<b>{r['method']}</b> trial {r.get('optuna_trial')}<br>{params}<br>"
-        f"score {o['score']:.4f}<br>train memory {o['train_memory_mb']:.2f} MB<br>"
+        f"validation {st['val']:.4f} ± {st['val_std']:.4f} ({st['seeds']} seeds)<br>"
+        f"test {st['test']:.4f} ± {st['test_std']:.4f}<br>train memory {o['train_memory_mb']:.2f} MB<br>"
         f"latency {o['latency_ms_per_graph']:.3f} ms/graph<br>trainable {r['trainable_params']:,}"
     )
 
@@ -82,14 +85,15 @@ def _table(entry: dict) -> str:
     hv_mem = entry["planes"]["train_memory_mb"]["hypervolume"]
     hv_lat = entry["planes"]["latency_ms_per_graph"]["hypervolume"]
     for r in entry["best"]:
-        o = r["objectives"]
+        o, st = r["objectives"], seed_stats(r)
         params = ", ".join(f"{k}={_fmt(v)}" for k, v in r.get("params", {}).items())
         n = sum(1 for t in entry["trials"] if t["method"] == r["method"])
         rows.append(
             "<tr>" + "".join(
                 f"<td>{html.escape(str(c))}</td>"
                 for c in (
-                    r["method"], n, f"{o['score']:.4f}", f"{o['train_memory_mb']:.2f}",
+                    r["method"], n, st["seeds"], f"{st['val']:.4f} ± {st['val_std']:.4f}",
+                    f"{st['test']:.4f} ± {st['test_std']:.4f}", f"{o['train_memory_mb']:.2f}",
                     f"{o['latency_ms_per_graph']:.3f}", f"{r['trainable_params']:,}",
                     f"{100 * r['trainable_params'] / r['total_params']:.2f}%", params,
                     f"{hv_mem[r['method']]:.3g}", f"{hv_lat[r['method']]:.3g}",
@@ -99,7 +103,8 @@ def _table(entry: dict) -> str:
         )
     head = "".join(
         f"<th>{h}</th>" for h in (
-            "method", "trials", f"best test {entry['metric']}", "train memory (MB)", "latency (ms/graph)",
+            "method variant", "trials", "seeds", f"validation {entry['metric']} (selects)",
+            f"test {entry['metric']} (reported)", "train memory (MB)", "latency (ms/graph)",
             "trainable params", "trainable share", "params", "HV memory plane", "HV latency plane",
             "memory measured by",
         )
@@ -123,7 +128,7 @@ def render(summary: dict, title: str, env: dict | None) -> str:
                 parts.append(fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"{ds}-{key}",
                                          config={"displaylogo": False}))
             parts.append("</div>")
-            parts.append("<h3>Best trial of each method</h3>" + _table(entry))
+            parts.append("<h3>Best configuration of each method variant, chosen on validation</h3>" + _table(entry))
             parts.append("<p class='note'>HV: hypervolume of the method's own trials in that plane (cost × score), "
                          "measured from a reference just past the worst cost and score of the dataset; larger is "
                          "better.</p>")
@@ -153,7 +158,12 @@ th {{ background: #f3f3f3; }}
 .env, .note {{ font-size: 12px; color: #666; }}
 </style></head>
 <body><h1>{html.escape(title)}</h1>
-<p>Generated {stamp}. Memory: peak training memory per trial; latency: median no-grad forward time per graph.</p>
+<p>Generated {stamp}. <b>Selection is on validation only</b>: each configuration trains with the same seeds,
+its score is the mean validation score over them (error bars: their standard deviation), and the fronts, hypervolumes and
+best configurations are built from it. Test scores are reported (mean ± std over seeds) for the configurations
+validation chose and never used to choose. Memory: measured peak of live tensor bytes during training steps
+(the CUDA allocator's peak on GPUs, the allocator's events through the PyTorch profiler on CPUs); latency: median
+no-grad forward time per graph of the deployable model (LoRA merged).</p>
 {env_html}
 {''.join(f'<section>{s}</section>' for s in sections)}
 </body></html>

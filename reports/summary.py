@@ -1,6 +1,11 @@
 """What a report shows, computed from trial records without any plotting library:
 per dataset, the finished and failed trials, each cost plane's Pareto front over
-all methods, each method's hypervolume, and each method's best trial."""
+all method variants, each variant's hypervolume, and each variant's best trial.
+
+Everything is chosen on validation: a trial's ``objectives.score`` is its mean
+validation score over seeds, and fronts, hypervolumes and best trials are built
+from it. Test scores (mean ± std over seeds) are only reported for what
+validation chose."""
 from __future__ import annotations
 
 from collections import defaultdict
@@ -13,6 +18,19 @@ PLANES = (
     ("train_memory_mb", "peak training memory (MB)"),
     ("latency_ms_per_graph", "inference latency (ms / graph)"),
 )
+
+
+def seed_stats(r: dict) -> dict:
+    """Validation and test mean ± std over seeds of one trial record (older records
+    without seeds count as one seed)."""
+    m = r["metrics"]
+    vals = m.get("val_scores") or [m.get("val_score", r["objectives"]["score"])]
+    tests = m.get("test_scores") or [m.get("test_score", float("nan"))]
+    return {
+        "val": m.get("val_score", r["objectives"]["score"]), "val_std": m.get("val_std", 0.0),
+        "test": m.get("test_score", float("nan")), "test_std": m.get("test_std", 0.0), "seeds": len(vals),
+        "test_scores": tests,
+    }
 
 
 def summarize(records: list[dict]) -> dict:

@@ -47,15 +47,28 @@ class BackboneConfig(Strict):
 
 
 class MethodSpec(Strict):
+    """A method variant: a PEFT method and the training plug-ins it carries."""
+
     name: str = Field(description="registered PEFT method name")
     params: dict[str, Any] = Field(default_factory=dict, description="method parameters")
+    plugins: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="training plug-ins by name with their parameters, applied in order"
+    )
+    variant: str | None = Field(default=None, description="name of the variant in its sweep (default: name)")
 
     @model_validator(mode="after")
     def _check(self):
         from workloads.peft import METHODS
+        from workloads.plugins import PLUGINS
 
         METHODS.get(self.name).parse(self.params)
+        for name, params in self.plugins.items():
+            PLUGINS.get(name).parse(params)
         return self
+
+    @property
+    def label(self) -> str:
+        return self.variant or self.name
 
 
 class TrainConfig(Strict):
@@ -71,11 +84,15 @@ class ProfileConfig(Strict):
     latency_batch_size: int = Field(default=64, ge=1, description="graphs per timed inference call")
     latency_warmup: int = Field(default=3, ge=0, description="untimed calls before timing")
     latency_repeats: int = Field(default=20, ge=1, description="timed calls (median reported)")
+    memory_steps: int | None = Field(
+        default=None, ge=1, description="training steps whose memory peak is measured (null: the whole first epoch)"
+    )
 
 
 class TrialConfig(Strict):
     trial_id: str = Field(default="adhoc", description="identifier of this trial in its sweep")
-    seed: int = 0
+    seed: int = Field(default=0, description="first seed; repeats use seed, seed + 1, ...")
+    seeds: int = Field(default=1, ge=1, description="repeats of the configuration (initialisation and data order)")
     dataset: DatasetConfig
     backbone: BackboneConfig = Field(default_factory=BackboneConfig)
     method: MethodSpec

@@ -30,7 +30,7 @@ from workloads.backbones import BACKBONES
 from workloads.config import BackboneConfig, PretrainConfig
 from workloads.datasets.featurize import FEATURIZER_VERSION, smiles_to_data
 from workloads.datasets.sources import moses_train_smiles
-from workloads.util import atomic_torch_save, atomic_write_json, file_digest, seed_everything, stable_hash
+from workloads.util import atomic_torch_save, atomic_write_json, file_digest, seeded, stable_hash
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class PretrainModel(nn.Module):
         self.desc_head = nn.Linear(d, len(DESCRIPTORS))
 
     def forward(self, batch, node_mask):
-        token, nodes, mask = self.backbone(batch, node_mask=node_mask)
+        token, nodes, mask, _slots = self.backbone(batch, node_mask=node_mask)
         return self.atom_head(nodes[mask]), self.desc_head(token)
 
 
@@ -114,10 +114,15 @@ def ensure_pretrained(cfg: BackboneConfig, cache_dir: Path, progress=None) -> Pa
 
 
 def pretrain(cfg: BackboneConfig, out: Path, progress=None) -> dict:
+    """Pretrain from ``cfg.pretrain.seed``; the caller's random state is left untouched."""
+    assert cfg.pretrain is not None
+    with seeded(cfg.pretrain.seed):
+        return _pretrain(cfg, out, progress)
+
+
+def _pretrain(cfg: BackboneConfig, out: Path, progress=None) -> dict:
     pc = cfg.pretrain
-    assert pc is not None
     say = progress or (lambda msg: log.info(msg))
-    seed_everything(pc.seed)
     t0 = time.perf_counter()
     smiles_file = moses_train_smiles()
     all_smiles = pd.read_csv(smiles_file)["SMILES"]

@@ -1,17 +1,21 @@
-"""One training loop for every method: fine-tune, select the best validation
-epoch, test, and measure memory and latency.
+"""One training loop for every method and plug-in: fine-tune, select the best
+validation epoch, test, and measure memory and latency, once per seed.
 
-Methods plug in through :class:`workloads.peft.TrainHooks`; nothing here knows a
-method by name.
+Methods and plug-ins change the loop only through :class:`workloads.peft.TrainHooks`;
+nothing here knows one by name. Selection reads validation only: the best epoch
+of each seed is chosen on its validation score, and the trial's objective is the
+mean validation score over seeds. Test scores are measured at the selected epoch
+and recorded beside it, never used to choose.
 """
 from __future__ import annotations
 
 import contextlib
-import copy
 import logging
 import math
 import platform
+import statistics
 import time
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -22,13 +26,14 @@ from sklearn.metrics import roc_auc_score
 from torch import nn
 from torch_geometric.loader import DataLoader
 
-from orchestrator import profiling
+from workloads import profiling
 from workloads.backbones import BACKBONES, GraphModel
 from workloads.config import TrialConfig
 from workloads.datasets import GraphSplits, load_dataset
 from workloads.peft import METHODS, TrainHooks, count_parameters
+from workloads.plugins import PLUGINS, TaskInfo
 from workloads.pretrain import ensure_pretrained, load_pretrained
-from workloads.util import default_cache_dir, seed_everything
+from workloads.util import default_cache_dir, seeded
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +46,21 @@ def resolve_device(name: str) -> torch.device:
     return torch.device("cpu")
 
 
-def build_model(cfg: TrialConfig, data: GraphSplits, cache_dir: Path) -> tuple[nn.Module, TrainHooks, dict]:
+def task_loss(data: GraphSplits, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    if data.task == "classification":
+        return F.binary_cross_entropy_with_logits(pred, y)
+    return F.mse_loss(pred, (y - data.y_mean) / data.y_std)
+
+
+def task_info(data: GraphSplits) -> TaskInfo:
+    return TaskInfo(kind=data.task, loss=partial(task_loss, data))
+
+
+def build_model(cfg: TrialConfig, data: GraphSplits, ckpt: Path | None) -> tuple[nn.Module, TrainHooks, dict]:
+    """Backbone (loaded from ``ckpt``), head, then the method, then each plug-in.
+
+    Every random draw here comes from the caller's seeded stream, in this order."""
     backbone = BACKBONES.get(cfg.backbone.name).build(cfg.backbone.arch())
-    ckpt = ensure_pretrained(cfg.backbone, cache_dir)
     pre_info = {"checkpoint": str(ckpt) if ckpt else None}
     if ckpt is not None:
         info = load_pretrained(backbone, ckpt)
@@ -51,13 +68,11 @@ def build_model(cfg: TrialConfig, data: GraphSplits, cache_dir: Path) -> tuple[n
     model = GraphModel(backbone, out_dim=1)
     method = METHODS.get(cfg.method.name)
     hooks = method.apply(model, method.parse(cfg.method.params))
+    task = task_info(data)
+    for name, params in cfg.method.plugins.items():
+        plugin = PLUGINS.get(name)
+        hooks = hooks.combine(plugin.apply(model, plugin.parse(params), task))
     return model, hooks, pre_info
-
-
-def task_loss(data: GraphSplits, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    if data.task == "classification":
-        return F.binary_cross_entropy_with_logits(pred, y)
-    return F.mse_loss(pred, (y - data.y_mean) / data.y_std)
 
 
 @torch.no_grad()
@@ -78,12 +93,198 @@ def evaluate(model: nn.Module, data: GraphSplits, graphs: list, batch_size: int,
     return float(np.sqrt(np.mean((p - y) ** 2)))
 
 
-def _is_better(a: float, b: float, direction: str) -> bool:
+def is_better(a: float, b: float, direction: str) -> bool:
     if math.isnan(a):
         return False
     if math.isnan(b):
         return True
     return a > b if direction == "maximize" else a < b
+
+
+def _trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A CPU copy of what training changes: trainable parameters and buffers.
+
+    Frozen parameters are shared with the model, so keeping the best epoch costs no
+    device memory and no copy of the frozen backbone."""
+    keep = {n for n, p in model.named_parameters() if p.requires_grad} | {n for n, _ in model.named_buffers()}
+    return {n: t.detach().to("cpu", copy=True) for n, t in model.state_dict().items() if n in keep}
+
+
+def _restore(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    assert not unexpected, unexpected
+    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    bad = [m for m in missing if m not in frozen]
+    if bad:
+        raise RuntimeError(f"best-epoch state misses trainable entries: {bad[:3]}")
+
+
+def train_seed(
+    cfg: TrialConfig, seed: int, data: GraphSplits, ckpt: Path | None, device: torch.device,
+    *, rank: int = 0, world_size: int = 1, say: Callable[[str], None] = log.info,
+) -> dict:
+    """Train one seed: build, train with validation selection, test, profile."""
+    with seeded(seed):
+        model, hooks, pre_info = build_model(cfg, data, ckpt)
+        model.to(device)
+        trainable, total = count_parameters(model)
+        params = [p for p in model.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+        train_model: nn.Module = model
+        sampler = None
+        if world_size > 1:
+            from torch.nn.parallel import DistributedDataParallel
+            from torch.utils.data.distributed import DistributedSampler
+
+            # Some parameters get no gradient in fine-tuning (e.g. the pretraining mask embedding).
+            train_model = DistributedDataParallel(model, find_unused_parameters=True)
+            sampler = DistributedSampler(data.train, num_replicas=world_size, rank=rank, seed=seed)
+        gen = torch.Generator().manual_seed(seed)
+        loader = DataLoader(
+            data.train, batch_size=cfg.train.batch_size, shuffle=sampler is None, sampler=sampler,
+            generator=gen if sampler is None else None,
+            drop_last=(len(data.train) // world_size) > cfg.train.batch_size,
+        )
+        # The peak is measured from the first step, before any gradient or optimizer
+        # state exists: what is live then is the model itself.
+        meter = profiling.PeakMeter(device, profiling.live_tensor_bytes(profiling.model_state_tensors(model)))
+        saved = profiling.SavedActivationMeter(model)
+        eval_peak = profiling.CudaPeakWindow(device) if device.type == "cuda" else None
+        max_steps = cfg.profile.memory_steps
+        parts, parts_saved = {}, -1
+        direction = data.source.direction
+        best_val, best_epoch, best_state = float("nan"), -1, None
+        history = []
+        t_train = time.perf_counter()
+        for epoch in range(cfg.train.epochs):
+            if sampler is not None:
+                sampler.set_epoch(epoch)
+            train_model.train()
+            for m in hooks.eval_modules:
+                m.eval()
+            tot = n = 0.0
+            it = iter(loader)
+            step = 0
+            while True:
+                # CPU: the first epoch's steps (or memory_steps) are measured, the batch's
+                # collation included; CUDA: every epoch's training steps (a cheap counter).
+                measure = device.type == "cuda" or (epoch == 0 and (max_steps is None or step < max_steps))
+                with meter.measure() if measure else contextlib.nullcontext():
+                    try:
+                        batch = next(it)
+                    except StopIteration:
+                        break
+                    batch = batch.to(device)
+                    if measure:
+                        saved.reset()
+                    with saved.track() if measure else contextlib.nullcontext():
+                        for f in hooks.before_forward:
+                            f(model, batch)
+                        out = train_model(batch, with_slots=True) if hooks.needs_slots else train_model(batch)
+                        pred = out["pred"] if isinstance(out, dict) else out
+                        loss = task_loss(data, pred, batch.y)
+                        for f in hooks.extra_loss:
+                            loss = loss + f(model, batch, out)
+                    if not torch.isfinite(loss):
+                        raise FloatingPointError(f"non-finite loss at epoch {epoch} step {step} (seed {seed})")
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if cfg.train.grad_clip:
+                        nn.utils.clip_grad_norm_(params, cfg.train.grad_clip)
+                    opt.step()
+                    for f in hooks.after_step:
+                        f(model)
+                    if measure and saved.bytes > parts_saved:
+                        parts_saved = saved.bytes
+                        parts = profiling.tensor_accounting(model, opt, saved.bytes)
+                    tot += loss.item() * batch.num_graphs
+                    n += batch.num_graphs
+                    del out, pred, loss
+                step += 1
+            val = float("nan")
+            if rank == 0:
+                with eval_peak.measure() if eval_peak is not None else contextlib.nullcontext():
+                    val = evaluate(model, data, data.valid, cfg.train.eval_batch_size, device)
+            history.append({"epoch": epoch, "train_loss": tot / max(n, 1), "val_score": val})
+            if rank == 0 and (best_state is None or is_better(val, best_val, direction)):
+                best_val, best_epoch = val, epoch
+                best_state = _trainable_state(model)
+            say(f"[{cfg.trial_id} seed {seed}] epoch {epoch}: loss {tot / max(n, 1):.4f}, "
+                f"val {data.source.metric} {val:.4f}")
+        train_seconds = time.perf_counter() - t_train
+        memory = profiling.memory_report(meter, parts, eval_peak.peak_bytes if eval_peak else None,
+                                         {"measured_steps": "all epochs" if device.type == "cuda"
+                                          else (max_steps or "first epoch")})
+        out_rec: dict = {"seed": seed, "trainable_params": trainable, "total_params": total, "pretrained": pre_info}
+        if rank != 0:
+            return out_rec
+        _restore(model, best_state)
+        test = evaluate(model, data, data.test, cfg.train.eval_batch_size, device)
+        model.eval()
+        lat_graphs = data.test[: cfg.profile.latency_batch_size]
+        lat_batch = next(iter(DataLoader(lat_graphs, batch_size=len(lat_graphs)))).to(device)
+        lat_kw = dict(batch_size=len(lat_graphs), device=device, warmup=cfg.profile.latency_warmup,
+                      repeats=cfg.profile.latency_repeats)
+        with torch.no_grad():
+            as_trained = profiling.measure_latency(lambda: model(lat_batch), **lat_kw)
+            deployed, deploy_gap = as_trained, 0.0
+            if hooks.deploy is not None:
+                dmodel = hooks.deploy(model).eval()
+                deploy_gap = float((dmodel(lat_batch) - model(lat_batch)).abs().max())
+                deployed = profiling.measure_latency(lambda: dmodel(lat_batch), **lat_kw)
+                del dmodel
+        lat = deployed.to_dict()
+        lat["as_trained"] = as_trained.to_dict() if hooks.deploy is not None else None
+        lat["deployed"] = hooks.deploy is not None
+        lat["deploy_max_abs_diff"] = deploy_gap
+        out_rec.update(
+            val_score=best_val, test_score=test, best_epoch=best_epoch, history=history,
+            memory=memory.to_dict(), latency=lat, train_s=train_seconds, notes=hooks.notes,
+        )
+        return out_rec
+
+
+def mean_std(xs: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for one value; NaN propagates)."""
+    if any(math.isnan(x) for x in xs):
+        return float("nan"), float("nan")
+    return float(statistics.fmean(xs)), (float(statistics.stdev(xs)) if len(xs) > 1 else 0.0)
+
+
+def aggregate(cfg: TrialConfig, data: GraphSplits, per_seed: list[dict]) -> dict:
+    """The trial record from its seeds: the objective is the mean validation score;
+    memory is the largest peak of any seed; latency the median of the seeds' medians."""
+    val_m, val_s = mean_std([s["val_score"] for s in per_seed])
+    test_m, test_s = mean_std([s["test_score"] for s in per_seed])
+    peak = max(per_seed, key=lambda s: s["memory"]["peak_train_bytes"])
+    lat_ms = statistics.median(s["latency"]["ms_per_graph"] for s in per_seed)
+    first = per_seed[0]
+    return {
+        "metrics": {
+            "metric": data.source.metric,
+            "direction": data.source.direction,
+            "selection": "validation",
+            "val_score": val_m, "val_std": val_s,
+            "test_score": test_m, "test_std": test_s,
+            "val_scores": [s["val_score"] for s in per_seed],
+            "test_scores": [s["test_score"] for s in per_seed],
+            "best_epoch": first["best_epoch"],
+            "history": first["history"],
+        },
+        "objectives": {
+            "score": val_m,
+            "train_memory_mb": peak["memory"]["peak_train_mb"],
+            "latency_ms_per_graph": lat_ms,
+        },
+        "memory": peak["memory"],
+        "latency": first["latency"] | {"ms_per_graph": lat_ms,
+                                       "ms_per_graph_seeds": [s["latency"]["ms_per_graph"] for s in per_seed]},
+        "seeds": [{k: v for k, v in s.items() if k not in ("pretrained", "notes")} for s in per_seed],
+        "trainable_params": first["trainable_params"],
+        "total_params": first["total_params"],
+        "pretrained": first["pretrained"],
+        "notes": first.get("notes", {}),
+    }
 
 
 def run_trial(
@@ -93,133 +294,42 @@ def run_trial(
     world_size: int = 1,
     progress: Callable[[str], None] | None = None,
 ) -> dict:
-    """Train and evaluate one configuration; return the trial record (JSON-ready).
+    """Train and evaluate one configuration with ``cfg.seeds`` seeds; return the
+    trial record (JSON-ready).
 
     With ``world_size > 1`` the caller has initialised ``torch.distributed``; the
     model is wrapped in DDP and each rank trains on its shard, rank 0 evaluates.
+    The caller's global random state is left as it was.
     """
     say = progress or (lambda msg: log.info(msg))
     t_start = time.perf_counter()
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
-    seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
     cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()
     data = load_dataset(cfg.dataset, cache_dir)
-    model, hooks, pre_info = build_model(cfg, data, cache_dir)
-    model.to(device)
-    trainable, total = count_parameters(model)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
-    train_model: nn.Module = model
-    sampler = None
-    if world_size > 1:
-        from torch.nn.parallel import DistributedDataParallel
-        from torch.utils.data.distributed import DistributedSampler
-
-        # Some parameters get no gradient in fine-tuning (e.g. the pretraining mask embedding).
-        train_model = DistributedDataParallel(model, find_unused_parameters=True)
-        sampler = DistributedSampler(data.train, num_replicas=world_size, rank=rank, seed=cfg.seed)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    loader = DataLoader(
-        data.train, batch_size=cfg.train.batch_size, shuffle=sampler is None, sampler=sampler,
-        generator=gen if sampler is None else None,
-        drop_last=(len(data.train) // world_size) > cfg.train.batch_size,
-    )
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    # CPU memory accounting covers every step of the first epoch and keeps the largest
-    # (the peak depends on the biggest molecules a batch holds).
-    meter = profiling.SavedActivationMeter(model)
-    peak_activations = 0
-    direction = data.source.direction
-    best_val, best_epoch, best_state = float("nan"), -1, None
-    history = []
-    accounted = None
-    t_train = time.perf_counter()
-    for epoch in range(cfg.train.epochs):
-        if sampler is not None:
-            sampler.set_epoch(epoch)
-        train_model.train()
-        tot = n = 0.0
-        for step, batch in enumerate(loader):
-            batch = batch.to(device)
-            measure = epoch == 0
-            if measure:
-                meter.reset()
-            with meter.track() if measure else contextlib.nullcontext():
-                if hooks.before_forward is not None:
-                    hooks.before_forward(model, batch)
-                pred = train_model(batch)
-                loss = task_loss(data, pred, batch.y)
-                if hooks.extra_loss is not None:
-                    loss = loss + hooks.extra_loss(model, batch, pred)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"non-finite loss at epoch {epoch} step {step}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.train.grad_clip:
-                nn.utils.clip_grad_norm_(params, cfg.train.grad_clip)
-            opt.step()
-            if hooks.after_step is not None:
-                hooks.after_step(model)
-            if measure and (accounted is None or meter.bytes > peak_activations):
-                peak_activations = meter.bytes
-                accounted = profiling.tensor_accounting(model, opt, meter.bytes)
-            tot += loss.item() * batch.num_graphs
-            n += batch.num_graphs
-        val = evaluate(model, data, data.valid, cfg.train.eval_batch_size, device) if rank == 0 else float("nan")
-        history.append({"epoch": epoch, "train_loss": tot / max(n, 1), "val_score": val})
-        if rank == 0 and (best_state is None or _is_better(val, best_val, direction)):
-            best_val, best_epoch = val, epoch
-            best_state = copy.deepcopy(model.state_dict())
-        say(f"[{cfg.trial_id}] epoch {epoch}: loss {tot / max(n, 1):.4f}, val {data.source.metric} {val:.4f}")
-    train_seconds = time.perf_counter() - t_train
-    if device.type == "cuda":
-        memory = profiling.cuda_memory_report(device, accounted or {})
-    else:
-        memory = profiling.cpu_memory_report(accounted or {})
+    # Before any seeding, and leaving the random state alone: a cached and a fresh
+    # checkpoint give the same trial.
+    ckpt = ensure_pretrained(cfg.backbone, cache_dir)
+    per_seed = [
+        train_seed(cfg, cfg.seed + k, data, ckpt, device, rank=rank, world_size=world_size, say=say)
+        for k in range(cfg.seeds)
+    ]
     record: dict = {"trial_id": cfg.trial_id, "rank": rank, "world_size": world_size}
     if rank != 0:
         return record
-    model.load_state_dict(best_state)
-    test = evaluate(model, data, data.test, cfg.train.eval_batch_size, device)
-    model.eval()
-    lat_graphs = data.test[: cfg.profile.latency_batch_size]
-    lat_batch = next(iter(DataLoader(lat_graphs, batch_size=len(lat_graphs)))).to(device)
-    with torch.no_grad():
-        latency = profiling.measure_latency(
-            lambda: model(lat_batch), batch_size=len(lat_graphs), device=device,
-            warmup=cfg.profile.latency_warmup, repeats=cfg.profile.latency_repeats,
-        )
-    mem, lat = memory.to_dict(), latency.to_dict()
+    record.update(aggregate(cfg, data, per_seed))
+    mem = record["memory"]
     record.update(
         {
             "config": cfg.model_dump(mode="json"),
             "dataset": data.summary(),
-            "method": cfg.method.name,
-            "trainable_params": trainable,
-            "total_params": total,
-            "metrics": {
-                "metric": data.source.metric,
-                "direction": direction,
-                "test_score": test,
-                "val_score": best_val,
-                "best_epoch": best_epoch,
-                "history": history,
-            },
-            "objectives": {
-                "score": test,
-                "train_memory_mb": mem["peak_train_mb"],
-                "latency_ms_per_graph": lat["ms_per_graph"],
-            },
-            "memory": mem,
-            "latency": lat,
-            "pretrained": pre_info,
+            "method": cfg.method.label,
+            "base_method": cfg.method.name,
+            "plugins": sorted(cfg.method.plugins),
             "device": {"type": device.type, "name": mem["device"], "host": platform.node(),
                        "torch_threads": torch.get_num_threads()},
-            "timings": {"train_s": train_seconds, "total_s": time.perf_counter() - t_start},
+            "timings": {"train_s": sum(s["train_s"] for s in per_seed), "total_s": time.perf_counter() - t_start},
         }
     )
     return record
-

@@ -1,6 +1,7 @@
 """Small shared helpers: atomic writes, content hashes, seeding."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -61,6 +62,21 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+@contextlib.contextmanager
+def seeded(seed: int):
+    """Run the block from ``seed`` (Python, NumPy, torch CPU and CUDA), then put every
+    global random state back as it was: no helper reseeds its caller's streams."""
+    py, npy = random.getstate(), np.random.get_state()
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        try:
+            seed_everything(seed)
+            yield
+        finally:
+            random.setstate(py)
+            np.random.set_state(npy)
 
 
 def default_cache_dir() -> Path:

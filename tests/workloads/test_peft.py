@@ -10,6 +10,11 @@ D, L, F = TINY_ARCH["hidden_dim"], TINY_ARCH["num_layers"], TINY_ARCH["ffn_dim"]
 HEAD = D + 1
 PRETRAIN_ONLY = "backbone.mask_embedding"  # replaces masked atoms in pretraining; unused when fine-tuning
 
+LN = lambda n: ".ln1." in n or ".ln2." in n or "final_ln." in n  # noqa: E731  LayerNorms (Houlsby adapters train them)
+BOTTLENECK = D * 4 + 4 + 4 * D + D  # down D->4 (+4), up 4->D (+D)
+
+# One row per method configuration; "method" names the registered method when the
+# row's key is a variant of it. Adding a method adds a row.
 CASES = {
     "full": dict(params={}, trains=lambda n: True, expected=None),
     "linear_probe": dict(params={}, trains=lambda n: n.startswith("head."), expected=HEAD),
@@ -20,25 +25,37 @@ CASES = {
     "bitfit": dict(params={}, trains=lambda n: n.startswith("head.") or n.endswith(".bias"),
                    expected=HEAD + L * (4 * D + F + D + 2 * D) + D),
     # P prompt tokens of width D; extra tokens change attention, so not identity at init
-    "prompt": dict(params={"num_tokens": 3}, trains=lambda n: n.startswith("head.") or ".prefix." in n,
-                   expected=HEAD + 3 * D, identity_at_init=False),
-    # graph-convolution bottleneck per layer, same parameter shapes as the plain adapter
-    "g_adapter": dict(params={"bottleneck": 4}, trains=lambda n: n.startswith("head.") or ".adapter." in n,
-                      expected=HEAD + L * (D * 4 + 4 + 4 * D + D)),
-    # one bottleneck per layer: down D->b (+b), up b->D (+D)
-    "adapter": dict(params={"bottleneck": 4}, trains=lambda n: n.startswith("head.") or ".adapter." in n,
-                    expected=HEAD + L * (D * 4 + 4 + 4 * D + D)),
+    "prompt_tokens": dict(params={"num_tokens": 3},
+                          trains=lambda n: n.startswith("head.") or ".slots.prompt." in n,
+                          expected=HEAD + 3 * D, identity_at_init=False),
+    # GPF: one D-vector added to every atom (Glorot-initialised: not identity at init)
+    "gpf": dict(params={}, trains=lambda n: n.startswith("head.") or ".input_prompt." in n,
+                expected=HEAD + D, identity_at_init=False),
+    # GPF-plus: k basis vectors (k x D) and the attention projection D -> k (+k)
+    "gpf_plus": dict(params={"num_basis": 3}, trains=lambda n: n.startswith("head.") or ".input_prompt." in n,
+                     expected=HEAD + 3 * D + D * 3 + 3, identity_at_init=False),
+    # Houlsby: two bottlenecks per layer (after attention and FFN) and every LayerNorm (2 x D each)
+    "adapter": dict(params={"bottleneck": 4}, trains=lambda n: n.startswith("head.") or ".adapter." in n or LN(n),
+                    expected=HEAD + L * (2 * BOTTLENECK + 2 * 2 * D) + 2 * D),
+    # Pfeiffer: one bottleneck per layer after the FFN, LayerNorms frozen
+    "adapter[pfeiffer]": dict(method="adapter", params={"bottleneck": 4, "placement": "pfeiffer"},
+                              trains=lambda n: n.startswith("head.") or ".adapter." in n,
+                              expected=HEAD + L * BOTTLENECK),
+    # graph-convolution bottlenecks: the same parameter shapes as the Houlsby adapter
+    "g_adapter": dict(params={"bottleneck": 4},
+                      trains=lambda n: n.startswith("head.") or ".adapter." in n or LN(n),
+                      expected=HEAD + L * (2 * BOTTLENECK + 2 * 2 * D) + 2 * D),
 }
 
 
 def test_every_registered_method_has_a_row():
-    assert set(METHODS.names()) == set(CASES)
+    assert set(METHODS.names()) == {c.get("method", k) for k, c in CASES.items()}
 
 
 def adapted(name, seed=0):
     model = tiny_model(seed)
     torch.manual_seed(seed + 100)
-    method = METHODS.get(name)
+    method = METHODS.get(CASES[name].get("method", name))
     hooks = method.apply(model, method.parse(CASES[name]["params"]))
     return model, hooks
 
@@ -100,22 +117,6 @@ def test_same_seed_same_result_and_save_load(name, batch, tmp_path):
         assert torch.equal(d.eval()(batch), e.eval()(batch))
 
 
-def test_prompt_tokens_are_the_only_change(batch):
-    from torch_geometric.data import Batch
-
-    base = tiny_model(0).eval()
-    model, _ = adapted("prompt", 0)
-    model.eval()
-    with torch.no_grad():
-        assert not torch.allclose(model(batch), base(batch))
-        one = Batch.from_data_list([batch.get_example(0)])
-        assert torch.allclose(model(one), model(batch)[:1], atol=1e-5)  # prompts never padded away
-        with pytest.raises(ValueError, match="already has prefix tokens"):
-            METHODS.get("prompt").apply(model, METHODS.get("prompt").parse({}))
-        model.backbone.prefix = None
-        assert torch.allclose(model(batch), base(batch), atol=1e-6)
-
-
 def _perturb_trainable(model, seed=0):
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -141,6 +142,62 @@ def test_g_adapter_convolves_over_the_molecule(batch):
         assert torch.allclose(a, b, atol=1e-5)
 
 
+def test_prompt_tokens_are_the_only_change(batch):
+    from torch_geometric.data import Batch
+
+    base = tiny_model(0).eval()
+    model, _ = adapted("prompt_tokens", 0)
+    model.eval()
+    with torch.no_grad():
+        assert not torch.allclose(model(batch), base(batch))
+        one = Batch.from_data_list([batch.get_example(0)])
+        assert torch.allclose(model(one), model(batch)[:1], atol=1e-5)  # prompts never padded away
+        with pytest.raises(ValueError, match="already has a token slot 'prompt'"):
+            METHODS.get("prompt_tokens").apply(model, METHODS.get("prompt_tokens").parse({}))
+        del model.backbone.slots["prompt"]
+        assert torch.allclose(model(batch), base(batch), atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["gpf", "gpf_plus"])
+def test_graph_prompt_features_change_only_the_node_inputs(name, batch):
+    model, _ = adapted(name, 0)
+    base = tiny_model(0)
+    model.eval(), base.eval()
+    with torch.no_grad():
+        h = model.backbone.atom_encoder(batch.x)
+        prompted = model.backbone.input_prompt(h)
+        assert prompted.shape == h.shape and not torch.allclose(prompted, h)
+        if name == "gpf":  # the same vector on every atom
+            diff = prompted - h
+            assert torch.allclose(diff, diff[:1].expand_as(diff), atol=1e-6)
+        else:  # an attention mix of the basis vectors per atom
+            w = torch.softmax(model.backbone.input_prompt.attn(h), -1)
+            assert torch.allclose(w.sum(-1), torch.ones(len(h)))
+            assert torch.allclose(prompted - h, w @ model.backbone.input_prompt.basis, atol=1e-6)
+        model.backbone.input_prompt = None  # without the prompt: the pretrained function
+        assert torch.allclose(model(batch), base(batch), atol=1e-6)
+
+
+def test_linear_probe_keeps_the_backbone_in_eval_mode():
+    model, hooks = adapted("linear_probe", 0)
+    assert hooks.eval_modules == [model.backbone]
+
+
+def test_lora_latency_is_timed_on_the_merged_model(batch):
+    from peft.tuners.lora import LoraLayer
+
+    model, hooks = adapted("lora", 0)
+    _perturb_trainable(model)  # B starts at zero: move it so the merge matters
+    model.eval()
+    merged = hooks.deploy(model).eval()
+    assert not any(isinstance(m, LoraLayer) for m in merged.modules())
+    assert any(isinstance(m, LoraLayer) for m in model.modules())  # the trained model is untouched
+    assert sum(p.numel() for p in merged.parameters()) < sum(p.numel() for p in model.parameters())
+    with torch.no_grad():
+        assert torch.allclose(merged(batch), model(batch), atol=1e-5)
+        assert not torch.allclose(model(batch), tiny_model(0).eval()(batch), atol=1e-4)
+
+
 def test_normalised_adjacency_of_a_chain():
     from torch_geometric.data import Batch
 
@@ -150,40 +207,33 @@ def test_normalised_adjacency_of_a_chain():
     m.eval()
     with torch.no_grad():
         m(Batch.from_data_list([smiles_to_data("CCO"), smiles_to_data("C")]))
-    adj = m.backbone.graph_context.norm_adj  # [2, 1 + 3, 1 + 3]
+    ctx = m.backbone.graph_context
+    adj = ctx.norm_adj(link_graph_token=False)  # [2, 1 + 3, 1 + 3]
     assert adj.shape == (2, 4, 4) and torch.allclose(adj, adj.transpose(1, 2))
-    assert adj[0, 0].tolist() == [1.0, 0.0, 0.0, 0.0]  # the graph token sees only itself
+    assert adj[0, 0].tolist() == [1.0, 0.0, 0.0, 0.0]  # unlinked, the graph token sees only itself
     # C-C-O with self-loops: degrees 2, 3, 2
     assert adj[0, 1, 2].item() == pytest.approx(1 / 6**0.5) and adj[0, 2, 2].item() == pytest.approx(1 / 3)
     assert adj[1, 2:, 2:].tolist() == [[1.0, 0.0], [0.0, 1.0]]  # padding: self-loops only
+    # linked as Graphormer's virtual node: token degree 1 + 3; atoms gain one neighbour (3, 4, 3)
+    adj = ctx.norm_adj(link_graph_token=True)
+    assert torch.allclose(adj, adj.transpose(1, 2))
+    assert adj[0, 0, 0].item() == pytest.approx(1 / 4)
+    assert adj[0, 0, 1].item() == pytest.approx(1 / 12**0.5) and adj[0, 0, 2].item() == pytest.approx(1 / 4)
+    assert adj[0, 1, 2].item() == pytest.approx(1 / 12**0.5)
+    assert adj[1, 0, 1].item() == pytest.approx(1 / 2) and adj[1, 0, 2:].tolist() == [0.0, 0.0]  # not to padding
+    assert adj[1, 2:, 2:].tolist() == [[1.0, 0.0], [0.0, 1.0]]
 
 
-def test_bregman_term_in_training_steps(batch):
-    """As the loop calls the hooks: zero at the anchor, positive once the iterate
-    moves, and the momentum anchor trails the iterates."""
-    model, hooks = adapted("g_adapter", 0)
-    method = METHODS.get("g_adapter")
-    assert method.parse({}).anchor_momentum == 0.99
-    model.train()  # dropout on: the anchor replays the same masks
-    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
-    terms = []
-    for _ in range(3):
-        hooks.before_forward(model, batch)
-        pred = model(batch)
-        prox = hooks.extra_loss(model, batch, pred)
-        terms.append(prox.item())
-        opt.zero_grad()
-        (pred.pow(2).mean() + prox).backward()
-        opt.step()
-        hooks.after_step(model)
-    assert terms[0] == 0.0 and terms[1] > 0 and terms[2] > 0
-    # refreshing the anchor to the iterate (momentum 0) zeroes the term again
-    prox = hooks.after_step.__self__
-    prox.momentum = 0.0
-    prox.after_step(model)
-    hooks.before_forward(model, batch)
-    assert hooks.extra_loss(model, batch, model(batch)).item() == 0.0
-    assert method.apply(tiny_model(), method.parse({"proximal_weight": 0})).extra_loss is None
+def test_g_adapter_token_link_changes_the_graph_token_path(batch):
+    linked, _ = adapted("g_adapter", 0)
+    _perturb_trainable(linked)
+    m = METHODS.get("g_adapter")
+    unlinked = tiny_model(0)
+    m.apply(unlinked, m.parse({"bottleneck": 4, "link_graph_token": False}))
+    unlinked.load_state_dict(linked.state_dict())
+    linked.eval(), unlinked.eval()
+    with torch.no_grad():
+        assert not torch.allclose(linked(batch), unlinked(batch), atol=1e-5)
 
 
 def test_g_adapter_model_survives_deepcopy(batch):

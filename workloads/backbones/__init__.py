@@ -7,7 +7,7 @@ from typing import Callable
 from pydantic import BaseModel
 from torch import nn
 
-from workloads.backbones.graphormer import Graphormer, GraphormerConfig
+from workloads.backbones.graphormer import Encoded, Graphormer, GraphormerConfig
 from workloads.registry import Registry
 
 
@@ -25,7 +25,10 @@ BACKBONES.add("graphormer", BackboneSpec("graphormer", GraphormerConfig, Graphor
 class GraphModel(nn.Module):
     """Backbone plus a linear prediction head on the graph-level representation.
 
-    Shapes: input a PyG ``Batch`` with B graphs; output [B, out_dim].
+    Shapes: input a PyG ``Batch`` with B graphs; output [B, out_dim]. With
+    ``with_slots=True`` the output is a dict ``{"pred": [B, out_dim], "slots": {name:
+    [B, P, D]}}`` holding the extra tokens' states too (what training plug-ins such as
+    GIST read); DDP accepts a dict output.
     """
 
     def __init__(self, backbone: nn.Module, out_dim: int) -> None:
@@ -33,9 +36,10 @@ class GraphModel(nn.Module):
         self.backbone = backbone
         self.head = nn.Linear(backbone.out_dim, out_dim)
 
-    def forward(self, batch):
-        token, _nodes, _mask = self.backbone(batch)
-        return self.head(token)
+    def forward(self, batch, with_slots: bool = False):
+        enc = self.backbone(batch)
+        pred = self.head(enc.graph)
+        return {"pred": pred, "slots": enc.slots} if with_slots else pred
 
 
-__all__ = ["BACKBONES", "BackboneSpec", "GraphModel", "Graphormer", "GraphormerConfig"]
+__all__ = ["BACKBONES", "BackboneSpec", "Encoded", "GraphModel", "Graphormer", "GraphormerConfig"]

@@ -22,6 +22,7 @@ PyG ships no Graphormer, so the layer is written here. Linear maps are plain
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -91,6 +92,26 @@ class GraphormerLayer(nn.Module):
         return x + self.dropout(self.ffn(self.ln2(x)))
 
 
+class Encoded(NamedTuple):
+    """What a backbone's forward returns.
+
+    ``graph``: [B, D] the graph token's final state (what a graph-level head reads);
+    ``nodes``: [B, N_max, D] node states; ``mask``: [B, N_max] which node slots are real;
+    ``slots``: name -> [B, P, D] final states of extra tokens added through
+    :meth:`Graphormer.add_token_slot` (empty when there are none).
+    """
+
+    graph: Tensor
+    nodes: Tensor
+    mask: Tensor
+    slots: dict
+
+
+class TokenSlot(NamedTuple):
+    module: nn.Module  # batch size B -> [B, P, D]
+    visible: bool  # whether other tokens attend to these tokens
+
+
 class Graphormer(nn.Module):
     """Graph transformer encoder.
 
@@ -100,8 +121,9 @@ class Graphormer(nn.Module):
     Shapes:
         input: a PyG ``Batch`` with ``x`` [N, 9], ``edge_index`` [2, E], ``edge_attr`` [E, 3],
         ``spd`` [sum n_g^2], ``batch`` [N].
-        output: ``(token [B, D], nodes [B, N_max, D], mask [B, N_max])``; prefix tokens
-        (if any) are not returned.
+        output: :class:`Encoded` ``(graph [B, D], nodes [B, N_max, D], mask [B, N_max], slots)``.
+
+    Token sequence: ``[graph token, slot tokens (in slot order), atoms]``.
     """
 
     def __init__(self, cfg: GraphormerConfig) -> None:
@@ -117,7 +139,9 @@ class Graphormer(nn.Module):
         self.edge_bias = BondEncoder(h)
         self.layers = nn.ModuleList(GraphormerLayer(cfg) for _ in range(cfg.num_layers))
         self.final_ln = nn.LayerNorm(d)
-        self.prefix: nn.Module | None = None  # see add_prefix_tokens
+        self.slots = nn.ModuleDict()  # see add_token_slot
+        self._slot_visible: dict[str, bool] = {}
+        self.input_prompt: nn.Module | None = None  # see add_input_prompt
         # The structure of the batch in the current forward, for structure-aware modules
         # inside the backbone; a plain holder object they share (see graph_context).
         self.context_holder = SimpleNamespace(graph=None)
@@ -127,25 +151,54 @@ class Graphormer(nn.Module):
         """The :class:`GraphContext` of the latest forward pass."""
         return self.context_holder.graph
 
-    def add_prefix_tokens(self, module: nn.Module) -> None:
-        """Insert extra tokens after the graph token: ``module(batch_size)`` returns
-        [B, P, D]. Among themselves and with the atoms they have zero structural
-        bias; with the graph token, its ``token_bias`` (prompt tuning; other methods
-        that need extra tokens use the same hook)."""
-        if self.prefix is not None:
-            raise ValueError("this backbone already has prefix tokens")
-        self.prefix = module
+    def add_token_slot(self, name: str, module: nn.Module, *, first: bool = False, visible: bool = True) -> None:
+        """Insert extra tokens after the graph token: ``module(batch_size)`` returns [B, P, D].
+
+        They carry no positional or structural encoding of their own: zero structural
+        bias with the atoms and with each other, the graph token's ``token_bias`` with
+        the graph token. ``first`` puts them right after the graph token (before slots
+        added earlier). ``visible=False`` masks them as keys for every other token: they
+        read the whole sequence, nothing reads them, so the graph token's and atoms'
+        states are exactly those of the model without them. Their final states come
+        back in ``Encoded.slots[name]``.
+        """
+        if name in self.slots:
+            raise ValueError(f"this backbone already has a token slot '{name}'")
+        items = list(self.slots.items())
+        items = [(name, module)] + items if first else items + [(name, module)]
+        self.slots = nn.ModuleDict(items)
+        self._slot_visible[name] = visible
+
+    def add_input_prompt(self, module: nn.Module) -> None:
+        """Transform every node's input features right after the atom encoder:
+        ``module(h [N, D]) -> [N, D]`` (graph prompt feature methods such as GPF)."""
+        if self.input_prompt is not None:
+            raise ValueError("this backbone already has an input prompt")
+        self.input_prompt = module
 
     @property
     def out_dim(self) -> int:
         return self.cfg.hidden_dim
 
-    def adapter_sites(self) -> list[tuple[nn.Module, str, int]]:
-        """Where bottleneck adapters go: (parent, attribute, width), one per layer's FFN."""
-        return [(layer, "ffn", self.cfg.hidden_dim) for layer in self.layers]
+    def adapter_sites(self, placement: str = "pfeiffer") -> list[tuple[nn.Module, str, int]]:
+        """Where bottleneck adapters go: (parent, attribute, width).
 
-    def attention_bias(self, batch, n_max: int, num_prefix: int = 0) -> Tensor:
-        """[B, H, 1 + P + n_max, 1 + P + n_max]: graph token, P prefix tokens, then atoms."""
+        ``pfeiffer``: after each layer's feed-forward block; ``houlsby``: after each
+        layer's attention block and after its feed-forward block (before the residual
+        sums, as Houlsby et al. 2019 place them).
+        """
+        if placement not in ("pfeiffer", "houlsby"):
+            raise ValueError(f"unknown adapter placement '{placement}'; known: houlsby, pfeiffer")
+        d = self.cfg.hidden_dim
+        sites = []
+        for layer in self.layers:
+            if placement == "houlsby":
+                sites.append((layer, "attn", d))
+            sites.append((layer, "ffn", d))
+        return sites
+
+    def attention_bias(self, batch, n_max: int, num_slots: int = 0) -> Tensor:
+        """[B, H, 1 + P + n_max, 1 + P + n_max]: graph token, P slot tokens, then atoms."""
         cfg = self.cfg
         ptr, sizes = batch.ptr, batch.ptr[1:] - batch.ptr[:-1]
         b = sizes.numel()
@@ -164,8 +217,8 @@ class Graphormer(nn.Module):
             g = batch.batch[src]
             eb = self.edge_bias(batch.edge_attr)  # [E, H]
             bias = _add_edge_bias(bias, g, src - ptr[g], dst - ptr[g], eb)
-        # Prepend the graph token's row and column (and zero rows/columns for prefix tokens).
-        k = 1 + num_prefix
+        # Prepend the graph token's row and column (and zero rows/columns for slot tokens).
+        k = 1 + num_slots
         full = bias.new_zeros(b, cfg.num_heads, n_max + k, n_max + k)
         full[:, :, k:, k:] = bias
         tb = self.token_bias.view(1, -1, 1)
@@ -173,8 +226,10 @@ class Graphormer(nn.Module):
         full[:, :, 1:, 0] = tb
         return full
 
-    def forward(self, batch, node_mask: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    def forward(self, batch, node_mask: Tensor | None = None) -> Encoded:
         h = self.atom_encoder(batch.x)
+        if self.input_prompt is not None:
+            h = self.input_prompt(h)
         if node_mask is not None:
             h = torch.where(node_mask.unsqueeze(-1), self.mask_embedding.expand_as(h), h)
         deg = degree(batch.edge_index[1], batch.num_nodes, dtype=torch.long).clamp(max=self.cfg.max_degree)
@@ -182,37 +237,50 @@ class Graphormer(nn.Module):
         nodes, mask = to_dense_batch(h, batch.batch)  # [B, n, D], [B, n]
         b, n, _ = nodes.shape
         parts = [self.graph_token.expand(b, 1, -1)]
-        if self.prefix is not None:
-            parts.append(self.prefix(b))
-        k = sum(t.shape[1] for t in parts)
+        spans, hidden = {}, []
+        pos = 1
+        for name, module in self.slots.items():
+            t = module(b)
+            parts.append(t)
+            spans[name] = (pos, pos + t.shape[1])
+            if not self._slot_visible[name]:
+                hidden.append(spans[name])
+            pos += t.shape[1]
+        k = pos
         x = torch.cat(parts + [nodes], dim=1)
         self.context_holder.graph = GraphContext(batch, mask, k)
-        bias = self.attention_bias(batch, n, num_prefix=k - 1)
-        pad = torch.cat([mask.new_ones(b, k), mask], dim=1)  # keys that exist
-        bias = bias.masked_fill(~pad.view(b, 1, 1, n + k), float("-inf"))
+        bias = self.attention_bias(batch, n, num_slots=k - 1)
+        keys = torch.cat([mask.new_ones(b, k), mask], dim=1)  # keys that exist
+        bias = bias.masked_fill(~keys.view(b, 1, 1, n + k), float("-inf"))
+        for lo, hi in hidden:  # nobody reads hidden slots, except the slot itself
+            own = bias[:, :, lo:hi, lo:hi].clone()
+            bias = bias.clone()
+            bias[:, :, :, lo:hi] = float("-inf")
+            bias[:, :, lo:hi, lo:hi] = own
         for layer in self.layers:
             x = layer(x, bias)
         x = self.final_ln(x)
-        return x[:, 0], x[:, k:], mask
+        return Encoded(x[:, 0], x[:, k:], mask, {name: x[:, lo:hi] for name, (lo, hi) in spans.items()})
 
 
 class GraphContext:
     """The batch's structure aligned with the token sequence of the current forward
     pass, for structure-aware modules inside the backbone (e.g. G-Adapter).
 
-    ``norm_adj``: [B, T, T] symmetric-normalised adjacency with self-loops,
-    :math:`\\hat A = D^{-1/2}(A + I)D^{-1/2}`, where T = k + n_max; the graph token
-    and prefix tokens (the first k positions) and padding have only their self-loop.
-    Built on first use and cached.
+    :meth:`norm_adj` is the [B, T, T] symmetric-normalised adjacency with self-loops,
+    :math:`\\hat A = D^{-1/2}(A + I)D^{-1/2}`, where T = k + n_max: the k special tokens
+    (graph token, then slot tokens) come first. Slot tokens and padding have only
+    their self-loop; with ``link_graph_token`` the graph token is linked to every
+    real atom of its graph (as Graphormer's virtual node is), otherwise it too has
+    only its self-loop. Built on first use per option and cached for the forward.
     """
 
     def __init__(self, batch, mask: Tensor, num_special: int) -> None:
         self.batch, self.mask, self.k = batch, mask, num_special
-        self._adj: Tensor | None = None
+        self._adj: dict[bool, Tensor] = {}
 
-    @property
-    def norm_adj(self) -> Tensor:
-        if self._adj is None:
+    def norm_adj(self, link_graph_token: bool = True) -> Tensor:
+        if link_graph_token not in self._adj:
             b, n = self.mask.shape
             t = self.k + n
             src, dst = self.batch.edge_index
@@ -220,10 +288,13 @@ class GraphContext:
             ptr = self.batch.ptr
             a = torch.zeros(b, t, t, device=self.mask.device)
             a[g, self.k + src - ptr[g], self.k + dst - ptr[g]] = 1.0
+            if link_graph_token:
+                a[:, 0, self.k:] = self.mask.to(a.dtype)
+                a[:, self.k:, 0] = self.mask.to(a.dtype)
             a = a + torch.eye(t, device=a.device)
             d = a.sum(-1).rsqrt()
-            self._adj = d.unsqueeze(-1) * a * d.unsqueeze(-2)
-        return self._adj
+            self._adj[link_graph_token] = d.unsqueeze(-1) * a * d.unsqueeze(-2)
+        return self._adj[link_graph_token]
 
 
 def _add_edge_bias(bias: Tensor, g: Tensor, i: Tensor, j: Tensor, eb: Tensor) -> Tensor:

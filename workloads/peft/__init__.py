@@ -2,6 +2,8 @@
 from workloads.peft.base import METHODS, MethodConfig, PeftMethod, TrainHooks, count_parameters
 
 # Importing each package registers it.
-from workloads.peft import adapter, bitfit, full, g_adapter, linear_probe, lora, prompt  # noqa: E402,F401
+from workloads.peft import (  # noqa: E402,F401
+    adapter, bitfit, full, g_adapter, gpf, linear_probe, lora, prompt_tokens,
+)
 
 __all__ = ["METHODS", "MethodConfig", "PeftMethod", "TrainHooks", "count_parameters"]

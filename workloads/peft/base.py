@@ -23,15 +23,45 @@ class MethodConfig(BaseModel):
 
 @dataclass
 class TrainHooks:
-    """Ways a method changes the shared training loop (all optional)."""
+    """Ways a method or a training plug-in changes the shared training loop.
 
-    # Called right before the training forward pass: (model, batch) -> None.
-    before_forward: Optional[Callable[[nn.Module, object], None]] = None
-    # Extra loss term added to the task loss: (model, batch, prediction) -> scalar.
-    extra_loss: Optional[Callable[[nn.Module, object, Tensor], Tensor]] = None
-    # Called once after each optimizer step (e.g. to refresh a proximal anchor).
-    after_step: Optional[Callable[[nn.Module], None]] = None
+    Every field is a list, so the hooks of a method and of any number of plug-ins
+    combine by concatenation (:meth:`combine`); the loop calls each entry in order.
+    """
+
+    # Called right before each training forward pass: (model, batch) -> None.
+    before_forward: list[Callable[[nn.Module, object], None]] = field(default_factory=list)
+    # Extra loss terms added to the task loss: (model, batch, output) -> scalar, where
+    # output is the model's ``with_slots=True`` dict {"pred", "slots"}.
+    extra_loss: list[Callable[[nn.Module, object, dict], Tensor]] = field(default_factory=list)
+    # Called once after each optimizer step (e.g. to move a proximal anchor).
+    after_step: list[Callable[[nn.Module], None]] = field(default_factory=list)
+    # Modules kept in eval mode while training (a frozen backbone whose dropout must stay off).
+    eval_modules: list[nn.Module] = field(default_factory=list)
+    # The deployable model for inference timing: (model) -> a model with the same
+    # predictions (e.g. LoRA merged into its base weights); None: the model as trained.
+    deploy: Optional[Callable[[nn.Module], nn.Module]] = None
     notes: dict = field(default_factory=dict)
+
+    def combine(self, *others: "TrainHooks") -> "TrainHooks":
+        out = TrainHooks(list(self.before_forward), list(self.extra_loss), list(self.after_step),
+                         list(self.eval_modules), self.deploy, dict(self.notes))
+        for o in others:
+            out.before_forward += o.before_forward
+            out.extra_loss += o.extra_loss
+            out.after_step += o.after_step
+            out.eval_modules += o.eval_modules
+            if o.deploy is not None:
+                if out.deploy is not None:
+                    raise ValueError("two hooks each define how to deploy the model")
+                out.deploy = o.deploy
+            out.notes.update(o.notes)
+        return out
+
+    @property
+    def needs_slots(self) -> bool:
+        """Whether the training forward must return the extra tokens' states."""
+        return bool(self.extra_loss)
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,19 @@ https://arxiv.org/abs/2106.09685.  For a frozen weight :math:`W_0`,
 
 The layers are injected with ``peft.inject_adapter_in_model`` (no wrapper model,
 so the graph batch passes straight through); the head trains alongside.
+
+Latency is timed on the deployable model: a copy with every update merged into its
+base weight (:math:`W = W_0 + \frac{\alpha}{r}BA`, peft's ``LoraLayer.merge``) and the
+LoRA wrappers replaced by their base layers, so inference costs what the
+pretrained model costs. The unmerged figure is recorded beside it.
 """
 from __future__ import annotations
 
+import copy
+
 from peft import LoraConfig as HFLoraConfig
 from peft import inject_adapter_in_model
+from peft.tuners.lora import LoraLayer
 from pydantic import Field
 from torch import nn
 
@@ -42,4 +50,16 @@ def apply(model: nn.Module, cfg: LoraConfig) -> TrainHooks:
     for name, p in model.backbone.named_parameters():
         p.requires_grad_("lora_" in name)
     unfreeze(model.head)
-    return TrainHooks()
+    return TrainHooks(deploy=merged_copy)
+
+
+def merged_copy(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` with each LoRA update merged and its wrapper removed."""
+    out = copy.deepcopy(model)
+    names = [n for n, m in out.named_modules() if isinstance(m, LoraLayer)]
+    for name in names:
+        layer = out.get_submodule(name)
+        layer.merge(safe_merge=True)
+        parent, _, attr = name.rpartition(".")
+        setattr(out.get_submodule(parent) if parent else out, attr, layer.get_base_layer())
+    return out

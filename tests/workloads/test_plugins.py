@@ -1,0 +1,150 @@
+"""Training plug-ins (Bregman proximal point, GIST): on their own, on every method,
+and combined on one trial."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tests.conftest import TINY_ARCH, tiny_model
+from tests.workloads.test_peft import CASES
+from tests.workloads.test_train import cfg
+from workloads import run_trial
+from workloads.peft import METHODS, count_parameters
+from workloads.plugins import PLUGINS, TaskInfo
+from workloads.plugins.gist import bidirectional_kl
+from workloads.plugins.proximal import symmetric_divergence
+
+D = TINY_ARCH["hidden_dim"]
+REGRESSION = TaskInfo(kind="regression", loss=lambda p, y: F.mse_loss(p, y))
+CLASSIFICATION = TaskInfo(kind="classification", loss=lambda p, y: F.binary_cross_entropy_with_logits(p, y))
+
+
+def with_plugins(case: str, plugins: dict, task=REGRESSION, seed=0):
+    model = tiny_model(seed)
+    torch.manual_seed(seed + 100)
+    c = CASES[case]
+    method = METHODS.get(c.get("method", case))
+    hooks = method.apply(model, method.parse(c["params"]))
+    for name, params in plugins.items():
+        p = PLUGINS.get(name)
+        hooks = hooks.combine(p.apply(model, p.parse(params), task))
+    return model, hooks
+
+
+def test_divergences_match_their_definitions():
+    a, b = torch.tensor([[0.3], [-1.2]]), torch.tensor([[-0.5], [2.0]])
+    p, q = torch.sigmoid(a), torch.sigmoid(b)
+    kl = lambda x, y: x * torch.log(x / y) + (1 - x) * torch.log((1 - x) / (1 - y))  # noqa: E731
+    expected = (kl(p, q) + kl(q, p)).mean()
+    assert symmetric_divergence(a, b, "classification").item() == pytest.approx(expected.item(), rel=1e-5)
+    t = 2.0
+    pt, qt = torch.sigmoid(a / t), torch.sigmoid(b / t)
+    assert bidirectional_kl(a, b, t, "classification").item() == pytest.approx(
+        (kl(pt, qt) + kl(qt, pt)).mean().item(), rel=1e-5)
+    # categorical heads: the softmax form
+    x, y = torch.randn(3, 4), torch.randn(3, 4)
+    px, py = x.softmax(-1), y.softmax(-1)
+    ref = ((px * (px / py).log()).sum(-1) + (py * (py / px).log()).sum(-1)).mean()
+    assert symmetric_divergence(x, y, "classification").item() == pytest.approx(ref.item(), rel=1e-5)
+    assert symmetric_divergence(a, b, "regression").item() == pytest.approx(((a - b) ** 2).mean().item())
+    assert symmetric_divergence(a, a, "classification").item() == 0.0
+
+
+def test_proximal_with_zero_weight_equals_plain_training_exactly(cache_dir):
+    """The anchor's forward runs (μ = 0 is not special-cased) and must leave the
+    random stream, the gradients and so every figure exactly as plain training."""
+    plain = run_trial(cfg(cache_dir, "freesolv", "g_adapter"))
+    c = cfg(cache_dir, "freesolv", "g_adapter")
+    c = c.model_copy(update={"method": c.method.model_copy(update={"plugins": {"proximal": {"weight": 0.0}}})})
+    zero = run_trial(c)
+    assert zero["notes"]["proximal"]["weight"] == 0.0
+    assert zero["metrics"]["history"] == plain["metrics"]["history"]
+    assert zero["metrics"]["val_scores"] == plain["metrics"]["val_scores"]
+    assert zero["metrics"]["test_scores"] == plain["metrics"]["test_scores"]
+    # and a real weight changes training
+    c = c.model_copy(update={"method": c.method.model_copy(update={"plugins": {"proximal": {"weight": 5.0}}})})
+    strong = run_trial(c)
+    assert strong["metrics"]["history"][-1]["train_loss"] != plain["metrics"]["history"][-1]["train_loss"]
+
+
+@pytest.mark.parametrize("task", [REGRESSION, CLASSIFICATION], ids=["regression", "classification"])
+def test_bregman_term_in_training_steps(task, batch):
+    """As the loop calls the hooks: zero at the anchor, positive once the iterate
+    moves; the anchor holds only trainable parameters and trails the iterates."""
+    model, hooks = with_plugins("lora", {"proximal": {"weight": 1.0, "momentum": 0.5}}, task)
+    prox = hooks.after_step[0].__self__
+    model.train()  # dropout on: the anchor replays the same masks
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
+    terms = []
+    for _ in range(3):
+        for f in hooks.before_forward:
+            f(model, batch)
+        out = model(batch, with_slots=True)
+        term = hooks.extra_loss[0](model, batch, out)
+        terms.append(term.item())
+        opt.zero_grad()
+        (out["pred"].pow(2).mean() + term).backward()
+        opt.step()
+        for f in hooks.after_step:
+            f(model)
+    assert terms[0] == 0.0 and terms[1] > 0 and terms[2] > 0
+    assert set(prox.anchor) == {n for n, p in model.named_parameters() if p.requires_grad}
+    prox.momentum = 0.0  # the anchor jumps to the iterate: the term is zero again
+    prox.after_step(model)
+    hooks.before_forward[0](model, batch)
+    assert hooks.extra_loss[0](model, batch, model(batch, with_slots=True)).item() == 0.0
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_gist_adds_hidden_dim_parameters_and_starts_from_the_plain_prediction(case, batch):
+    plain, _ = with_plugins(case, {})
+    gist, hooks = with_plugins(case, {"gist": {}})
+    assert count_parameters(gist)[0] == count_parameters(plain)[0] + D
+    assert count_parameters(gist)[1] == count_parameters(plain)[1] + D
+    assert gist.backbone.slots["gist"].token.requires_grad
+    gist.eval(), plain.eval()
+    with torch.no_grad():
+        assert torch.allclose(gist(batch), plain(batch), atol=1e-5)
+        out = gist(batch, with_slots=True)
+        assert out["slots"]["gist"].shape == (batch.num_graphs, 1, D)
+        assert torch.isfinite(hooks.extra_loss[0](gist, batch, out))
+
+
+def test_gist_token_is_read_by_the_head_and_is_one_way(batch):
+    model, hooks = with_plugins("linear_probe", {"gist": {"gist_weight": 1.0, "kl_weight": 0.5}}, CLASSIFICATION)
+    model.eval()
+    with torch.no_grad():
+        before = model(batch)
+        model.backbone.slots["gist"].token.add_(3.0)  # nothing reads the gist token ...
+        assert torch.allclose(model(batch), before, atol=1e-6)
+        out = model(batch, with_slots=True)
+        gist_pred = model.head(out["slots"]["gist"][:, 0])
+        assert not torch.allclose(gist_pred, before, atol=1e-3)  # ... but it reads the molecule
+        y = batch.y
+        expected = CLASSIFICATION.loss(gist_pred, y) + 0.5 * bidirectional_kl(out["pred"], gist_pred, 1.0,
+                                                                               "classification")
+        assert hooks.extra_loss[0](model, batch, out).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_gist_and_proximal_combine_on_one_trial(cache_dir):
+    c = cfg(cache_dir, "b3db", "adapter")
+    c = c.model_copy(update={"method": c.method.model_copy(
+        update={"plugins": {"gist": {"kl_weight": 0.5}, "proximal": {"weight": 0.1}}, "variant": "adapter_both"})})
+    r = run_trial(c)
+    assert r["method"] == "adapter_both" and r["base_method"] == "adapter"
+    assert r["plugins"] == ["gist", "proximal"] and set(r["notes"]) == {"gist", "proximal"}
+    assert math.isfinite(r["metrics"]["val_score"]) and math.isfinite(r["metrics"]["test_score"])
+    plain = run_trial(cfg(cache_dir, "b3db", "adapter"))
+    assert r["trainable_params"] == plain["trainable_params"] + D
+
+
+def test_unknown_plugin_or_field_is_refused():
+    from pydantic import ValidationError
+
+    from workloads.config import MethodSpec
+
+    with pytest.raises(KeyError, match="unknown training plug-in 'gits'"):
+        MethodSpec(name="lora", plugins={"gits": {}})
+    with pytest.raises(ValidationError):
+        MethodSpec(name="lora", plugins={"gist": {"lambda": 1.0}})

@@ -1,0 +1,53 @@
+"""The contract every training plug-in fulfils, and the registry that holds them.
+
+A PEFT method decides which parameters train; a plug-in adds a loss term, tokens
+or anchors on top of any method (Bregman proximal point, GIST). A plug-in lives in
+its own package ``workloads/plugins/<name>/`` with a pydantic config (a help text
+per field) and ``apply(model, cfg, task) -> TrainHooks``. It is applied after the
+method, so the parameters it adds are trainable whatever the method froze, and its
+hooks combine with the method's and with other plug-ins' (``TrainHooks.combine``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Literal
+
+from pydantic import BaseModel, ConfigDict
+from torch import Tensor, nn
+
+from workloads.peft.base import TrainHooks
+from workloads.registry import Registry
+
+
+class PluginConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """What a plug-in needs to know of the task it trains for."""
+
+    kind: Literal["classification", "regression"]
+    loss: Callable[[Tensor, Tensor], Tensor]  # (prediction, raw label) -> scalar task loss
+
+
+@dataclass(frozen=True)
+class Plugin:
+    name: str
+    config_cls: type[PluginConfig]
+    apply: Callable[[nn.Module, PluginConfig, TaskInfo], TrainHooks]
+    summary: str
+
+    def parse(self, params: dict) -> PluginConfig:
+        return self.config_cls(**params)
+
+
+PLUGINS: Registry[Plugin] = Registry("training plug-in")
+
+
+def register_plugin(name: str, config_cls: type[PluginConfig], summary: str):
+    def deco(fn: Callable[[nn.Module, PluginConfig, TaskInfo], TrainHooks]):
+        PLUGINS.add(name, Plugin(name, config_cls, fn, summary))
+        return fn
+
+    return deco

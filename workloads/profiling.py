@@ -1,0 +1,285 @@
+"""Measuring what a trial costs: peak training memory and inference latency.
+
+Training memory (``train_memory_mb`` = ``MemoryReport.peak_train_bytes``) is a
+measured peak of live tensor bytes during training steps, never a sum of parts:
+
+* **CUDA**: the caching allocator's peak (``torch.cuda.max_memory_allocated``),
+  reset right before the training steps of each epoch and read right after them,
+  so validation is kept out of it (its own peak is recorded apart, as
+  ``eval_peak_bytes``).
+* **CPU**: PyTorch keeps no allocator statistics on the CPU, so
+  :class:`CpuPeakMeter` records the allocator's own allocation and free events
+  with the PyTorch profiler (``profile_memory=True``) over the measured steps, and
+  the peak is the highest running total of live bytes, added to the bytes of the
+  tensors already live when measuring started (parameters, buffers, gradients and
+  optimizer state: the loop starts measuring at the first step, before any
+  gradient or optimizer state exists).
+
+The parts (parameters, gradients, optimizer state, tensors saved for backward)
+are kept beside the peak as a breakdown, labelled as such: they are not a peak
+(temporaries and the forward's working memory are not among them).
+
+Latency
+    Median wall time of an inference call over timed repeats after warm-up,
+    with ``torch`` threads pinned to the trial's CPU count and CUDA
+    synchronised around each call.
+"""
+from __future__ import annotations
+
+import contextlib
+import gc
+import resource
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Iterable, Iterator
+
+import psutil
+import torch
+from torch import nn
+
+
+def _nbytes(t: torch.Tensor) -> int:
+    return t.numel() * t.element_size()
+
+
+def live_tensor_bytes(tensors: Iterable[torch.Tensor]) -> int:
+    """Bytes of the distinct storages behind ``tensors`` (views counted once)."""
+    seen: dict[int, int] = {}
+    for t in tensors:
+        if t is None or not torch.is_tensor(t):
+            continue
+        try:
+            st = t.untyped_storage()
+            seen[st.data_ptr()] = st.nbytes()
+        except (RuntimeError, NotImplementedError):
+            seen[id(t)] = _nbytes(t)
+    return sum(seen.values())
+
+
+def model_state_tensors(model: nn.Module, optimizer: torch.optim.Optimizer | None = None) -> list[torch.Tensor]:
+    """Parameters, buffers, gradients and optimizer state: what lives across steps."""
+    out = list(model.parameters()) + list(model.buffers())
+    out += [p.grad for p in model.parameters() if p.grad is not None]
+    if optimizer is not None:
+        for state in optimizer.state.values():
+            out += [v for v in state.values() if torch.is_tensor(v)]
+    return out
+
+
+class CpuPeakMeter:
+    """Peak of live CPU tensor bytes from the allocator's own events.
+
+    Usage::
+
+        meter = CpuPeakMeter(baseline_bytes=live_tensor_bytes(...))
+        with meter.measure():
+            ...  # training steps
+        meter.peak_bytes
+
+    Each ``measure()`` window is profiled apart and the running total carries over
+    between windows, so several windows (the steps of an epoch, say) form one
+    timeline. The events come from ``torch.profiler.profile(profile_memory=True)``;
+    reading them as a timeline is written here because the profiler only offers them
+    aggregated per operator (``prof.events()``) or in a trace file. The raw events are
+    read from ``profiler.kineto_results`` (a public attribute of the profiler, with
+    no underscore; there is no other public way to get allocation events in order).
+    """
+
+    EVENT = "[memory]"
+
+    def __init__(self, baseline_bytes: int = 0) -> None:
+        self.baseline_bytes = int(baseline_bytes)
+        self.level = 0  # live bytes allocated (net) since measuring began
+        self.peak_delta = 0
+        self.events = 0
+
+    @property
+    def peak_bytes(self) -> int:
+        return self.baseline_bytes + self.peak_delta
+
+    @contextlib.contextmanager
+    def measure(self) -> Iterator["CpuPeakMeter"]:
+        from torch.profiler import ProfilerActivity, profile
+
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=False) as prof:
+            yield self
+        events = [e for e in prof.profiler.kineto_results.events()
+                  if e.name() == self.EVENT and str(e.device_type()).endswith("CPU")]
+        events.sort(key=lambda e: e.start_ns())
+        for e in events:
+            self.level += e.nbytes()
+            if self.level > self.peak_delta:
+                self.peak_delta = self.level
+        self.events += len(events)
+
+
+class CudaPeakWindow:
+    """Allocator peak over chosen windows: reset before, read after, keep the max."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.peak_bytes = 0
+
+    @contextlib.contextmanager
+    def measure(self) -> Iterator["CudaPeakWindow"]:
+        torch.cuda.synchronize(self.device)
+        torch.cuda.reset_peak_memory_stats(self.device)
+        yield self
+        torch.cuda.synchronize(self.device)
+        self.peak_bytes = max(self.peak_bytes, int(torch.cuda.max_memory_allocated(self.device)))
+
+
+class PeakMeter:
+    """One interface over both devices: ``with meter.measure(): ...``; ``meter.peak_bytes``."""
+
+    def __init__(self, device: torch.device, baseline_bytes: int = 0) -> None:
+        self.device = device
+        self.impl = CudaPeakWindow(device) if device.type == "cuda" else CpuPeakMeter(baseline_bytes)
+
+    @property
+    def method(self) -> str:
+        if self.device.type == "cuda":
+            return "cuda_allocator_peak(max_memory_allocated over training steps)"
+        return "cpu_allocator_events_peak(torch.profiler profile_memory over training steps)"
+
+    def measure(self):
+        return self.impl.measure()
+
+    @property
+    def peak_bytes(self) -> int:
+        return self.impl.peak_bytes
+
+
+class SavedActivationMeter:
+    """Counts bytes autograd keeps for backward while the context is open (a part
+    of the breakdown, not the peak)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self._param_storages = {p.untyped_storage().data_ptr() for p in model.parameters()}
+        self._seen: set[int] = set()
+        self.bytes = 0
+
+    def reset(self) -> None:
+        self._seen.clear()
+        self.bytes = 0
+
+    def _pack(self, t: torch.Tensor):
+        try:
+            ptr = t.untyped_storage().data_ptr()
+            size = t.untyped_storage().nbytes()
+        except (RuntimeError, NotImplementedError):  # e.g. sparse or meta tensors
+            ptr, size = id(t), _nbytes(t)
+        if ptr not in self._param_storages and ptr not in self._seen:
+            self._seen.add(ptr)
+            self.bytes += size
+        return t
+
+    @contextlib.contextmanager
+    def track(self) -> Iterator["SavedActivationMeter"]:
+        with torch.autograd.graph.saved_tensors_hooks(self._pack, lambda t: t):
+            yield self
+
+
+def tensor_accounting(model: nn.Module, optimizer: torch.optim.Optimizer, activation_bytes: int) -> dict:
+    """The breakdown: bytes of parameters, gradients and optimizer state as they
+    stand now (call after ``optimizer.step()`` and before gradients are cleared),
+    and the bytes saved for backward."""
+    params = {p.untyped_storage().data_ptr(): _nbytes(p) for p in model.parameters()}
+    grads = sum(_nbytes(p.grad) for p in model.parameters() if p.grad is not None)
+    opt = 0
+    for state in optimizer.state.values():
+        for v in state.values():
+            if torch.is_tensor(v):
+                opt += _nbytes(v)
+    return {
+        "parameter_bytes": sum(params.values()),
+        "gradient_bytes": grads,
+        "optimizer_state_bytes": opt,
+        "saved_activation_bytes": activation_bytes,
+    }
+
+
+@dataclass
+class MemoryReport:
+    device: str
+    method: str  # how peak_train_bytes was measured
+    peak_train_bytes: int
+    eval_peak_bytes: int | None = None  # validation's own peak (CUDA), kept out of the training peak
+    parts: dict = field(default_factory=dict)  # breakdown, NOT a peak: params, grads, optimizer state, saved
+    sum_of_parts_bytes: int = 0
+    rss_bytes: int = 0
+    rss_peak_bytes: int = 0
+    detail: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["peak_train_mb"] = self.peak_train_bytes / 2**20
+        return d
+
+
+def memory_report(meter: PeakMeter, parts: dict, eval_peak: int | None = None, detail: dict | None = None) -> MemoryReport:
+    rss, peak = process_rss()
+    dev = meter.device
+    name = f"cuda:{torch.cuda.get_device_name(dev)}" if dev.type == "cuda" else "cpu"
+    return MemoryReport(
+        device=name, method=meter.method, peak_train_bytes=int(meter.peak_bytes), eval_peak_bytes=eval_peak,
+        parts=dict(parts), sum_of_parts_bytes=int(sum(parts.values())), rss_bytes=rss, rss_peak_bytes=peak,
+        detail=detail or {},
+    )
+
+
+def process_rss() -> tuple[int, int]:
+    """(current RSS, peak RSS) of this process in bytes."""
+    rss = psutil.Process().memory_info().rss
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = peak if sys.platform == "darwin" else peak * 1024  # Linux reports KiB
+    return rss, max(peak, rss)  # the kernel updates maxrss lazily; the current RSS bounds it below
+
+
+@dataclass
+class LatencyReport:
+    device: str
+    method: str
+    batch_size: int
+    median_s: float
+    p90_s: float
+    repeats: int
+    warmup: int
+    num_threads: int
+    unit: str = "graph"
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["ms_per_graph"] = 1000.0 * self.median_s / self.batch_size
+        return d
+
+
+def measure_latency(
+    fn: Callable[[], object], *, batch_size: int, device: torch.device, warmup: int = 3, repeats: int = 20
+) -> LatencyReport:
+    """Median wall time of ``fn()`` after ``warmup`` untimed calls."""
+    cuda = device.type == "cuda"
+    times = []
+    gc.collect()
+    for i in range(warmup + repeats):
+        if cuda:
+            torch.cuda.synchronize(device)
+        t0 = time.perf_counter()
+        fn()
+        if cuda:
+            torch.cuda.synchronize(device)
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    times.sort()
+    return LatencyReport(
+        device=str(device) if not cuda else f"cuda:{torch.cuda.get_device_name(device)}",
+        method="median wall time of a no-grad forward over timed repeats after warm-up",
+        batch_size=batch_size,
+        median_s=statistics.median(times),
+        p90_s=times[min(len(times) - 1, int(0.9 * len(times)))],
+        repeats=repeats,
+        warmup=warmup,
+        num_threads=torch.get_num_threads(),
+    )
