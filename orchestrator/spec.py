@@ -108,8 +108,8 @@ class SweepSpec(_Strict):
 
     def content_hash(self, exclude_budget: bool = False) -> str:
         d = self.resolved()
-        if exclude_budget:
-            d.pop("budget")
+        if exclude_budget:  # what may change on resume: how many trials, not what a trial means
+            d["budget"].pop("trials_per_cell")
         return stable_hash(d)
 
     def run_dir(self, base: Path | None = None) -> Path:

@@ -121,7 +121,7 @@ class Sweep:
             old = parse_spec(yaml.safe_load(f.read_text()), str(f))
             if old.content_hash(exclude_budget=True) != self.spec.content_hash(exclude_budget=True):
                 raise SpecError(
-                    f"{f}: this run was started from a different spec (only 'budget' may change on "
+                    f"{f}: this run was started from a different spec (only 'budget.trials_per_cell' may change on "
                     f"resume); use a new 'name' or remove {self.run.path}"
                 )
         self.run.write_spec(dump_resolved(self.spec))

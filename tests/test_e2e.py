@@ -22,7 +22,7 @@ def spec_dict(tmp_path, cache_dir, **over):
         "linear_probe": {},
     }
     over = {
-        "budget": {"trials_per_cell": 2, "n_startup_trials": 1},
+        "budget": {"trials_per_cell": 2, "n_startup_trials": 1, "seeds": 2},
         "resources": {"num_workers": 1, "cpus_per_worker": 1, "max_concurrent_trials": 2},
         **over,
     }
@@ -63,6 +63,11 @@ def test_sweep_end_to_end_and_resume(tmp_path, cache_dir, local_ray):
         assert r["values"] == [r["objectives"][k] for k in ("score", "train_memory_mb", "latency_ms_per_graph")]
         assert r["memory"]["device"] == "cpu" and r["latency"]["num_threads"] == 1
         assert r["trainable_params"] > 0 and r["ray_run"]
+        # Optuna is told the mean validation score over the two seeds; test is only recorded
+        m = r["metrics"]
+        assert len(m["val_scores"]) == len(m["test_scores"]) == 2 and [s["seed"] for s in r["seeds"]] == [0, 1]
+        assert r["values"][0] == m["val_score"] == pytest.approx(sum(m["val_scores"]) / 2)
+        assert m["test_score"] != m["val_score"]
     by_trial = {(r["cell"], r["optuna_trial"]): r for r in records}
     for t in lora.trials:
         assert list(t.values) == by_trial[("freesolv__graphormer__lora", t.number)]["values"]
@@ -76,6 +81,7 @@ def test_sweep_end_to_end_and_resume(tmp_path, cache_dir, local_ray):
     assert env["device"] == "cpu" and env["packages"]["ray"] and env["packages"]["optuna"]
     page = rd.report_file.read_text() if rd.report_file.exists() else build_report(rd.path).read_text()
     assert "freesolv" in page and "lora" in page and "linear_probe" in page and "Pareto front" in page
+    assert "Selection is on validation only" in page and "test rmse (reported)" in page
     # opens offline: plotly.js is inlined once, and nothing else loads from anywhere
     from plotly.offline import get_plotlyjs
 
@@ -91,7 +97,7 @@ def test_sweep_end_to_end_and_resume(tmp_path, cache_dir, local_ray):
     done = dict(by_trial[("freesolv__graphormer__linear_probe", 0)], optuna_trial=t.number)
     rd.write_trial("freesolv__graphormer__linear_probe", t.number, done)
     first = rd.trial_file("freesolv__graphormer__lora", 0).stat().st_mtime_ns
-    d2 = spec_dict(tmp_path, cache_dir, budget={"trials_per_cell": 4, "n_startup_trials": 1})
+    d2 = spec_dict(tmp_path, cache_dir, budget={"trials_per_cell": 4, "n_startup_trials": 1, "seeds": 2})
     run(d2, log)
     lora = optuna.load_study(study_name="freesolv__graphormer__lora", storage=storage)
     C, F = TrialState.COMPLETE, TrialState.FAIL

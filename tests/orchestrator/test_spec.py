@@ -28,7 +28,34 @@ def test_quick_spec_loads_with_all_cells():
 
 def test_full_spec_loads():
     spec = load_spec(ROOT / "sweeps" / "full.yaml")
-    assert len(spec.cells()) >= 8
+    assert len(spec.cells()) >= 8 and spec.budget.seeds == 3
+    # the paper's G-Adapter and the adapter alone, as separate studies
+    assert spec.methods["g_adapter_proximal"].method_name("g_adapter_proximal") == "g_adapter"
+    assert "proximal" in spec.methods["g_adapter_proximal"].plugins and not spec.methods["g_adapter"].plugins
+    assert 0.0 in spec.methods["g_adapter_proximal"].search["proximal.weight"].choices
+
+
+def test_variants_route_searched_values_to_method_plugins_and_training(tmp_path):
+    from orchestrator.sweep import trial_config
+
+    d = quick()
+    d["budget"]["seeds"] = 2
+    d["methods"]["lora_gist"] = {
+        "method": "lora", "params": {"alpha": 8}, "plugins": {"gist": {"temperature": 2.0}, "proximal": {}},
+        "search": {"r": {"type": "categorical", "choices": [2]}, "gist.kl_weight": {"type": "float", "low": 0.1, "high": 1},
+                   "proximal.weight": {"type": "categorical", "choices": [0.0, 0.1]}, "lr": {"type": "float", "low": 1e-4, "high": 1e-2}},
+    }
+    spec = parse_spec(d)
+    cell = next(c for c in spec.cells() if c.method == "lora_gist")
+    assert cell.id.endswith("__lora_gist")
+    c = trial_config(spec, cell, {"r": 2, "gist.kl_weight": 0.3, "proximal.weight": 0.0, "lr": 0.002}, "t")
+    assert c.method.name == "lora" and c.method.label == "lora_gist"
+    assert c.method.params == {"alpha": 8, "r": 2}
+    assert c.method.plugins == {"gist": {"temperature": 2.0, "kl_weight": 0.3}, "proximal": {"weight": 0.0}}
+    assert list(c.method.plugins) == ["gist", "proximal"]  # applied in the spec's order
+    assert c.train.lr == 0.002 and c.seeds == 2 and c.seed == spec.seed
+    other = trial_config(spec, cell, {"r": 2, "gist.kl_weight": 0.9, "proximal.weight": 0.1, "lr": 0.001}, "u")
+    assert other.seed == c.seed  # every configuration trains on the same seeds
 
 
 def test_hash_is_stable_and_sensitive():
@@ -42,6 +69,8 @@ def test_hash_is_stable_and_sensitive():
     c = parse_spec(d)
     assert c.content_hash() != a.content_hash()
     assert c.content_hash(exclude_budget=True) == a.content_hash(exclude_budget=True)
+    d["budget"]["seeds"] = 5  # more seeds change what a trial's score means: not a resumable change
+    assert parse_spec(d).content_hash(exclude_budget=True) != a.content_hash(exclude_budget=True)
 
 
 def test_defaults_are_resolved():
@@ -62,9 +91,24 @@ def test_defaults_are_resolved():
         (lambda d: d.pop("datasets"), "datasets: required key is missing"),
         (lambda d: d["backbones"][0]["params"].update(width=3), "backbones[0].params.width: unknown key"),
         (lambda d: d["backbones"][0]["params"].update(hidden_dim=-3), "backbones[0].params.hidden_dim"),
-        (lambda d: d["methods"].update(bogus={}), "methods.bogus: unknown PEFT method 'bogus'; known: adapter, bitfit, full, g_adapter, linear_probe, lora, prompt"),
+        (lambda d: d["methods"].update(bogus={}), "methods.bogus: unknown PEFT method 'bogus'; known: adapter, bitfit, full, g_adapter, gpf, gpf_plus, linear_probe, lora, prompt_tokens"),
         (lambda d: d["datasets"].append({"name": "nope"}), "datasets[2].name: unknown dataset 'nope'"),
-        (lambda d: d["methods"]["lora"]["search"].update(rank={"type": "int", "low": 1, "high": 4}), "methods.lora.search.rank: not a parameter of 'lora'"),
+        (lambda d: d["methods"]["lora"]["search"].update(rank={"type": "int", "low": 1, "high": 4}), "methods.lora.search.rank: not a parameter of the method or of training"),
+        (lambda d: d["methods"].update(ga={"method": "g_adaptr"}), "methods.ga.method: unknown PEFT method 'g_adaptr'"),
+        (lambda d: d["methods"]["lora"].update(plugins={"gits": {}}),
+         "methods.lora.plugins.gits: unknown training plug-in; known: gist, proximal"),
+        (lambda d: d["methods"]["lora"].update(plugins={"proximal": {"weight": -1}}),
+         "methods.lora.plugins.proximal.weight: Input should be greater than or equal to 0"),
+        (lambda d: d["methods"]["lora"].update(plugins={"proximal": {"mu": 1}}), "methods.lora.plugins.proximal.mu: unknown key"),
+        (lambda d: d["methods"]["lora"]["search"].update({"gist.kl_weight": {"type": "float", "low": 0, "high": 1}}),
+         "methods.lora.search.gist.kl_weight: plug-in 'gist' is not in this entry's plugins"),
+        (lambda d: (d["methods"]["lora"].update(plugins={"gist": {}}),
+                    d["methods"]["lora"]["search"].update({"gist.lam": {"type": "float", "low": 0, "high": 1}})),
+         "methods.lora.search.gist.lam: not a parameter of plug-in 'gist'"),
+        (lambda d: (d["methods"]["lora"].update(plugins={"proximal": {}}),
+                    d["methods"]["lora"]["search"].update({"proximal.momentum": {"type": "categorical", "choices": [0.9, 1.0]}})),
+         "methods.lora.search.proximal.momentum: value 1.0 is invalid: Input should be less than 1"),
+        (lambda d: d["budget"].update(seeds=0), "budget.seeds: Input should be greater than or equal to 1"),
         (lambda d: d["methods"]["lora"]["params"].update(r=4), "methods.lora.search.r: also fixed in methods.lora.params"),
         (lambda d: d["methods"]["adapter"].update(params={"scale": 0}), "methods.adapter.params.scale"),
         (lambda d: d.update(objectives=["score", "speed"]), "objectives[1]"),

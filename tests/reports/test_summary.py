@@ -49,3 +49,32 @@ def test_hypervolume_ranks_a_dominating_method_higher():
     hv = summarize(records)["a"]["planes"]["train_memory_mb"]["hypervolume"]
     assert hv["good"] > hv["bad"] > 0
     assert hv["good"] == pytest.approx((20 * 1.1 - 10) * (0.9 - (0.7 - 0.02)), rel=1e-6)
+
+
+def test_best_configuration_is_chosen_on_validation_not_test():
+    """Validation prefers trial 0, test prefers trial 1: the report picks trial 0 and
+    shows its test figure."""
+    from reports.summary import seed_stats
+
+    a = rec("a", "lora", 0.80, 10, 1.0, 0)
+    a["metrics"].update(val_score=0.80, val_std=0.01, test_score=0.60, test_std=0.02,
+                        val_scores=[0.79, 0.81], test_scores=[0.58, 0.62])
+    b = rec("a", "lora", 0.70, 10, 1.0, 1)
+    b["metrics"].update(val_score=0.70, val_std=0.01, test_score=0.90, test_std=0.0,
+                        val_scores=[0.70, 0.70], test_scores=[0.90, 0.90])
+    (best,) = summarize([a, b])["a"]["best"]
+    assert best["optuna_trial"] == 0
+    st = seed_stats(best)
+    assert (st["val"], st["test"], st["seeds"]) == (0.80, 0.60, 2)
+
+
+def test_report_page_says_how_it_selects(tmp_path):
+    from reports.html import render
+
+    a = rec("a", "lora", 0.80, 10, 1.0, 0)
+    a.update(memory={"method": "cpu_allocator_events_peak(x)", "device": "cpu"})
+    a["metrics"].update(val_score=0.80, val_std=0.01, test_score=0.60, test_std=0.02,
+                        val_scores=[0.79, 0.81], test_scores=[0.58, 0.62])
+    page = render(summarize([a]), "t", None)
+    assert "Selection is on validation only" in page
+    assert "0.8000 ± 0.0100" in page and "0.6000 ± 0.0200" in page
