@@ -12,7 +12,7 @@ TORCH_INDEX ?=
 STAMP := $(VENV)/.installed
 SPEC ?= sweeps/quick.yaml
 
-.PHONY: setup sweep test report pretrain benchmark clean
+.PHONY: setup sweep test report pretrain benchmark benchmark-memory clean
 
 $(STAMP): pyproject.toml requirements-data.txt
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,9 @@ test: $(STAMP)
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/overhead.py
+
+benchmark-memory: $(STAMP)
+	$(BIN)/python benchmarks/memory.py
 
 clean:
 	rm -rf runs .pytest_cache

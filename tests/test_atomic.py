@@ -31,3 +31,16 @@ def test_run_dir_round_trip_and_corrupt_record_is_named(tmp_path):
         rd.trial_records()
     env = rd.write_env()
     assert json.loads(rd.env_file.read_text()) == env and env["packages"]["torch"]
+
+
+def test_atomic_files_get_the_ordinary_mode(tmp_path):
+    import os
+
+    from workloads.util import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        f = atomic_write_text(tmp_path / "a.txt", "x")
+    finally:
+        os.umask(old)
+    assert f.stat().st_mode & 0o777 == 0o644

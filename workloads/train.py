@@ -151,7 +151,7 @@ def train_seed(
         saved = profiling.SavedActivationMeter(model)
         eval_peak = profiling.CudaPeakWindow(device) if device.type == "cuda" else None
         max_steps = cfg.profile.memory_steps
-        parts, parts_saved = {}, -1
+        parts, parts_saved, measured_steps = {}, -1, 0
         direction = data.source.direction
         best_val, best_epoch, best_state = float("nan"), -1, None
         history = []
@@ -163,13 +163,19 @@ def train_seed(
             for m in hooks.eval_modules:
                 m.eval()
             tot = n = 0.0
-            it = iter(loader)
-            step = 0
-            while True:
-                # CPU: the first epoch's steps (or memory_steps) are measured, the batch's
-                # collation included; CUDA: every epoch's training steps (a cheap counter).
-                measure = device.type == "cuda" or (epoch == 0 and (max_steps is None or step < max_steps))
-                with meter.measure() if measure else contextlib.nullcontext():
+            # The memory window: CPU, the first epoch's steps (or its first memory_steps), the
+            # batches' collation included, in one profiler window; CUDA, every epoch's
+            # training steps (a cheap counter). Validation is outside it.
+            window = contextlib.ExitStack()
+            if device.type == "cuda" or epoch == 0:
+                window.enter_context(meter.measure())
+            with window:
+                it = iter(loader)
+                step = 0
+                while True:
+                    measure = device.type == "cuda" or (epoch == 0 and (max_steps is None or step < max_steps))
+                    if not measure:
+                        window.close()  # no-op once closed
                     try:
                         batch = next(it)
                     except StopIteration:
@@ -177,6 +183,7 @@ def train_seed(
                     batch = batch.to(device)
                     if measure:
                         saved.reset()
+                        measured_steps += 1
                     with saved.track() if measure else contextlib.nullcontext():
                         for f in hooks.before_forward:
                             f(model, batch)
@@ -200,7 +207,7 @@ def train_seed(
                     tot += loss.item() * batch.num_graphs
                     n += batch.num_graphs
                     del out, pred, loss
-                step += 1
+                    step += 1
             val = float("nan")
             if rank == 0:
                 with eval_peak.measure() if eval_peak is not None else contextlib.nullcontext():
@@ -213,8 +220,10 @@ def train_seed(
                 f"val {data.source.metric} {val:.4f}")
         train_seconds = time.perf_counter() - t_train
         memory = profiling.memory_report(meter, parts, eval_peak.peak_bytes if eval_peak else None,
-                                         {"measured_steps": "all epochs" if device.type == "cuda"
-                                          else (max_steps or "first epoch")})
+                                         {"measured_steps": measured_steps,
+                                          "window": "every epoch's training steps" if device.type == "cuda"
+                                          else "the first epoch's training steps"
+                                          + (f" (at most {max_steps})" if max_steps else "")})
         out_rec: dict = {"seed": seed, "trainable_params": trainable, "total_params": total, "pretrained": pre_info}
         if rank != 0:
             return out_rec
