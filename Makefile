@@ -37,7 +37,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
 
 benchmark: $(STAMP)
-	$(BIN)/python benchmarks/overhead.py
+	$(BIN)/python benchmarks/orchestration.py
 
 benchmark-memory: $(STAMP)
 	$(BIN)/python benchmarks/memory.py

@@ -69,7 +69,11 @@ class Resources(_Strict):
     num_workers: int = Field(default=1, ge=1, description="Ray Train workers per trial")
     cpus_per_worker: int = Field(default=1, ge=1, description="CPUs per worker; torch threads are pinned to it")
     use_gpu: bool = False
-    max_concurrent_trials: int = Field(default=1, ge=1)
+    max_concurrent_trials: int = Field(default=1, ge=1, description="slots: trials at once, each in its own long-lived worker group")
+    trial_timeout_s: float | None = Field(
+        default=None, gt=0, allow_inf_nan=False,
+        description="a trial running longer is cut and recorded as failed; null: no limit",
+    )
 
 
 class Storage(_Strict):

@@ -1,7 +1,8 @@
-"""The sweep driver: one Optuna study per cell, trials dispatched to Ray.
+"""The sweep driver: one Optuna study per cell, trials handed to an executor.
 
-Optuna proposes (``ask``), Ray runs the trial, the driver writes the trial
-record and reports back (``tell`` values, or a failed state with the error).
+Optuna proposes (``ask``), an executor runs the trial (by default long-lived Ray
+Train worker groups; the driver never calls Ray itself), the driver writes the
+trial record and reports back (``tell`` values, or a failed state with the error).
 Studies live in durable storage, so a crashed sweep resumes: trials left
 running by the crash are closed (with their values if their record was written,
 as failed otherwise) and the remaining budget runs.
@@ -14,12 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
-import ray
 import yaml
 from optuna.trial import Trial, TrialState
 from rich.console import Console
 
-from orchestrator import executor
+from orchestrator.executor import Executor, overhead_breakdown
 from orchestrator.search import distributions
 from orchestrator.spec import Cell, SpecError, SweepSpec, dump_resolved, parse_spec
 from orchestrator.storage import RunDir
@@ -85,7 +85,10 @@ def make_sampler(spec: SweepSpec, cell_index: int, n_existing: int = 0) -> optun
     # replay the proposals of its first run.
     seed = spec.seed * 1_000_003 + cell_index * 10_007 + n_existing
     if spec.budget.sampler == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=spec.budget.n_startup_trials)
+        # With trials in flight at once, constant liar makes TPE treat running trials as
+        # bad results, so concurrent proposals spread out instead of collapsing on one point.
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=spec.budget.n_startup_trials,
+                                          constant_liar=spec.resources.max_concurrent_trials > 1)
     if spec.budget.sampler == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed)
     return optuna.samplers.RandomSampler(seed=seed)
@@ -203,7 +206,19 @@ class Sweep:
         ]
         return max(0, self.spec.budget.trials_per_cell - len(done))
 
-    def execute(self, address: str | None = None, num_cpus: int | None = None) -> RunDir:
+    def make_executor(self, address: str | None = None, num_cpus: int | None = None) -> Executor:
+        """The default executor: one long-lived Ray Train worker group per concurrent trial."""
+        from orchestrator.executor.ray_slots import RaySlotExecutor
+
+        r = self.spec.resources
+        return RaySlotExecutor(
+            {"num_workers": r.num_workers, "cpus_per_worker": r.cpus_per_worker, "use_gpu": r.use_gpu},
+            r.max_concurrent_trials, self.run.ray_dir, address=address, num_cpus=num_cpus,
+            timeout_s=r.trial_timeout_s, name=self.spec.name,
+        )
+
+    def execute(self, address: str | None = None, num_cpus: int | None = None,
+                executor: Executor | None = None) -> RunDir:
         self.write_spec()
         self.prepare()
         studies = self.open_studies()
@@ -218,40 +233,32 @@ class Sweep:
         self.say(f"sweep {self.spec.name}: {len(self.cells)} studies, {total} trials to run")
         if not total:
             return self.run
-        executor.init_ray(address, num_cpus)
-        executor.check_resources(self.spec.resources.model_dump(), strict=address is None)
-        res = self.spec.resources.model_dump()
-        inflight: dict[ray.ObjectRef, Pending] = {}
+        ex = executor or self.make_executor(address, num_cpus)
+        inflight: dict[str, Pending] = {}
         finished = 0
-        while queue or inflight:
-            while queue and len(inflight) < self.spec.resources.max_concurrent_trials:
-                cell = queue.pop(0)
-                study = studies[cell.id]
-                space = self.spec.methods[cell.method].search
-                trial = study.ask(distributions(space))
-                try:
-                    cfg = trial_config(self.spec, cell, trial.params, f"{cell.id}/{trial.number}")
-                except Exception as exc:  # an invalid combination of proposed values
-                    finished += 1
-                    self._finish(Pending(cell, study, trial, time.perf_counter()),
-                                 {"status": "failed", "error": f"invalid trial config: {exc}"[:2000]},
-                                 finished, total)
+        with ex:
+            while queue or inflight:
+                while queue and ex.free_slots() > 0:
+                    cell = queue.pop(0)
+                    study = studies[cell.id]
+                    space = self.spec.methods[cell.method].search
+                    trial = study.ask(distributions(space))
+                    try:
+                        cfg = trial_config(self.spec, cell, trial.params, f"{cell.id}/{trial.number}")
+                    except Exception as exc:  # an invalid combination of proposed values
+                        finished += 1
+                        self._finish(Pending(cell, study, trial, time.perf_counter()),
+                                     {"status": "failed", "error": f"invalid trial config: {exc}"[:2000]},
+                                     finished, total)
+                        continue
+                    trial.set_user_attr("trial_config", cfg.model_dump(mode="json"))
+                    key = ex.submit(f"{cell.id}#{trial.number}", cfg.model_dump(mode="json"))
+                    inflight[key] = Pending(cell, study, trial, time.perf_counter(), time.time())
+                if not inflight:
                     continue
-                trial.set_user_attr("trial_config", cfg.model_dump(mode="json"))
-                ref = executor.fit_trial.remote(
-                    cfg.model_dump(mode="json"), res, str(self.run.ray_dir), f"{cell.id}-t{trial.number:04d}"
-                )
-                inflight[ref] = Pending(cell, study, trial, time.perf_counter(), time.time())
-            if not inflight:
-                continue
-            done, _ = ray.wait(list(inflight), num_returns=1)
-            p = inflight.pop(done[0])
-            try:
-                record = ray.get(done[0])
-            except Exception as exc:  # the task process itself died (e.g. killed for memory)
-                record = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"[:2000]}
-            finished += 1
-            self._finish(p, record, finished, total)
+                for key, record in ex.wait():
+                    finished += 1
+                    self._finish(inflight.pop(key), record, finished, total)
         return self.run
 
     def _finish(self, p: Pending, record: dict, finished: int, total: int) -> None:
@@ -261,8 +268,10 @@ class Sweep:
             objective_names=list(self.spec.objectives), wall_s=time.perf_counter() - p.started,
         )
         t = record.setdefault("timings", {})
-        if "worker_enter_unix" in t:
-            t["overhead"] = executor.overhead_breakdown(t, p.submitted_unix, time.time())
+        if "worker_start_unix" in t:
+            t.setdefault("submitted_unix", p.submitted_unix)
+            t.setdefault("driver_received_unix", time.time())
+            t["overhead"] = overhead_breakdown(t)
         values = None
         if record["status"] == "ok":
             values = self._values(record)

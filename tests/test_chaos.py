@@ -18,7 +18,7 @@ pytestmark = pytest.mark.e2e
 
 def test_killed_sweep_resumes_to_its_full_budget(tmp_path, cache_dir):
     spec = tiny_spec(tmp_path, cache_dir, {"linear_probe": {}}, name="chaos",
-                     budget={"trials_per_cell": 3},
+                     budget={"trials_per_cell": 3}, train={"epochs": 25, "batch_size": 32},
                      resources={"max_concurrent_trials": 1, "cpus_per_worker": 1})
     f = tmp_path / "spec.yaml"
     f.write_text(yaml.safe_dump(spec))

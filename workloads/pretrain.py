@@ -30,7 +30,7 @@ from workloads.backbones import BACKBONES
 from workloads.config import BackboneConfig, PretrainConfig
 from workloads.datasets.featurize import FEATURIZER_VERSION, smiles_to_data
 from workloads.datasets.sources import moses_train_smiles
-from workloads.util import atomic_torch_save, atomic_write_json, file_digest, seeded, stable_hash
+from workloads.util import LOAD_COUNTS, atomic_torch_save, atomic_write_json, file_digest, seeded, stable_hash
 
 log = logging.getLogger(__name__)
 
@@ -198,8 +198,19 @@ def _evaluate(model, graphs, pc: PretrainConfig, d_mean, d_std) -> dict:
     return {"masked_atom_acc": correct / total, "descriptor_r2": float((1 - se / var).mean())}
 
 
+# Checkpoints this process has read, by path: a long-lived worker reads each once.
+# load_state_dict copies the tensors into the model, so the kept state is never changed.
+_READ: dict[str, dict] = {}
+
+
 def load_pretrained(backbone: nn.Module, path: Path) -> dict:
-    blob = torch.load(path, weights_only=False)
+    key = str(Path(path).resolve())
+    if key in _READ:
+        LOAD_COUNTS["checkpoint_reuses"] += 1
+    else:
+        _READ[key] = torch.load(path, weights_only=False)
+        LOAD_COUNTS["checkpoint_reads"] += 1
+    blob = _READ[key]
     backbone.load_state_dict(blob["backbone"])
     return blob["info"]
 

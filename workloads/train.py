@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import platform
 import statistics
 import time
@@ -33,7 +34,7 @@ from workloads.datasets import GraphSplits, load_dataset
 from workloads.peft import METHODS, TrainHooks, count_parameters
 from workloads.plugins import PLUGINS, TaskInfo
 from workloads.pretrain import ensure_pretrained, load_pretrained
-from workloads.util import default_cache_dir, seeded
+from workloads.util import LOAD_COUNTS, default_cache_dir, seeded
 
 log = logging.getLogger(__name__)
 
@@ -339,6 +340,8 @@ def run_trial(
             "device": {"type": device.type, "name": mem["device"], "host": platform.node(),
                        "torch_threads": torch.get_num_threads()},
             "timings": {"train_s": sum(s["train_s"] for s in per_seed), "total_s": time.perf_counter() - t_start},
+            # this process's loads so far: a long-lived worker reads data and checkpoints once
+            "process": {"pid": os.getpid(), **LOAD_COUNTS},
         }
     )
     return record

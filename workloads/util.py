@@ -14,6 +14,12 @@ import numpy as np
 import torch
 
 
+# What this process has loaded, for the counters in every trial record: with
+# long-lived workers, datasets and checkpoints must be read once per process.
+LOAD_COUNTS: dict[str, int] = {"dataset_builds": 0, "dataset_reads": 0, "dataset_reuses": 0,
+                               "checkpoint_reads": 0, "checkpoint_reuses": 0}
+
+
 def stable_hash(obj: Any, n: int = 12) -> str:
     """Hash of a JSON-serialisable object, independent of key order."""
     blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)

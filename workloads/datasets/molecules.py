@@ -11,7 +11,7 @@ from torch_geometric.data import Data
 from workloads.datasets.config import DatasetConfig
 from workloads.datasets.featurize import FEATURIZER_VERSION
 from workloads.datasets.sources import SOURCES, MoleculeSource
-from workloads.util import atomic_torch_save, stable_hash
+from workloads.util import LOAD_COUNTS, atomic_torch_save, stable_hash
 
 log = logging.getLogger(__name__)
 
@@ -49,14 +49,27 @@ def _cache_path(cfg: DatasetConfig, source: MoleculeSource, cache_dir: Path) -> 
     return Path(cache_dir) / "datasets" / f"{cfg.name}-{key}.pt"
 
 
+# Datasets this process has loaded, by cache file: a long-lived worker reads each once.
+# Trials never modify the graphs (batches are collated copies), so sharing them is safe.
+_LOADED: dict[str, GraphSplits] = {}
+
+
 def load_dataset(cfg: DatasetConfig, cache_dir: Path) -> GraphSplits:
-    """Build on first use, then load from the cache (keyed by config, data content, featurizer)."""
+    """Build on first use, then load from the cache (keyed by config, data content,
+    featurizer); within one process, from memory after the first load."""
     source = SOURCES.get(cfg.name)
     path = _cache_path(cfg, source, cache_dir)
+    key = str(path.resolve())
+    if key in _LOADED:
+        LOAD_COUNTS["dataset_reuses"] += 1
+        return _LOADED[key]
     if path.exists():
         blob = torch.load(path, weights_only=False)
+        LOAD_COUNTS["dataset_reads"] += 1
     else:
         blob = source.build(cfg)
         atomic_torch_save(path, blob)
+        LOAD_COUNTS["dataset_builds"] += 1
         log.info("featurized %s -> %s", cfg.name, path)
-    return GraphSplits(source=source, **blob)
+    _LOADED[key] = GraphSplits(source=source, **blob)
+    return _LOADED[key]

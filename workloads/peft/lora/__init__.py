@@ -17,9 +17,6 @@ from __future__ import annotations
 
 import copy
 
-from peft import LoraConfig as HFLoraConfig
-from peft import inject_adapter_in_model
-from peft.tuners.lora import LoraLayer
 from pydantic import Field
 from torch import nn
 
@@ -38,6 +35,10 @@ class LoraConfig(MethodConfig):
 
 @register_method("lora", LoraConfig, "low-rank adapters (HF peft) on attention projections, plus head")
 def apply(model: nn.Module, cfg: LoraConfig) -> TrainHooks:
+    # peft (and transformers under it) load here, not when the registry or a config is read
+    from peft import LoraConfig as HFLoraConfig
+    from peft import inject_adapter_in_model
+
     freeze(model)
     hf = HFLoraConfig(
         r=cfg.r,
@@ -55,6 +56,8 @@ def apply(model: nn.Module, cfg: LoraConfig) -> TrainHooks:
 
 def merged_copy(model: nn.Module) -> nn.Module:
     """A copy of ``model`` with each LoRA update merged and its wrapper removed."""
+    from peft.tuners.lora import LoraLayer
+
     out = copy.deepcopy(model)
     names = [n for n, m in out.named_modules() if isinstance(m, LoraLayer)]
     for name in names:

@@ -1,0 +1,102 @@
+"""The executor contract: how the sweep driver hands trials to whatever runs them.
+
+The driver never calls Ray (or any other runner) directly; it talks to an
+:class:`Executor`, as Optuna's study talks to a ``BaseStorage``. Implementations:
+
+* :class:`orchestrator.executor.inprocess.InProcessExecutor`: runs each trial in
+  the calling process (``orchestrator run``, tests); imports no Ray.
+* :class:`orchestrator.executor.ray_slots.RaySlotExecutor`: long-lived Ray Train
+  worker groups, one per concurrent slot, that pull trials from a mailbox.
+
+A *trial* is a key (unique in the sweep) and a JSON-ready ``TrialConfig`` dump.
+A *result* is the trial record (a dict) with ``status`` ``"ok"`` or ``"failed"``
+(and ``error``, ``traceback`` when failed). An executor never raises for a
+trial's failure: a trial that raises, kills its worker, or outlives its timeout
+comes back as a failed record, and its slot comes back for the next trial.
+"""
+from __future__ import annotations
+
+import abc
+import importlib
+import time
+import traceback
+from typing import Callable
+
+TRIAL_FN = "workloads:run_trial"
+
+
+def resolve(path: str) -> Callable:
+    """``"package.module:function"`` -> the function."""
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def root_cause(exc: BaseException) -> str:
+    """The innermost error message in an exception chain (Ray wraps errors in layers)."""
+    seen = exc
+    while True:
+        nxt = getattr(seen, "cause", None) or seen.__cause__
+        if nxt is None or nxt is seen:
+            break
+        seen = nxt
+    text = str(seen).strip().splitlines()
+    return f"{type(seen).__name__}: {text[-1] if text else ''}"
+
+
+def failed(error: str, tb: str = "") -> dict:
+    return {"status": "failed", "error": error[:2000], "traceback": tb[-8000:]}
+
+
+def run_one(fn: Callable, trial: dict, rank: int = 0, world_size: int = 1) -> dict:
+    """Validate and run one trial where the caller stands; errors become a failed record."""
+    from workloads.config import TrialConfig
+
+    t0 = time.time()
+    try:
+        cfg = TrialConfig.model_validate(trial)
+        record = fn(cfg, rank=rank, world_size=world_size)
+        record["status"] = "ok"
+    except Exception as exc:  # noqa: BLE001 - a failed trial is data, the sweep goes on
+        record = failed(root_cause(exc), "".join(traceback.format_exception(exc)))
+    record.setdefault("timings", {}).update(worker_start_unix=t0, worker_done_unix=time.time())
+    return record
+
+
+class Executor(abc.ABC):
+    """Runs trials; the sweep driver's only way to execute anything.
+
+    Use as a context manager (``with executor: ...``): entering starts what it
+    needs (worker processes), leaving stops them, also on error.
+    """
+
+    @abc.abstractmethod
+    def start(self) -> None:
+        """Acquire workers; raise a clear error if the trials can never fit."""
+
+    @abc.abstractmethod
+    def free_slots(self) -> int:
+        """How many more trials :meth:`submit` accepts right now."""
+
+    @abc.abstractmethod
+    def submit(self, key: str, trial: dict) -> str:
+        """Start one trial (``free_slots() > 0``); return its handle (the key)."""
+
+    @abc.abstractmethod
+    def wait(self, timeout: float | None = None) -> list[tuple[str, dict]]:
+        """Block until at least one submitted trial finished (or ``timeout`` seconds
+        passed: then possibly none) and return ``(handle, record)`` pairs."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Stop every worker; trials still running are abandoned."""
+
+    def describe(self) -> dict:
+        """What ran the trials (for the run folder)."""
+        return {"executor": type(self).__name__}
+
+    def __enter__(self) -> "Executor":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

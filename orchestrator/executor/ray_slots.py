@@ -1,0 +1,273 @@
+"""Trials in long-lived Ray Train worker groups, one per concurrent slot.
+
+Starting a Ray Train run costs seconds (a controller, a worker group, the
+workers' imports of torch/PyG/RDKit), far more than many trials' work. So each
+slot is one ``TorchTrainer`` run that lives for the whole sweep: its workers
+loop, pulling the next trial from the slot's :class:`Mailbox`, running it, and
+posting the record back. Datasets and checkpoints stay loaded in the worker
+processes between trials (``workloads`` keeps them per process), and imports
+happen once per worker.
+
+Trials with ``num_workers > 1`` run the same way: rank 0 takes the trial from
+the mailbox and broadcasts it to the other ranks over the worker group's
+``torch.distributed`` process group, which Ray Train set up once for the slot,
+so every trial of the slot trains with DDP without a new worker group.
+
+Failures: a trial that raises comes back as a failed record and its slot goes
+on. A worker process that dies (a crash, the OOM killer) ends its slot's
+Train run (``max_failures=0``): the trial in flight is recorded as failed and a
+fresh slot starts. A trial that outlives ``timeout_s`` is cut: its slot's Train
+run is cancelled (its controller and workers are owned by the slot's task and
+die with it) and a fresh slot starts.
+
+The mailbox is written by hand: ``ray.util.queue.Queue`` offers the driver no
+object reference to wait on together with the slots' own references, which the
+driver needs to notice a dead slot while it waits for results.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import traceback
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import ray
+
+from orchestrator.executor.base import TRIAL_FN, Executor, failed, resolve, root_cause, run_one
+
+# Ray Train's controller polls its workers every 2 s by default; a dead worker is
+# noticed sooner with 0.25 s.
+TRAIN_ENV = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.25"}
+
+
+@ray.remote(num_cpus=0)
+class Mailbox:
+    """One slot's two queues: trials in (driver -> rank 0), records out (rank 0 -> driver)."""
+
+    def __init__(self) -> None:
+        self.trials: asyncio.Queue = asyncio.Queue()
+        self.results: asyncio.Queue = asyncio.Queue()
+
+    async def put_trial(self, msg) -> None:
+        await self.trials.put(msg)
+
+    async def next_trial(self):
+        return await self.trials.get()
+
+    async def put_result(self, msg) -> None:
+        await self.results.put(msg)
+
+    async def next_result(self):
+        return await self.results.get()
+
+
+def slot_loop(config: dict) -> None:
+    """Runs in every Ray Train worker of a slot, for the whole sweep."""
+    t_enter = time.time()
+    import ray.train
+
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    mailbox = config["mailbox"]
+    fn = resolve(config["trial_fn"])
+    t_ready = time.time()
+    served = 0
+    while True:
+        msg = ray.get(mailbox.next_trial.remote()) if rank == 0 else None
+        if world > 1:
+            import torch.distributed as dist
+
+            box = [msg]
+            dist.broadcast_object_list(box, src=0)
+            msg = box[0]
+        if msg is None:  # the driver closes the slot
+            return
+        key, trial = msg
+        record = run_one(fn, trial, rank, world)
+        served += 1
+        record["timings"].update(worker_process_start_unix=t_enter, worker_ready_unix=t_ready)
+        record["executor"] = {"kind": "ray_slots", "slot": config["slot"], "worker_pid": os.getpid(),
+                              "trials_served_by_worker": served, "world_size": world}
+        if rank == 0:
+            ray.get(mailbox.put_result.remote((key, record)))
+
+
+@ray.remote(num_cpus=0)
+def run_slot(slot: int, mailbox, trial_fn: str, resources: dict, storage_path: str, run_name: str) -> dict:
+    """One slot's Train run; returns when the slot is closed or its worker group fails."""
+    from ray.train import FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    try:
+        trainer = TorchTrainer(
+            slot_loop,
+            train_loop_config={"mailbox": mailbox, "trial_fn": trial_fn, "slot": slot},
+            scaling_config=ScalingConfig(
+                num_workers=resources["num_workers"],
+                use_gpu=resources["use_gpu"],
+                resources_per_worker={"CPU": resources["cpus_per_worker"]},
+            ),
+            run_config=RunConfig(name=run_name, storage_path=storage_path,
+                                 failure_config=FailureConfig(max_failures=0)),
+        )
+        result = trainer.fit()
+        if result.error is not None:
+            raise result.error
+        return {"ok": True}
+    except Exception as exc:  # noqa: BLE001 - reported to the driver, which restarts the slot
+        return {"ok": False, "error": root_cause(exc), "traceback": "".join(traceback.format_exception(exc))}
+
+
+def init_ray(address: str | None, num_cpus: int | None = None) -> None:
+    if ray.is_initialized():
+        return
+    runtime_env = {"env_vars": TRAIN_ENV}
+    if address:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, runtime_env=runtime_env)
+    else:
+        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, runtime_env=runtime_env)
+
+
+def check_resources(resources: dict, strict: bool) -> None:
+    """Fail fast (locally) or warn (on a cluster, which may scale up) when one
+    trial's worker group cannot fit: Ray would otherwise wait for it forever."""
+    have = ray.cluster_resources()
+    need_cpu = resources["num_workers"] * resources["cpus_per_worker"]
+    need_gpu = resources["num_workers"] if resources["use_gpu"] else 0
+    problems = []
+    if have.get("CPU", 0) < need_cpu:
+        problems.append(f"a trial needs {need_cpu} CPUs (num_workers × cpus_per_worker), Ray has {have.get('CPU', 0):g}")
+    if have.get("GPU", 0) < need_gpu:
+        problems.append(f"a trial needs {need_gpu} GPUs, Ray has {have.get('GPU', 0):g}")
+    if problems:
+        msg = "resources: " + "; ".join(problems)
+        if strict:
+            raise RuntimeError(msg)
+        warnings.warn(msg + " (waiting for the cluster to scale up)", stacklevel=2)
+
+
+@dataclass
+class _Slot:
+    index: int
+    generation: int
+    mailbox: object
+    run_ref: object
+    key: str | None = None  # the trial in flight
+    result_ref: object = None
+    deadline: float = float("inf")
+    submitted_unix: float = 0.0
+    served: int = 0
+    meta: dict = field(default_factory=dict)
+
+
+class RaySlotExecutor(Executor):
+    """Long-lived Ray Train worker groups, ``slots`` of them, each serving trials in turn.
+
+    Args:
+        resources: ``num_workers``, ``cpus_per_worker``, ``use_gpu`` of one slot.
+        slots: trials at once (``resources.max_concurrent_trials``).
+        storage_path: Ray Train's storage folder for the slots' runs.
+        address: a Ray cluster to join (None: start Ray here, ``num_cpus`` CPUs).
+        timeout_s: a trial running longer is cut and recorded as failed (None: no limit).
+        trial_fn: ``"module:function"`` the workers call (default ``workloads:run_trial``).
+        name: prefix of the slots' Train run names.
+    """
+
+    def __init__(self, resources: dict, slots: int, storage_path: str | Path, *, address: str | None = None,
+                 num_cpus: int | None = None, timeout_s: float | None = None, trial_fn: str = TRIAL_FN,
+                 name: str = "slot") -> None:
+        self.resources, self.n_slots = dict(resources), slots
+        self.storage_path, self.address, self.num_cpus = str(storage_path), address, num_cpus
+        self.timeout_s, self.trial_fn, self.name = timeout_s, trial_fn, name
+        self.slots: dict[int, _Slot] = {}
+        self.restarts = 0
+
+    # -- life cycle ---------------------------------------------------------
+    def start(self) -> None:
+        init_ray(self.address, self.num_cpus)
+        check_resources(self.resources, strict=self.address is None)
+        for i in range(self.n_slots):
+            self._start_slot(i, 0)
+
+    def _start_slot(self, index: int, generation: int) -> None:
+        mailbox = Mailbox.remote()
+        ref = run_slot.remote(index, mailbox, self.trial_fn, self.resources, self.storage_path,
+                              f"{self.name}-{index}-g{generation}-{os.getpid()}-{int(time.time())}")
+        self.slots[index] = _Slot(index, generation, mailbox, ref)
+
+    def _restart(self, slot: _Slot, kill: bool) -> None:
+        if kill:
+            ray.cancel(slot.run_ref, force=True)
+        ray.kill(slot.mailbox)
+        self.restarts += 1
+        self._start_slot(slot.index, slot.generation + 1)
+
+    def close(self) -> None:
+        for s in self.slots.values():
+            s.mailbox.put_trial.remote(None)
+        refs = [s.run_ref for s in self.slots.values()]
+        if refs:
+            _done, pending = ray.wait(refs, num_returns=len(refs), timeout=30)
+            for r in pending:
+                ray.cancel(r, force=True)
+        for s in self.slots.values():
+            ray.kill(s.mailbox)
+        self.slots.clear()
+
+    # -- trials -------------------------------------------------------------
+    def free_slots(self) -> int:
+        return sum(1 for s in self.slots.values() if s.key is None)
+
+    def submit(self, key: str, trial: dict) -> str:
+        slot = next((s for s in self.slots.values() if s.key is None), None)
+        if slot is None:
+            raise RuntimeError("no free slot: wait for a result before submitting")
+        slot.submitted_unix = time.time()
+        slot.mailbox.put_trial.remote((key, trial))
+        slot.result_ref = slot.mailbox.next_result.remote()
+        slot.key = key
+        slot.deadline = time.monotonic() + self.timeout_s if self.timeout_s else float("inf")
+        return key
+
+    def wait(self, timeout: float | None = None) -> list[tuple[str, dict]]:
+        busy = [s for s in self.slots.values() if s.key is not None]
+        if not busy:
+            return []
+        watch = {s.result_ref: s for s in busy}
+        watch.update({s.run_ref: s for s in self.slots.values()})
+        limit = min(s.deadline for s in busy) - time.monotonic()
+        limit = max(0.0, min(limit, timeout) if timeout is not None else limit)
+        ready, _ = ray.wait(list(watch), num_returns=1, timeout=None if limit == float("inf") else limit)
+        if ready:  # collect whatever else is ready too
+            ready, _ = ray.wait(list(watch), num_returns=len(watch), timeout=0)
+        out: list[tuple[str, dict]] = []
+        ready_set = set(ready)
+        for s in list(self.slots.values()):
+            if s.key is not None and s.result_ref in ready_set:
+                key, record = ray.get(s.result_ref)
+                record["timings"]["driver_received_unix"] = time.time()
+                record["timings"]["submitted_unix"] = s.submitted_unix
+                record["ray_run"] = str(Path(self.storage_path))
+                out.append((key, record))
+                s.key, s.result_ref, s.deadline = None, None, float("inf")
+                s.served += 1
+        for s in list(self.slots.values()):
+            if s.run_ref in ready_set:  # the slot's Train run ended: its worker group failed
+                info = ray.get(s.run_ref)
+                why = info.get("error") or "the worker group stopped"
+                if s.key is not None:
+                    out.append((s.key, failed(f"worker group died: {why}", info.get("traceback", ""))))
+                self._restart(s, kill=False)
+        now = time.monotonic()
+        for s in list(self.slots.values()):
+            if s.key is not None and now >= s.deadline:
+                out.append((s.key, failed(f"timed out: the trial ran longer than trial_timeout_s={self.timeout_s:g}")))
+                self._restart(s, kill=True)
+        return out
+
+    def describe(self) -> dict:
+        return {"executor": "ray_slots", "slots": self.n_slots, "resources": self.resources,
+                "slot_restarts": self.restarts}
