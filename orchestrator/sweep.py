@@ -94,6 +94,19 @@ def make_sampler(spec: SweepSpec, cell_index: int, n_existing: int = 0) -> optun
     return optuna.samplers.RandomSampler(seed=seed)
 
 
+class _closing:
+    """Close an executor that is already started (``with executor`` would start it again)."""
+
+    def __init__(self, ex: Executor) -> None:
+        self.ex = ex
+
+    def __enter__(self) -> Executor:
+        return self.ex
+
+    def __exit__(self, *exc) -> None:
+        self.ex.close()
+
+
 @dataclass
 class Pending:
     cell: Cell
@@ -220,7 +233,6 @@ class Sweep:
     def execute(self, address: str | None = None, num_cpus: int | None = None,
                 executor: Executor | None = None) -> RunDir:
         self.write_spec()
-        self.prepare()
         studies = self.open_studies()
         queue: list[Cell] = []
         todo = {c.id: self.remaining(studies[c.id]) for c in self.cells}
@@ -230,13 +242,21 @@ class Sweep:
                     queue.append(c)
                     todo[c.id] -= 1
         total = len(queue)
-        self.say(f"sweep {self.spec.name}: {len(self.cells)} studies, {total} trials to run")
         if not total:
+            self.say(f"sweep {self.spec.name}: {len(self.cells)} studies, nothing left to run")
             return self.run
         ex = executor or self.make_executor(address, num_cpus)
+        # Workers start (seconds) while the driver featurizes and pretrains.
+        ex.start()
+        try:
+            self.prepare()
+        except BaseException:
+            ex.close()
+            raise
+        self.say(f"sweep {self.spec.name}: {len(self.cells)} studies, {total} trials to run")
         inflight: dict[str, Pending] = {}
         finished = 0
-        with ex:
+        with _closing(ex):
             while queue or inflight:
                 while queue and ex.free_slots() > 0:
                     cell = queue.pop(0)

@@ -63,3 +63,27 @@ def test_report_on_empty_run_is_an_error(tmp_path, capsys):
     (tmp_path / "runs" / "x").mkdir(parents=True)
     assert main(["report", str(tmp_path / "runs" / "x")]) == 2
     assert "no trial records" in capsys.readouterr().err
+
+
+def test_run_and_the_in_process_executor_import_no_ray(tmp_path, cache_dir):
+    """`orchestrator run` (and the sweep driver with the in-process executor) never load Ray."""
+    import subprocess
+    import sys
+
+    spec = tiny_spec(tmp_path, cache_dir, {"linear_probe": {}}, train={"epochs": 1, "batch_size": 32})
+    f = tmp_path / "s.yaml"
+    f.write_text(yaml.safe_dump(spec))
+    code = (
+        "import sys\n"
+        "from orchestrator.cli import main\n"
+        f"assert main(['run', {str(f)!r}]) == 0\n"
+        "from orchestrator.executor import InProcessExecutor\n"
+        "from orchestrator.spec import load_spec\n"
+        "from orchestrator.sweep import Sweep\n"
+        f"run = Sweep(load_spec({str(f)!r})).execute(executor=InProcessExecutor())\n"
+        "assert len(run.trial_records()) == 4, run.trial_records()\n"
+        "print('RAY_LOADED', 'ray' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "RAY_LOADED False" in out.stdout

@@ -22,6 +22,7 @@ def _record(cfg, work_s: float, value: float) -> dict:
                     "val_scores": [value], "test_scores": [value]},
         "objectives": {"score": value, "train_memory_mb": 1.0 + value, "latency_ms_per_graph": 1.0},
         "timings": {"total_s": work_s},
+        "memory": {"method": "synthetic(not measured)", "device": "cpu", "peak_train_mb": 1.0 + value},
         "process": {"pid": os.getpid(), **LOAD_COUNTS},
     }
 
@@ -60,4 +61,4 @@ def busy_trial(cfg, rank: int = 0, world_size: int = 1) -> dict:
         opt.zero_grad()
         loss.backward()
         opt.step()
-    return _record(cfg, time.perf_counter() - t0, float(loss))
+    return _record(cfg, time.perf_counter() - t0, float(loss.detach()))

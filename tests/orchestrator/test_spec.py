@@ -109,6 +109,8 @@ def test_defaults_are_resolved():
                     d["methods"]["lora"]["search"].update({"proximal.momentum": {"type": "categorical", "choices": [0.9, 1.0]}})),
          "methods.lora.search.proximal.momentum: value 1.0 is invalid: Input should be less than 1"),
         (lambda d: d["budget"].update(seeds=0), "budget.seeds: Input should be greater than or equal to 1"),
+        (lambda d: d["resources"].update(trial_timeout_s=0), "resources.trial_timeout_s: Input should be greater than 0"),
+        (lambda d: d["resources"].update(trial_timeout_s=float("inf")), "resources.trial_timeout_s"),
         (lambda d: d["methods"]["lora"]["params"].update(r=4), "methods.lora.search.r: also fixed in methods.lora.params"),
         (lambda d: d["methods"]["adapter"].update(params={"scale": 0}), "methods.adapter.params.scale"),
         (lambda d: d.update(objectives=["score", "speed"]), "objectives[1]"),
