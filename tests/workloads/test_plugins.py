@@ -13,7 +13,7 @@ from workloads import run_trial
 from workloads.peft import METHODS, count_parameters
 from workloads.plugins import PLUGINS, TaskInfo
 from workloads.plugins.gist import bidirectional_kl
-from workloads.plugins.proximal import symmetric_divergence
+from workloads.plugins.base import symmetric_divergence
 
 D = TINY_ARCH["hidden_dim"]
 REGRESSION = TaskInfo(kind="regression", loss=lambda p, y: F.mse_loss(p, y))

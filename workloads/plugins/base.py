@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Literal
 
+import torch
+import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict
 from torch import Tensor, nn
 
@@ -40,6 +42,16 @@ class Plugin:
 
     def parse(self, params: dict) -> PluginConfig:
         return self.config_cls(**params)
+
+
+def symmetric_divergence(a: Tensor, b: Tensor, kind: str) -> Tensor:
+    """Batch mean of D(a, b) for predictions a, b of shape [B, C]."""
+    if kind == "regression":
+        return (a - b).pow(2).sum(-1).mean()
+    if a.shape[-1] == 1:  # Bernoulli: KL(p||q) + KL(q||p) = (p - q)(logit p - logit q)
+        return ((torch.sigmoid(a) - torch.sigmoid(b)) * (a - b)).sum(-1).mean()
+    la, lb = F.log_softmax(a, -1), F.log_softmax(b, -1)
+    return ((la.exp() - lb.exp()) * (la - lb)).sum(-1).mean()
 
 
 PLUGINS: Registry[Plugin] = Registry("training plug-in")

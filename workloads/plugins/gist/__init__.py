@@ -35,12 +35,11 @@ Written by hand: HF ``peft`` has no GIST.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor, nn
 
 from workloads.peft.base import TrainHooks
-from workloads.plugins.base import PluginConfig, TaskInfo, register_plugin
+from workloads.plugins.base import PluginConfig, TaskInfo, register_plugin, symmetric_divergence
 
 SLOT = "gist"
 
@@ -64,14 +63,11 @@ class GistToken(nn.Module):
 
 
 def bidirectional_kl(a: Tensor, b: Tensor, temperature: float, kind: str) -> Tensor:
-    """Batch mean of KL(P_a||P_b) + KL(P_b||P_a) for logits [B, C] (squared distance for regression)."""
+    """Batch mean of KL(P_a||P_b) + KL(P_b||P_a) for logits [B, C] at temperature T
+    (the squared distance for regression, where T plays no part)."""
     if kind == "regression":
-        return (a - b).pow(2).sum(-1).mean()
-    a, b = a / temperature, b / temperature
-    if a.shape[-1] == 1:
-        return ((torch.sigmoid(a) - torch.sigmoid(b)) * (a - b)).sum(-1).mean()
-    la, lb = F.log_softmax(a, -1), F.log_softmax(b, -1)
-    return ((la.exp() - lb.exp()) * (la - lb)).sum(-1).mean()
+        return symmetric_divergence(a, b, kind)
+    return symmetric_divergence(a / temperature, b / temperature, kind)
 
 
 @register_plugin("gist", GistConfig, "a one-way gist token read by the head, with a bidirectional KL term")

@@ -30,13 +30,12 @@ Args:
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor, nn
 from torch.func import functional_call
 
 from workloads.peft.base import TrainHooks
-from workloads.plugins.base import PluginConfig, TaskInfo, register_plugin
+from workloads.plugins.base import PluginConfig, TaskInfo, register_plugin, symmetric_divergence
 
 
 class ProximalConfig(PluginConfig):
@@ -44,16 +43,6 @@ class ProximalConfig(PluginConfig):
     momentum: float = Field(
         default=0.99, ge=0, lt=1, description="beta: how slowly the anchor follows the iterates"
     )
-
-
-def symmetric_divergence(a: Tensor, b: Tensor, kind: str) -> Tensor:
-    """Batch mean of D(a, b) for predictions a, b of shape [B, C]."""
-    if kind == "regression":
-        return (a - b).pow(2).sum(-1).mean()
-    if a.shape[-1] == 1:  # Bernoulli: KL(p||q) + KL(q||p) = (p - q)(logit p - logit q)
-        return ((torch.sigmoid(a) - torch.sigmoid(b)) * (a - b)).sum(-1).mean()
-    la, lb = F.log_softmax(a, -1), F.log_softmax(b, -1)
-    return ((la.exp() - lb.exp()) * (la - lb)).sum(-1).mean()
 
 
 class BregmanProximal:
