@@ -22,7 +22,7 @@ from rich.console import Console
 from orchestrator.executor import Executor, overhead_breakdown
 from orchestrator.search import distributions
 from orchestrator.spec import Cell, SpecError, SweepSpec, dump_resolved, parse_spec
-from orchestrator.storage import RunDir
+from orchestrator.storage import RunDir, environment
 from workloads.config import BackboneConfig, MethodSpec, TrainConfig, TrialConfig
 from workloads.util import default_cache_dir
 
@@ -141,7 +141,7 @@ class Sweep:
                     f"resume); use a new 'name' or remove {self.run.path}"
                 )
         self.run.write_spec(dump_resolved(self.spec))
-        self.run.write_env()
+        self.run.write_env(environment())
 
     def prepare(self) -> None:
         """Featurize datasets and pretrain backbones once, before any trial starts."""

@@ -6,16 +6,14 @@ One self-contained file: plotly.js is inlined, nothing is fetched when it opens.
 from __future__ import annotations
 
 import html
-import json
 from datetime import datetime, timezone
 from pathlib import Path
 
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
-from orchestrator.storage import RunDir
 from reports.summary import PLANES, seed_stats, summarize
-from workloads.util import atomic_write_text
+from runfolder import RunDir, atomic_write_text
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 
@@ -177,6 +175,6 @@ def build_report(run_path: str | Path) -> Path:
     records = run.trial_records()
     if not records:
         raise ValueError(f"{run.path}: no trial records under trials/ to report on")
-    env = json.loads(run.env_file.read_text()) if run.env_file.exists() else None
+    env = run.read_env()
     page = render(summarize(records), f"Sweep report: {run.path.name}", env)
     return atomic_write_text(run.report_file, page)

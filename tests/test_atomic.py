@@ -29,7 +29,9 @@ def test_run_dir_round_trip_and_corrupt_record_is_named(tmp_path):
     rd.trial_file("a__g__lora", 5).write_text("{not json")
     with pytest.raises(ValueError, match="trial-0005.json: corrupt trial record"):
         rd.trial_records()
-    env = rd.write_env()
+    from orchestrator.storage import environment
+
+    env = rd.write_env(environment())
     assert json.loads(rd.env_file.read_text()) == env and env["packages"]["torch"]
 
 
@@ -44,3 +46,16 @@ def test_atomic_files_get_the_ordinary_mode(tmp_path):
     finally:
         os.umask(old)
     assert f.stat().st_mode & 0o777 == 0o644
+
+
+def test_reports_read_runs_without_torch_or_the_orchestrator():
+    """The layers point down: reports -> runfolder, never torch, workloads or orchestrator."""
+    import subprocess
+    import sys
+
+    code = ("import sys, reports.html, reports.summary, runfolder\n"
+            "bad = [m for m in ('torch', 'workloads', 'orchestrator') if m in sys.modules]\n"
+            "print('LOADED', bad)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "LOADED []" in out.stdout
