@@ -89,8 +89,8 @@ def cmd_run(args) -> int:
     o, m = record["objectives"], record["metrics"]
     console.print(
         f"{cell.id} {params}: val {m['metric']} {m['val_score']:.4f}±{m['val_std']:.4f}, "
-        f"test {m['test_score']:.4f}±{m['test_std']:.4f} ({len(m['val_scores'])} seeds), train memory "
-        f"{o['train_memory_mb']:.2f} MB, latency {o['latency_ms_per_graph']:.3f} ms/graph, "
+        f"test {m['test_score']:.4f}±{m['test_std']:.4f} ({len(m['val_scores'])} seeds), "
+        + ", ".join(f"{k} {v:.3f}" for k, v in o.items() if k != "score") + ", "
         f"{record['trainable_params']:,} trainable of {record['total_params']:,}"
     )
     return 0

@@ -19,8 +19,6 @@ from workloads.config import PretrainConfig, ProfileConfig, TrainConfig
 from workloads.datasets.config import DatasetConfig
 from workloads.util import stable_hash
 
-OBJECTIVES = ("score", "train_memory_mb", "latency_ms_per_graph")
-
 
 class SpecError(ValueError):
     """A sweep spec that cannot be used; the message lists each problem with its path."""
@@ -90,14 +88,22 @@ class SweepSpec(_Strict):
     datasets: list[DatasetConfig] = Field(min_length=1)
     backbones: list[BackboneEntry] = Field(min_length=1)
     methods: dict[str, MethodEntry] = Field(min_length=1)
-    objectives: list[Literal["score", "train_memory_mb", "latency_ms_per_graph"]] = Field(
-        default_factory=lambda: list(OBJECTIVES), min_length=1
+    objectives: list[str] | None = Field(
+        default=None, min_length=1,
+        description="objectives every cell optimises, from its task's (e.g. score, train_memory_mb, "
+        "latency_ms_per_graph); null: each cell its own task's objectives",
     )
     train: TrainConfig = Field(default_factory=TrainConfig)
     profile: ProfileConfig = Field(default_factory=ProfileConfig)
     budget: Budget = Field(default_factory=Budget)
     resources: Resources = Field(default_factory=Resources)
     storage: Storage = Field(default_factory=Storage)
+
+    def cell_objectives(self, cell: "Cell") -> list[str]:
+        """The objectives of one cell: the spec's list, or its task's own."""
+        from workloads.tasks import task_of
+
+        return list(self.objectives) if self.objectives is not None else list(task_of(cell.dataset).objectives)
 
     def cells(self) -> list["Cell"]:
         return [
@@ -182,6 +188,20 @@ def _semantic_errors(spec: SweepSpec) -> list[str]:
             BACKBONES.get(b.name).config_cls(**b.params)
         except ValidationError as e:
             errors += _pydantic_errors(e, f"backbones[{i}].params")
+    if spec.objectives is not None:
+        from workloads.tasks import task_of
+
+        dups = {o for o in spec.objectives if spec.objectives.count(o) > 1}
+        for o in sorted(dups):
+            errors.append(f"objectives: '{o}' listed twice")
+        for i, o in enumerate(spec.objectives):
+            for d in spec.datasets:
+                if d.name not in SOURCES:
+                    continue
+                task = task_of(d.name)
+                if o not in task.objectives:
+                    errors.append(f"objectives[{i}]: '{o}' is not an objective of dataset '{d.name}' "
+                                  f"(task {task.name}: {', '.join(task.objectives)})")
     names = [d.name for d in spec.datasets]
     for dup in {n for n in names if names.count(n) > 1}:
         errors.append(f"datasets: dataset '{dup}' listed twice")

@@ -74,10 +74,11 @@ def trial_config(spec: SweepSpec, cell: Cell, params: dict, trial_id: str) -> Tr
 
 
 def directions(spec: SweepSpec, cell: Cell) -> list[str]:
-    from workloads.datasets.sources import SOURCES
+    """Optuna's directions for a cell, in its objectives' order, from its task."""
+    from workloads.tasks import task_of
 
-    score_dir = SOURCES.get(cell.dataset).direction
-    return [score_dir if o == "score" else "minimize" for o in spec.objectives]
+    dirs = task_of(cell.dataset).objective_directions(cell.dataset)
+    return [dirs[o] for o in spec.cell_objectives(cell)]
 
 
 def make_sampler(spec: SweepSpec, cell_index: int, n_existing: int = 0) -> optuna.samplers.BaseSampler:
@@ -178,7 +179,7 @@ class Sweep:
             if list(study.directions) != [optuna.study.StudyDirection[d.upper()] for d in directions(self.spec, cell)]:
                 raise SpecError(f"{self.storage_url}: study '{cell.id}' exists with other objectives")
             study.sampler = make_sampler(self.spec, i, len(study.trials))
-            study.set_user_attr("objectives", list(self.spec.objectives))
+            study.set_user_attr("objectives", self.spec.cell_objectives(cell))
             study.set_user_attr("cell", {"dataset": cell.dataset, "backbone": cell.backbone, "method": cell.method})
             self._recover(cell, study)
             studies[cell.id] = study
@@ -208,8 +209,8 @@ class Sweep:
             self.say(f"resume: {cell.id} trial {t.number} did not finish ({error}); marked failed")
 
     # -- the loop -----------------------------------------------------------
-    def _values(self, record: dict) -> list[float]:
-        return [float(record["objectives"][o]) for o in self.spec.objectives]
+    def _values(self, cell: Cell, record: dict) -> list[float]:
+        return [float(record["objectives"][o]) for o in self.spec.cell_objectives(cell)]
 
     def remaining(self, study: optuna.Study) -> int:
         """Budget left: completed and failed trials count, trials cut short by a crash do not."""
@@ -285,7 +286,7 @@ class Sweep:
         record.update(
             cell=p.cell.id, dataset_name=p.cell.dataset, backbone_name=p.cell.backbone,
             method=p.cell.method, optuna_trial=p.trial.number, params=p.trial.params,
-            objective_names=list(self.spec.objectives), wall_s=time.perf_counter() - p.started,
+            objective_names=self.spec.cell_objectives(p.cell), wall_s=time.perf_counter() - p.started,
         )
         t = record.setdefault("timings", {})
         if "worker_start_unix" in t:
@@ -294,7 +295,7 @@ class Sweep:
             t["overhead"] = overhead_breakdown(t)
         values = None
         if record["status"] == "ok":
-            values = self._values(record)
+            values = self._values(p.cell, record)
             if not all(math.isfinite(v) for v in values):
                 record.update(status="failed", error=f"non-finite objective values {values}")
                 values = None
@@ -312,7 +313,8 @@ class Sweep:
         self.say(
             f"[{finished}/{total}] {p.cell.id} #{p.trial.number} {p.trial.params} → val "
             f"{m['metric']} {m['val_score']:.4f}±{m['val_std']:.4f} (test {m['test_score']:.4f}±{m['test_std']:.4f}, "
-            f"{len(m['val_scores'])} seeds), train mem {o['train_memory_mb']:.1f} MB, "
-            f"latency {o['latency_ms_per_graph']:.3f} ms/graph, {record['trainable_params']} trainable "
+            f"{len(m['val_scores'])} seeds), "
+            + ", ".join(f"{k} {v:.3f}" for k, v in o.items() if k != "score")
+            + f", {record['trainable_params']} trainable "
             f"[{record['wall_s']:.0f}s]"
         )

@@ -12,7 +12,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
-from reports.summary import PLANES, seed_stats, summarize
+from reports.summary import seed_stats, summarize
 from runfolder import RunDir, atomic_write_text
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
@@ -69,8 +69,9 @@ def _hover(r: dict) -> str:
     return (
         f"<b>{r['method']}</b> trial {r.get('optuna_trial')}<br>{params}<br>"
         f"validation {st['val']:.4f} ± {st['val_std']:.4f} ({st['seeds']} seeds)<br>"
-        f"test {st['test']:.4f} ± {st['test_std']:.4f}<br>train memory {o['train_memory_mb']:.2f} MB<br>"
-        f"latency {o['latency_ms_per_graph']:.3f} ms/graph<br>trainable {r['trainable_params']:,}"
+        f"test {st['test']:.4f} ± {st['test_std']:.4f}<br>"
+        + "".join(f"{k} {v:.3f}<br>" for k, v in o.items() if k != "score")
+        + f"trainable {r['trainable_params']:,}"
     )
 
 
@@ -80,33 +81,23 @@ def _fmt(v) -> str:
 
 def _table(entry: dict) -> str:
     rows = []
-    hv_mem = entry["planes"]["train_memory_mb"]["hypervolume"]
-    hv_lat = entry["planes"]["latency_ms_per_graph"]["hypervolume"]
+    planes = entry["plane_labels"]  # objective -> label, from the task's own names
     for r in entry["best"]:
         o, st = r["objectives"], seed_stats(r)
         params = ", ".join(f"{k}={_fmt(v)}" for k, v in r.get("params", {}).items())
         n = sum(1 for t in entry["trials"] if t["method"] == r["method"])
-        rows.append(
-            "<tr>" + "".join(
-                f"<td>{html.escape(str(c))}</td>"
-                for c in (
-                    r["method"], n, st["seeds"], f"{st['val']:.4f} ± {st['val_std']:.4f}",
-                    f"{st['test']:.4f} ± {st['test_std']:.4f}", f"{o['train_memory_mb']:.2f}",
-                    f"{o['latency_ms_per_graph']:.3f}", f"{r['trainable_params']:,}",
-                    f"{100 * r['trainable_params'] / r['total_params']:.2f}%", params,
-                    f"{hv_mem[r['method']]:.3g}", f"{hv_lat[r['method']]:.3g}",
-                    f"{r['memory']['method'].split('(')[0]} on {r['memory']['device']}",
-                )
-            ) + "</tr>"
-        )
-    head = "".join(
-        f"<th>{h}</th>" for h in (
-            "method variant", "trials", "seeds", f"validation {entry['metric']} (selects)",
-            f"test {entry['metric']} (reported)", "train memory (MB)", "latency (ms/graph)",
-            "trainable params", "trainable share", "params", "HV memory plane", "HV latency plane",
-            "memory measured by",
-        )
-    )
+        cells = [r["method"], n, st["seeds"], f"{st['val']:.4f} ± {st['val_std']:.4f}",
+                 f"{st['test']:.4f} ± {st['test_std']:.4f}"]
+        cells += [f"{o[k]:.3f}" for k in planes]
+        cells += [f"{r['trainable_params']:,}", f"{100 * r['trainable_params'] / r['total_params']:.2f}%", params]
+        cells += [f"{entry['planes'][k]['hypervolume'][r['method']]:.3g}" for k in planes]
+        cells += [f"{r['memory']['method'].split('(')[0]} on {r['memory']['device']}"]
+        rows.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
+    heads = ["method variant", "trials", "seeds", f"validation {entry['metric']} (selects)",
+             f"test {entry['metric']} (reported)"]
+    heads += list(planes.values()) + ["trainable params", "trainable share", "params"]
+    heads += [f"HV: {label}" for label in planes.values()] + ["memory measured by"]
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in heads)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
@@ -121,7 +112,7 @@ def render(summary: dict, title: str, env: dict | None) -> str:
             parts.append(f"<p>{len(entry['trials'])} finished trials, {len(entry['failed'])} failed{cut}. "
                          "Stars mark trials on the Pareto front of that plane (all methods together).</p>")
             parts.append('<div class="row">')
-            for key, label in PLANES:
+            for key, label in entry["plane_labels"].items():
                 fig = _figure(ds, entry, key, label, colors)
                 parts.append(fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"{ds}-{key}",
                                          config={"displaylogo": False}))

@@ -14,10 +14,23 @@ import numpy as np
 
 from reports.pareto import front_order, hypervolume_2d, non_dominated
 
-PLANES = (
-    ("train_memory_mb", "peak training memory (MB)"),
-    ("latency_ms_per_graph", "inference latency (ms / graph)"),
-)
+def plane_label(objective: str) -> str:
+    """Axis label of a cost objective; the names come from the task (e.g. latency_ms_per_node)."""
+    if objective == "train_memory_mb":
+        return "peak training memory (MB)"
+    if objective.startswith("latency_ms_per_"):
+        return f"inference latency (ms / {objective.removeprefix('latency_ms_per_')})"
+    return objective
+
+
+def planes_of(records: list[dict]) -> list[tuple[str, str]]:
+    """The cost planes of a dataset: every objective but the score, in the records' order."""
+    keys: list[str] = []
+    for r in records:
+        for k in r.get("objective_names") or r["objectives"]:
+            if k != "score" and k not in keys and all(k in x["objectives"] for x in records):
+                keys.append(k)
+    return [(k, plane_label(k)) for k in keys]
 
 
 def seed_stats(r: dict) -> dict:
@@ -55,7 +68,8 @@ def summarize(records: list[dict]) -> dict:
             entry["metric"] = ok[0]["metrics"]["metric"]
             entry["direction"] = direction
             score = np.array([r["objectives"]["score"] for r in ok])
-            for key, _label in PLANES:
+            entry["plane_labels"] = dict(planes_of(ok))
+            for key, _label in planes_of(ok):
                 cost = np.array([r["objectives"][key] for r in ok])
                 pts = np.column_stack([cost, score])
                 dirs = ["minimize", direction]

@@ -20,19 +20,15 @@ from functools import partial
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
-import torch.nn.functional as F
-from sklearn.metrics import roc_auc_score
 from torch import nn
-from torch_geometric.loader import DataLoader
 
 from workloads import profiling
-from workloads.backbones import BACKBONES, GraphModel
+from workloads.backbones import BACKBONES
 from workloads.config import TrialConfig
-from workloads.datasets import GraphSplits, load_dataset
 from workloads.peft import METHODS, TrainHooks, count_parameters
 from workloads.plugins import PLUGINS, TaskInfo
+from workloads.tasks import MEMORY_OBJECTIVE, Task, task_of
 from workloads.pretrain import ensure_pretrained, load_pretrained
 from workloads.util import LOAD_COUNTS, default_cache_dir, seeded
 
@@ -47,18 +43,12 @@ def resolve_device(name: str) -> torch.device:
     return torch.device("cpu")
 
 
-def task_loss(data: GraphSplits, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    if data.task == "classification":
-        return F.binary_cross_entropy_with_logits(pred, y)
-    return F.mse_loss(pred, (y - data.y_mean) / data.y_std)
+def task_info(task: Task, data) -> TaskInfo:
+    return TaskInfo(kind=data.task, loss=partial(task.loss, data))
 
 
-def task_info(data: GraphSplits) -> TaskInfo:
-    return TaskInfo(kind=data.task, loss=partial(task_loss, data))
-
-
-def build_model(cfg: TrialConfig, data: GraphSplits, ckpt: Path | None) -> tuple[nn.Module, TrainHooks, dict]:
-    """Backbone (loaded from ``ckpt``), head, then the method, then each plug-in.
+def build_model(cfg: TrialConfig, task: Task, data, ckpt: Path | None) -> tuple[nn.Module, TrainHooks, dict]:
+    """Backbone (loaded from ``ckpt``), the task's head, then the method, then each plug-in.
 
     Every random draw here comes from the caller's seeded stream, in this order."""
     backbone = BACKBONES.get(cfg.backbone.name).build(cfg.backbone.arch())
@@ -66,32 +56,14 @@ def build_model(cfg: TrialConfig, data: GraphSplits, ckpt: Path | None) -> tuple
     if ckpt is not None:
         info = load_pretrained(backbone, ckpt)
         pre_info["final"] = info["history"][-1] if info.get("history") else None
-    model = GraphModel(backbone, out_dim=1)
+    model = task.make_model(backbone, data)
     method = METHODS.get(cfg.method.name)
     hooks = method.apply(model, method.parse(cfg.method.params))
-    task = task_info(data)
+    info = task_info(task, data)
     for name, params in cfg.method.plugins.items():
         plugin = PLUGINS.get(name)
-        hooks = hooks.combine(plugin.apply(model, plugin.parse(params), task))
+        hooks = hooks.combine(plugin.apply(model, plugin.parse(params), info))
     return model, hooks, pre_info
-
-
-@torch.no_grad()
-def evaluate(model: nn.Module, data: GraphSplits, graphs: list, batch_size: int, device) -> float:
-    """ROC-AUC (classification) or RMSE in label units (regression)."""
-    model.eval()
-    preds, ys = [], []
-    for batch in DataLoader(graphs, batch_size=batch_size):
-        batch = batch.to(device)
-        preds.append(model(batch).float().cpu())
-        ys.append(batch.y.float().cpu())
-    p, y = torch.cat(preds).numpy().ravel(), torch.cat(ys).numpy().ravel()
-    if data.task == "classification":
-        if len(np.unique(y)) < 2:
-            return float("nan")
-        return float(roc_auc_score(y, p))
-    p = p * data.y_std + data.y_mean
-    return float(np.sqrt(np.mean((p - y) ** 2)))
 
 
 def is_better(a: float, b: float, direction: str) -> bool:
@@ -121,12 +93,13 @@ def _restore(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
 
 
 def train_seed(
-    cfg: TrialConfig, seed: int, data: GraphSplits, ckpt: Path | None, device: torch.device,
+    cfg: TrialConfig, seed: int, data, ckpt: Path | None, device: torch.device,
     *, rank: int = 0, world_size: int = 1, say: Callable[[str], None] = log.info,
 ) -> dict:
     """Train one seed: build, train with validation selection, test, profile."""
+    task = task_of(cfg.dataset.name)
     with seeded(seed):
-        model, hooks, pre_info = build_model(cfg, data, ckpt)
+        model, hooks, pre_info = build_model(cfg, task, data, ckpt)
         model.to(device)
         trainable, total = count_parameters(model)
         params = [p for p in model.parameters() if p.requires_grad]
@@ -141,10 +114,9 @@ def train_seed(
             train_model = DistributedDataParallel(model, find_unused_parameters=True)
             sampler = DistributedSampler(data.train, num_replicas=world_size, rank=rank, seed=seed)
         gen = torch.Generator().manual_seed(seed)
-        loader = DataLoader(
-            data.train, batch_size=cfg.train.batch_size, shuffle=sampler is None, sampler=sampler,
-            generator=gen if sampler is None else None,
-            drop_last=(len(data.train) // world_size) > cfg.train.batch_size,
+        loader = task.train_loader(
+            data, cfg.train.batch_size, sampler=sampler, generator=gen,
+            drop_last=(task.train_size(data) // world_size) > cfg.train.batch_size,
         )
         # The peak is measured from the first step, before any gradient or optimizer
         # state exists: what is live then is the model itself.
@@ -153,7 +125,7 @@ def train_seed(
         eval_peak = profiling.CudaPeakWindow(device) if device.type == "cuda" else None
         max_steps = cfg.profile.memory_steps
         parts, parts_saved, measured_steps = {}, -1, 0
-        direction = data.source.direction
+        direction = task.direction(cfg.dataset.name)
         best_val, best_epoch, best_state = float("nan"), -1, None
         history = []
         t_train = time.perf_counter()
@@ -190,7 +162,7 @@ def train_seed(
                             f(model, batch)
                         out = train_model(batch, with_slots=True) if hooks.needs_slots else train_model(batch)
                         pred = out["pred"] if isinstance(out, dict) else out
-                        loss = task_loss(data, pred, batch.y)
+                        loss = task.loss(data, pred, batch.y)
                         for f in hooks.extra_loss:
                             loss = loss + f(model, batch, out)
                     if not torch.isfinite(loss):
@@ -212,13 +184,13 @@ def train_seed(
             val = float("nan")
             if rank == 0:
                 with eval_peak.measure() if eval_peak is not None else contextlib.nullcontext():
-                    val = evaluate(model, data, data.valid, cfg.train.eval_batch_size, device)
+                    val = task.evaluate(model, data, "valid", cfg.train.eval_batch_size, device)
             history.append({"epoch": epoch, "train_loss": tot / max(n, 1), "val_score": val})
             if rank == 0 and (best_state is None or is_better(val, best_val, direction)):
                 best_val, best_epoch = val, epoch
                 best_state = _trainable_state(model)
             say(f"[{cfg.trial_id} seed {seed}] epoch {epoch}: loss {tot / max(n, 1):.4f}, "
-                f"val {data.source.metric} {val:.4f}")
+                f"val {task.metric(cfg.dataset.name)} {val:.4f}")
         train_seconds = time.perf_counter() - t_train
         memory = profiling.memory_report(meter, parts, eval_peak.peak_bytes if eval_peak else None,
                                          {"measured_steps": measured_steps,
@@ -229,12 +201,11 @@ def train_seed(
         if rank != 0:
             return out_rec
         _restore(model, best_state)
-        test = evaluate(model, data, data.test, cfg.train.eval_batch_size, device)
+        test = task.evaluate(model, data, "test", cfg.train.eval_batch_size, device)
         model.eval()
-        lat_graphs = data.test[: cfg.profile.latency_batch_size]
-        lat_batch = next(iter(DataLoader(lat_graphs, batch_size=len(lat_graphs)))).to(device)
-        lat_kw = dict(batch_size=len(lat_graphs), device=device, warmup=cfg.profile.latency_warmup,
-                      repeats=cfg.profile.latency_repeats)
+        lat_batch, lat_units = task.latency_batch(data, cfg.profile.latency_batch_size, device)
+        lat_kw = dict(batch_size=lat_units, device=device, warmup=cfg.profile.latency_warmup,
+                      repeats=cfg.profile.latency_repeats, unit=task.unit)
         with torch.no_grad():
             as_trained = profiling.measure_latency(lambda: model(lat_batch), **lat_kw)
             deployed, deploy_gap = as_trained, 0.0
@@ -261,18 +232,21 @@ def mean_std(xs: list[float]) -> tuple[float, float]:
     return float(statistics.fmean(xs)), (float(statistics.stdev(xs)) if len(xs) > 1 else 0.0)
 
 
-def aggregate(cfg: TrialConfig, data: GraphSplits, per_seed: list[dict]) -> dict:
+def aggregate(cfg: TrialConfig, task: Task, per_seed: list[dict]) -> dict:
     """The trial record from its seeds: the objective is the mean validation score;
     memory is the largest peak of any seed; latency the median of the seeds' medians."""
     val_m, val_s = mean_std([s["val_score"] for s in per_seed])
     test_m, test_s = mean_std([s["test_score"] for s in per_seed])
     peak = max(per_seed, key=lambda s: s["memory"]["peak_train_bytes"])
-    lat_ms = statistics.median(s["latency"]["ms_per_graph"] for s in per_seed)
+    lat_ms = statistics.median(s["latency"]["ms_per_unit"] for s in per_seed)
     first = per_seed[0]
+    ds = cfg.dataset.name
     return {
+        "task": task.name,
+        "objective_names": list(task.objectives),
         "metrics": {
-            "metric": data.source.metric,
-            "direction": data.source.direction,
+            "metric": task.metric(ds),
+            "direction": task.direction(ds),
             "selection": "validation",
             "val_score": val_m, "val_std": val_s,
             "test_score": test_m, "test_std": test_s,
@@ -283,12 +257,12 @@ def aggregate(cfg: TrialConfig, data: GraphSplits, per_seed: list[dict]) -> dict
         },
         "objectives": {
             "score": val_m,
-            "train_memory_mb": peak["memory"]["peak_train_mb"],
-            "latency_ms_per_graph": lat_ms,
+            MEMORY_OBJECTIVE: peak["memory"]["peak_train_mb"],
+            task.latency_objective: lat_ms,
         },
         "memory": peak["memory"],
-        "latency": first["latency"] | {"ms_per_graph": lat_ms,
-                                       "ms_per_graph_seeds": [s["latency"]["ms_per_graph"] for s in per_seed]},
+        "latency": first["latency"] | {"ms_per_unit": lat_ms,
+                                       "ms_per_unit_seeds": [s["latency"]["ms_per_unit"] for s in per_seed]},
         "seeds": [{k: v for k, v in s.items() if k not in ("pretrained", "notes")} for s in per_seed],
         "trainable_params": first["trainable_params"],
         "total_params": first["total_params"],
@@ -317,7 +291,8 @@ def run_trial(
         torch.set_num_threads(cfg.num_threads)
     device = resolve_device(cfg.device)
     cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()
-    data = load_dataset(cfg.dataset, cache_dir)
+    task = task_of(cfg.dataset.name)
+    data = task.load(cfg.dataset, cache_dir)
     # Before any seeding, and leaving the random state alone: a cached and a fresh
     # checkpoint give the same trial.
     ckpt = ensure_pretrained(cfg.backbone, cache_dir)
@@ -328,7 +303,7 @@ def run_trial(
     record: dict = {"trial_id": cfg.trial_id, "rank": rank, "world_size": world_size}
     if rank != 0:
         return record
-    record.update(aggregate(cfg, data, per_seed))
+    record.update(aggregate(cfg, task, per_seed))
     mem = record["memory"]
     record.update(
         {

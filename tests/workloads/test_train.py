@@ -26,12 +26,14 @@ def test_classification_trial_record(cache_dir):
     r = run_trial(cfg(cache_dir, "b3db", "lora"))
     m = r["metrics"]
     assert m["metric"] == "roc_auc" and m["direction"] == "maximize"
+    assert r["task"] == "graph_property"
+    assert r["objective_names"] == ["score", "train_memory_mb", "latency_ms_per_graph"] == list(r["objectives"])  # in-memory order
     assert 0.0 <= m["test_score"] <= 1.0 and 0 <= m["best_epoch"] < 2 and len(m["history"]) == 2
     o = r["objectives"]
     assert m["selection"] == "validation" and o["score"] == m["val_score"] != m["test_score"]
     assert o["train_memory_mb"] > 0 and o["latency_ms_per_graph"] > 0
     assert r["memory"]["method"].startswith("cpu_allocator_events_peak") and r["memory"]["device"] == "cpu"
-    assert r["latency"]["deployed"] and r["latency"]["as_trained"]["ms_per_graph"] > 0  # LoRA: merged and not
+    assert r["latency"]["deployed"] and r["latency"]["as_trained"]["ms_per_unit"] > 0  # LoRA: merged and not
     assert r["latency"]["deploy_max_abs_diff"] < 1e-4
     assert r["latency"]["batch_size"] == 16 and r["latency"]["num_threads"] == 1
     assert 0 < r["trainable_params"] < r["total_params"]
@@ -57,15 +59,15 @@ def test_same_seed_same_record(cache_dir):
 def test_selection_reads_validation_only(cache_dir, monkeypatch):
     """Validation and test disagree on the best epoch: the epoch validation chose is
     the one tested, and the objective is the validation figure."""
-    import workloads.train as train
+    from workloads.tasks.graph_property import GraphPropertyTask
 
     val_by_epoch = iter([5.0, 2.0, 4.0])  # RMSE: epoch 1 is best on validation
     test_by_state = {}
-    real = train.evaluate
+    real = GraphPropertyTask.evaluate
 
-    def scripted(model, data, graphs, batch_size, device):
-        if graphs is data.valid:
-            real(model, data, graphs, batch_size, device)
+    def scripted(self, model, data, split, batch_size, device):
+        if split == "valid":
+            real(self, model, data, split, batch_size, device)
             score = next(val_by_epoch)
             # remember the weights validation saw, to check which ones are tested
             test_by_state[score] = model.head.weight.detach().clone()
@@ -73,7 +75,7 @@ def test_selection_reads_validation_only(cache_dir, monkeypatch):
         # "test" prefers the last epoch's weights: best test would be epoch 2
         return 1.0 if torch.equal(model.head.weight, test_by_state[2.0]) else 0.5
 
-    monkeypatch.setattr(train, "evaluate", scripted)
+    monkeypatch.setattr(GraphPropertyTask, "evaluate", scripted)
     r = run_trial(cfg(cache_dir, "freesolv", "linear_probe", epochs=3, lr=0.05))
     m = r["metrics"]
     assert m["best_epoch"] == 1 and m["val_score"] == 2.0 and r["objectives"]["score"] == 2.0

@@ -52,10 +52,14 @@ class MoleculeSource:
     description: str
     fingerprint: Callable[[DatasetConfig], str]  # content digest of the data it reads
     build: Callable[[DatasetConfig], dict]  # featurized train/valid/test and label statistics
+    family: str = "graph_property"  # the task family (workloads.tasks) that trains on it
 
     @property
     def direction(self) -> Literal["maximize", "minimize"]:
-        return "maximize" if self.metric == "roc_auc" else "minimize"
+        """From the metric's own direction (a metric with none known is an error)."""
+        from workloads.tasks import metric_direction
+
+        return metric_direction(self.metric)
 
 
 SOURCES: Registry[MoleculeSource] = Registry("dataset")
