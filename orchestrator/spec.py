@@ -8,6 +8,7 @@ method and search parameter, are checked against the workload registries
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -53,7 +54,7 @@ class MethodEntry(_Strict):
 
 
 class Budget(_Strict):
-    trials_per_cell: int = Field(default=4, ge=1, description="finished trials per study (failed ones count; ones a crash cut short do not)")
+    trials_per_cell: int = Field(default=4, ge=1, le=100_000, description="finished trials per study (failed ones count; ones a crash cut short do not)")
     sampler: Literal["tpe", "nsga2", "random"] = "tpe"
     n_startup_trials: int = Field(default=4, ge=1, description="random trials before TPE models the front")
     seeds: int = Field(
@@ -114,7 +115,11 @@ class SweepSpec(_Strict):
         ]
 
     def resolved(self) -> dict:
-        return self.model_dump(mode="json")
+        """The spec with defaults filled in, as written to the run folder: secrets masked
+        (the storage URL's password), so the hash and the file never carry them."""
+        d = self.model_dump(mode="json")
+        d["storage"]["optuna_url"] = mask_url(d["storage"]["optuna_url"])
+        return d
 
     def content_hash(self, exclude_budget: bool = False) -> str:
         d = self.resolved()
@@ -285,6 +290,9 @@ def search_target(key: str, method_fields: set, train_fields: set, plugins: dict
 def parse_spec(data: Any, source: str = "<spec>") -> SweepSpec:
     if not isinstance(data, dict):
         raise SpecError(f"{source}: the spec must be a mapping at the top level")
+    bad = _non_finite(data)
+    if bad:
+        raise SpecError(f"{source}: invalid sweep spec\n  " + "\n  ".join(bad))
     try:
         spec = SweepSpec.model_validate(data)
     except ValidationError as e:
@@ -295,15 +303,59 @@ def parse_spec(data: Any, source: str = "<spec>") -> SweepSpec:
     return spec
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key repeated in one mapping is an error
+    (PyYAML keeps the last one silently)."""
+
+
+def _no_duplicates(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False):
+    seen: dict = {}
+    for key_node, _value in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key '{key}' appears twice in one mapping (first at line "
+                f"{seen[key] + 1})", key_node.start_mark)
+        seen[key] = key_node.start_mark.line
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
+
+
+def _non_finite(data: Any, path: tuple = ()) -> list[str]:
+    """Paths of every NaN or infinite number (YAML's .nan / .inf) in the loaded spec."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return [f"{_loc(path)}: {data} is not a finite number"]
+    if isinstance(data, dict):
+        return [e for k, v in data.items() for e in _non_finite(v, path + (k,))]
+    if isinstance(data, list):
+        return [e for i, v in enumerate(data) for e in _non_finite(v, path + (i,))]
+    return []
+
+
 def load_spec(path: str | Path) -> SweepSpec:
     path = Path(path)
     if not path.is_file():
         raise SpecError(f"{path}: no such spec file")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=_StrictLoader)  # noqa: S506 - a safe loader
     except yaml.YAMLError as e:
         raise SpecError(f"{path}: not valid YAML: {e}") from None
     return parse_spec(data, str(path))
+
+
+def mask_url(url: str | None) -> str | None:
+    """A database URL with its password replaced by ***, for anything printed or written."""
+    if not url:
+        return url
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return "<unparsable storage URL>"
 
 
 def dump_resolved(spec: SweepSpec) -> str:

@@ -21,7 +21,7 @@ from rich.console import Console
 
 from orchestrator.executor import Executor, overhead_breakdown
 from orchestrator.search import distributions
-from orchestrator.spec import Cell, SpecError, SweepSpec, dump_resolved, parse_spec
+from orchestrator.spec import Cell, SpecError, SweepSpec, dump_resolved, mask_url, parse_spec
 from orchestrator.storage import RunDir, environment
 from workloads.config import BackboneConfig, MethodSpec, TrainConfig, TrialConfig
 from workloads.util import default_cache_dir
@@ -169,7 +169,17 @@ class Sweep:
                 if self.storage_url.startswith("sqlite") else {}
             )
         except Exception as e:  # SQLAlchemy raises several types for bad URLs or servers
-            raise SpecError(f"storage.optuna_url: cannot open '{self.storage_url}': {e}") from None
+            msg = str(e).replace(self.storage_url, mask_url(self.storage_url) or "")
+            if self.spec.storage.optuna_url:
+                from sqlalchemy.engine import make_url
+
+                try:
+                    pw = make_url(self.storage_url).password
+                except Exception:  # noqa: BLE001 - unparsable: nothing to hide beyond the URL itself
+                    pw = None
+                if pw:
+                    msg = msg.replace(str(pw), "***")
+            raise SpecError(f"storage.optuna_url: cannot open '{mask_url(self.storage_url)}': {msg}") from None
         studies = {}
         for i, cell in enumerate(self.cells):
             study = optuna.create_study(
@@ -177,7 +187,7 @@ class Sweep:
                 load_if_exists=True,
             )
             if list(study.directions) != [optuna.study.StudyDirection[d.upper()] for d in directions(self.spec, cell)]:
-                raise SpecError(f"{self.storage_url}: study '{cell.id}' exists with other objectives")
+                raise SpecError(f"{mask_url(self.storage_url)}: study '{cell.id}' exists with other objectives")
             study.sampler = make_sampler(self.spec, i, len(study.trials))
             study.set_user_attr("objectives", self.spec.cell_objectives(cell))
             study.set_user_attr("cell", {"dataset": cell.dataset, "backbone": cell.backbone, "method": cell.method})
@@ -231,8 +241,31 @@ class Sweep:
             timeout_s=r.trial_timeout_s, name=self.spec.name,
         )
 
+    def check_local_resources(self, num_cpus: int | None) -> None:
+        """Before anything is written or computed: can this machine give one trial
+        what it asks for? (On a cluster the executor checks, warning, since it may scale.)"""
+        import os
+
+        r = self.spec.resources
+        have = num_cpus or os.cpu_count() or 1
+        need = r.num_workers * r.cpus_per_worker
+        problems = []
+        if need > have:
+            problems.append(f"resources: a trial needs {need} CPUs (num_workers × cpus_per_worker), "
+                            f"this machine has {have}")
+        if r.use_gpu:
+            import torch
+
+            if torch.cuda.device_count() < r.num_workers:
+                problems.append(f"resources.use_gpu: a trial needs {r.num_workers} GPUs, torch sees "
+                                f"{torch.cuda.device_count()}")
+        if problems:
+            raise SpecError("; ".join(problems))
+
     def execute(self, address: str | None = None, num_cpus: int | None = None,
                 executor: Executor | None = None) -> RunDir:
+        if executor is None and address is None:
+            self.check_local_resources(num_cpus)
         self.write_spec()
         studies = self.open_studies()
         queue: list[Cell] = []

@@ -109,6 +109,10 @@ def test_defaults_are_resolved():
                     d["methods"]["lora"]["search"].update({"proximal.momentum": {"type": "categorical", "choices": [0.9, 1.0]}})),
          "methods.lora.search.proximal.momentum: value 1.0 is invalid: Input should be less than 1"),
         (lambda d: d["budget"].update(seeds=0), "budget.seeds: Input should be greater than or equal to 1"),
+        (lambda d: d["budget"].update(trials_per_cell=10**12), "budget.trials_per_cell: Input should be less than or equal to 100000"),
+        (lambda d: d["methods"]["lora"]["search"]["lr"].update(high=float("inf")), "methods.lora.search.lr.high: inf is not a finite number"),
+        (lambda d: d["train"].update(lr=float("nan")), "train.lr: nan is not a finite number"),
+        (lambda d: d["backbones"][0]["params"].update(hidden_dim=65), "backbones[0].params: hidden_dim 65 is not divisible by num_heads 4"),
         (lambda d: d["resources"].update(trial_timeout_s=0), "resources.trial_timeout_s: Input should be greater than 0"),
         (lambda d: d["resources"].update(trial_timeout_s=float("inf")), "resources.trial_timeout_s"),
         (lambda d: d["methods"]["lora"]["params"].update(r=4), "methods.lora.search.r: also fixed in methods.lora.params"),
@@ -143,3 +147,45 @@ def test_file_errors(tmp_path):
     bad.write_text("- a list\n")
     with pytest.raises(SpecError, match="mapping at the top level"):
         load_spec(bad)
+
+
+def test_repeated_key_in_a_mapping_is_an_error(tmp_path):
+    f = tmp_path / "dup.yaml"
+    f.write_text((ROOT / "sweeps" / "quick.yaml").read_text() + "name: other\n")
+    with pytest.raises(SpecError, match=r"key 'name' appears twice in one mapping \(first at line 3\)"):
+        load_spec(f)
+    f.write_text("name: x\ndatasets: [{name: freesolv, name: b3db}]\nbackbones: [{name: graphormer}]\nmethods: {lora: {}}\n")
+    with pytest.raises(SpecError, match="key 'name' appears twice"):
+        load_spec(f)
+
+
+def test_non_finite_numbers_in_yaml_are_refused_before_any_work(tmp_path):
+    f = tmp_path / "inf.yaml"
+    f.write_text((ROOT / "sweeps" / "quick.yaml").read_text().replace("high: 0.003", "high: .inf"))
+    with pytest.raises(SpecError, match=r"methods.full.search.lr.high: inf is not a finite number"):
+        load_spec(f)
+
+
+def test_storage_password_is_masked_in_the_resolved_spec_and_errors(tmp_path):
+    from orchestrator.spec import dump_resolved
+    from orchestrator.sweep import Sweep
+
+    d = quick()
+    d["storage"] = {"root": str(tmp_path / "runs"), "optuna_url": "postgresql://me:s3cret@127.0.0.1:1/db"}
+    spec = parse_spec(d)
+    text = dump_resolved(spec)
+    assert "s3cret" not in text and "postgresql://me:***@127.0.0.1:1/db" in text
+    with pytest.raises(SpecError) as e:
+        Sweep(spec).open_studies()
+    assert "s3cret" not in str(e.value) and "***" in str(e.value)
+
+
+def test_resource_shortfall_is_reported_before_anything_is_written(tmp_path):
+    from orchestrator.sweep import Sweep
+
+    d = quick()
+    d["storage"] = {"root": str(tmp_path / "runs")}
+    d["resources"] = {"num_workers": 64, "cpus_per_worker": 2}
+    with pytest.raises(SpecError, match="a trial needs 128 CPUs"):
+        Sweep(parse_spec(d)).execute(num_cpus=2)
+    assert not (tmp_path / "runs").exists()

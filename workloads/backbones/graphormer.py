@@ -27,7 +27,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from ogb.graphproppred.mol_encoder import AtomEncoder, BondEncoder
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor, nn
 from torch_geometric.utils import degree, to_dense_batch
 
@@ -43,6 +43,12 @@ class GraphormerConfig(BaseModel):
     attn_dropout: float = Field(default=0.1, ge=0, lt=1, description="dropout on attention weights")
     max_degree: int = Field(default=8, ge=1, description="degrees above this share one embedding")
     max_distance: int = Field(default=8, ge=1, description="distances above this share one bias")
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self):
+        if self.hidden_dim % self.num_heads:
+            raise ValueError(f"hidden_dim {self.hidden_dim} is not divisible by num_heads {self.num_heads}")
+        return self
 
 
 class MultiHeadAttention(nn.Module):
