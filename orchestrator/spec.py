@@ -77,7 +77,9 @@ class Resources(_Strict):
 
 class Storage(_Strict):
     root: str = Field(default="runs", description="results go to <root>/<name>/")
-    optuna_url: str | None = Field(default=None, description="Optuna storage URL; default SQLite under the run")
+    optuna_url: str | None = Field(
+        default=None, description="Optuna storage URL (e.g. postgresql://...); default $GRAPH_PEFT_OPTUNA_URL, "
+        "else SQLite under the run")
     cache_dir: str | None = Field(
         default=None, description="dataset/checkpoint cache; default $GRAPH_PEFT_CACHE or ~/.cache/graph-peft-sweep"
     )

@@ -10,6 +10,7 @@ as failed otherwise) and the remaining budget runs.
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,8 @@ from workloads.config import BackboneConfig, MethodSpec, TrainConfig, TrialConfi
 from workloads.util import default_cache_dir
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+STORAGE_ENV = "GRAPH_PEFT_OPTUNA_URL"
 
 
 def cache_dir_for(spec: SweepSpec) -> Path:
@@ -123,7 +126,9 @@ class Sweep:
         self.run = RunDir(spec.run_dir(base_dir))
         self.console = console or Console()
         self.cells = spec.cells()
-        self.storage_url = spec.storage.optuna_url or self.run.sqlite_url()
+        # The spec's URL, else $GRAPH_PEFT_OPTUNA_URL (a password need not sit in a spec
+        # file), else SQLite in the run folder.
+        self.storage_url = spec.storage.optuna_url or os.environ.get(STORAGE_ENV) or self.run.sqlite_url()
 
     def say(self, msg: str) -> None:
         """Progress lines; never read as rich markup (they hold params and error text)."""
@@ -170,7 +175,7 @@ class Sweep:
             )
         except Exception as e:  # SQLAlchemy raises several types for bad URLs or servers
             msg = str(e).replace(self.storage_url, mask_url(self.storage_url) or "")
-            if self.spec.storage.optuna_url:
+            if self.storage_url != self.run.sqlite_url():
                 from sqlalchemy.engine import make_url
 
                 try:

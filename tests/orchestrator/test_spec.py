@@ -189,3 +189,25 @@ def test_resource_shortfall_is_reported_before_anything_is_written(tmp_path):
     with pytest.raises(SpecError, match="a trial needs 128 CPUs"):
         Sweep(parse_spec(d)).execute(num_cpus=2)
     assert not (tmp_path / "runs").exists()
+
+
+def test_storage_url_from_the_environment(tmp_path, monkeypatch):
+    import optuna
+
+    from orchestrator.sweep import Sweep
+
+    url = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    monkeypatch.setenv("GRAPH_PEFT_OPTUNA_URL", url)
+    d = quick()
+    d["storage"] = {"root": str(tmp_path / "runs")}
+    sweep = Sweep(parse_spec(d))
+    assert sweep.storage_url == url
+    sweep.open_studies()
+    assert len(optuna.get_all_study_summaries(url)) == len(sweep.cells)
+    d["storage"]["optuna_url"] = f"sqlite:///{tmp_path / 'spec.db'}"  # the spec's URL wins
+    assert Sweep(parse_spec(d)).storage_url.endswith("spec.db")
+    monkeypatch.setenv("GRAPH_PEFT_OPTUNA_URL", "postgresql://me:s3cret@127.0.0.1:1/db")
+    d["storage"] = {"root": str(tmp_path / "runs2")}
+    with pytest.raises(SpecError) as e:
+        Sweep(parse_spec(d)).open_studies()
+    assert "s3cret" not in str(e.value)
