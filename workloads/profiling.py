@@ -44,18 +44,18 @@ def _nbytes(t: torch.Tensor) -> int:
     return t.numel() * t.element_size()
 
 
+def _storage(t: torch.Tensor) -> tuple[int, int]:
+    """(identity, bytes) of the storage behind ``t``: views of one storage share it."""
+    try:
+        st = t.untyped_storage()
+        return st.data_ptr(), st.nbytes()
+    except (RuntimeError, NotImplementedError):  # e.g. sparse or meta tensors
+        return id(t), _nbytes(t)
+
+
 def live_tensor_bytes(tensors: Iterable[torch.Tensor]) -> int:
     """Bytes of the distinct storages behind ``tensors`` (views counted once)."""
-    seen: dict[int, int] = {}
-    for t in tensors:
-        if t is None or not torch.is_tensor(t):
-            continue
-        try:
-            st = t.untyped_storage()
-            seen[st.data_ptr()] = st.nbytes()
-        except (RuntimeError, NotImplementedError):
-            seen[id(t)] = _nbytes(t)
-    return sum(seen.values())
+    return sum(dict(_storage(t) for t in tensors if t is not None and torch.is_tensor(t)).values())
 
 
 def model_state_tensors(model: nn.Module, optimizer: torch.optim.Optimizer | None = None) -> list[torch.Tensor]:
@@ -166,11 +166,7 @@ class SavedActivationMeter:
         self.bytes = 0
 
     def _pack(self, t: torch.Tensor):
-        try:
-            ptr = t.untyped_storage().data_ptr()
-            size = t.untyped_storage().nbytes()
-        except (RuntimeError, NotImplementedError):  # e.g. sparse or meta tensors
-            ptr, size = id(t), _nbytes(t)
+        ptr, size = _storage(t)
         if ptr not in self._param_storages and ptr not in self._seen:
             self._seen.add(ptr)
             self.bytes += size
