@@ -360,6 +360,20 @@ def mask_url(url: str | None) -> str | None:
         return "<unparsable storage URL>"
 
 
+def redact(text: str, url: str | None) -> str:
+    """``text`` with ``url`` and its password masked (driver errors often echo them)."""
+    if not url:
+        return text
+    text = text.replace(url, mask_url(url) or "")
+    from sqlalchemy.engine import make_url
+
+    try:
+        password = make_url(url).password
+    except Exception:  # noqa: BLE001 - unparsable: the URL itself is already masked
+        password = None
+    return text.replace(str(password), "***") if password else text
+
+
 def dump_resolved(spec: SweepSpec) -> str:
     header = f"# resolved sweep spec; content hash {spec.content_hash()}\n"
     return header + yaml.safe_dump(json.loads(json.dumps(spec.resolved())), sort_keys=False)

@@ -9,6 +9,7 @@ as failed otherwise) and the remaining budget runs.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -20,9 +21,9 @@ import yaml
 from optuna.trial import Trial, TrialState
 from rich.console import Console
 
-from orchestrator.executor import Executor, overhead_breakdown
+from orchestrator.executor import Executor, overhead_breakdown, resource_problems
 from orchestrator.search import distributions
-from orchestrator.spec import Cell, SpecError, SweepSpec, dump_resolved, mask_url, parse_spec
+from orchestrator.spec import Cell, SpecError, SweepSpec, dump_resolved, mask_url, parse_spec, redact, search_target
 from orchestrator.storage import RunDir, environment
 from workloads.config import BackboneConfig, MethodSpec, TrainConfig, TrialConfig
 from workloads.util import default_cache_dir
@@ -51,16 +52,19 @@ def trial_config(spec: SweepSpec, cell: Cell, params: dict, trial_id: str) -> Tr
 
     entry = spec.methods[cell.method]
     method = entry.method_name(cell.method)
-    method_fields = METHODS.get(method).config_cls.model_fields
+    method_fields = set(METHODS.get(method).config_cls.model_fields)
     mparams = dict(entry.params)
     plugins = {k: dict(v) for k, v in entry.plugins.items()}
     tparams = spec.train.model_dump()
     for k, v in params.items():
-        if "." in k:
+        kind = search_target(k, method_fields, set(tparams), plugins)  # the rule spec validation uses
+        if kind == "plugin":
             pname, field = k.split(".", 1)
             plugins[pname][field] = v
+        elif kind in ("method", "train"):
+            (mparams if kind == "method" else tparams)[k] = v
         else:
-            (mparams if k in method_fields else tparams)[k] = v
+            raise ValueError(f"{k}: {kind.removeprefix('error:')}")
     return TrialConfig(
         trial_id=trial_id,
         seed=spec.seed,
@@ -96,19 +100,6 @@ def make_sampler(spec: SweepSpec, cell_index: int, n_existing: int = 0) -> optun
     if spec.budget.sampler == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed)
     return optuna.samplers.RandomSampler(seed=seed)
-
-
-class _closing:
-    """Close an executor that is already started (``with executor`` would start it again)."""
-
-    def __init__(self, ex: Executor) -> None:
-        self.ex = ex
-
-    def __enter__(self) -> Executor:
-        return self.ex
-
-    def __exit__(self, *exc) -> None:
-        self.ex.close()
 
 
 @dataclass
@@ -174,17 +165,8 @@ class Sweep:
                 if self.storage_url.startswith("sqlite") else {}
             )
         except Exception as e:  # SQLAlchemy raises several types for bad URLs or servers
-            msg = str(e).replace(self.storage_url, mask_url(self.storage_url) or "")
-            if self.storage_url != self.run.sqlite_url():
-                from sqlalchemy.engine import make_url
-
-                try:
-                    pw = make_url(self.storage_url).password
-                except Exception:  # noqa: BLE001 - unparsable: nothing to hide beyond the URL itself
-                    pw = None
-                if pw:
-                    msg = msg.replace(str(pw), "***")
-            raise SpecError(f"storage.optuna_url: cannot open '{mask_url(self.storage_url)}': {msg}") from None
+            raise SpecError(f"storage.optuna_url: cannot open '{mask_url(self.storage_url)}': "
+                            f"{redact(str(e), self.storage_url)}") from None
         studies = {}
         for i, cell in enumerate(self.cells):
             study = optuna.create_study(
@@ -249,23 +231,15 @@ class Sweep:
     def check_local_resources(self, num_cpus: int | None) -> None:
         """Before anything is written or computed: can this machine give one trial
         what it asks for? (On a cluster the executor checks, warning, since it may scale.)"""
-        import os
-
         r = self.spec.resources
-        have = num_cpus or os.cpu_count() or 1
-        need = r.num_workers * r.cpus_per_worker
-        problems = []
-        if need > have:
-            problems.append(f"resources: a trial needs {need} CPUs (num_workers × cpus_per_worker), "
-                            f"this machine has {have}")
+        gpus = 0
         if r.use_gpu:
             import torch
 
-            if torch.cuda.device_count() < r.num_workers:
-                problems.append(f"resources.use_gpu: a trial needs {r.num_workers} GPUs, torch sees "
-                                f"{torch.cuda.device_count()}")
+            gpus = torch.cuda.device_count()
+        problems = resource_problems(r.model_dump(), num_cpus or os.cpu_count() or 1, gpus)
         if problems:
-            raise SpecError("; ".join(problems))
+            raise SpecError("resources: " + "; ".join(problems))
 
     def execute(self, address: str | None = None, num_cpus: int | None = None,
                 executor: Executor | None = None) -> RunDir:
@@ -285,17 +259,12 @@ class Sweep:
             self.say(f"sweep {self.spec.name}: {len(self.cells)} studies, nothing left to run")
             return self.run
         ex = executor or self.make_executor(address, num_cpus)
-        # Workers start (seconds) while the driver featurizes and pretrains.
-        ex.start()
-        try:
-            self.prepare()
-        except BaseException:
-            ex.close()
-            raise
-        self.say(f"sweep {self.spec.name}: {len(self.cells)} studies, {total} trials to run")
         inflight: dict[str, Pending] = {}
         finished = 0
-        with _closing(ex):
+        with contextlib.closing(ex):  # stops the workers however the loop ends
+            ex.start()  # workers start (seconds) while the driver featurizes and pretrains
+            self.prepare()
+            self.say(f"sweep {self.spec.name}: {len(self.cells)} studies, {total} trials to run")
             while queue or inflight:
                 while queue and ex.free_slots() > 0:
                     cell = queue.pop(0)
@@ -310,8 +279,9 @@ class Sweep:
                                      {"status": "failed", "error": f"invalid trial config: {exc}"[:2000]},
                                      finished, total)
                         continue
-                    trial.set_user_attr("trial_config", cfg.model_dump(mode="json"))
-                    key = ex.submit(f"{cell.id}#{trial.number}", cfg.model_dump(mode="json"))
+                    dumped = cfg.model_dump(mode="json")
+                    trial.set_user_attr("trial_config", dumped)
+                    key = ex.submit(f"{cell.id}#{trial.number}", dumped)
                     inflight[key] = Pending(cell, study, trial, time.perf_counter(), time.time())
                 if not inflight:
                     continue

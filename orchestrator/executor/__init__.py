@@ -2,7 +2,7 @@
 
 ``InProcessExecutor`` imports no Ray; ``RaySlotExecutor`` is imported only when asked for.
 """
-from orchestrator.executor.base import TRIAL_FN, Executor, failed, root_cause, run_one
+from orchestrator.executor.base import TRIAL_FN, Executor, failed, resource_problems, root_cause, run_one
 from orchestrator.executor.inprocess import InProcessExecutor
 
 
@@ -21,4 +21,5 @@ def overhead_breakdown(t: dict) -> dict:
     return out
 
 
-__all__ = ["TRIAL_FN", "Executor", "InProcessExecutor", "failed", "overhead_breakdown", "root_cause", "run_one"]
+__all__ = ["TRIAL_FN", "Executor", "InProcessExecutor", "failed", "overhead_breakdown", "resource_problems",
+           "root_cause", "run_one"]

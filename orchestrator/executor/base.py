@@ -47,6 +47,19 @@ def failed(error: str, tb: str = "") -> dict:
     return {"status": "failed", "error": error[:2000], "traceback": tb[-8000:]}
 
 
+def resource_problems(resources: dict, have_cpus: float, have_gpus: float) -> list[str]:
+    """What one trial's worker group (``num_workers`` × ``cpus_per_worker``, a GPU per
+    worker if ``use_gpu``) needs beyond what is there; empty when it fits."""
+    need_cpu = resources["num_workers"] * resources["cpus_per_worker"]
+    need_gpu = resources["num_workers"] if resources["use_gpu"] else 0
+    problems = []
+    if have_cpus < need_cpu:
+        problems.append(f"a trial needs {need_cpu} CPUs (num_workers × cpus_per_worker), there are {have_cpus:g}")
+    if have_gpus < need_gpu:
+        problems.append(f"a trial needs {need_gpu} GPUs, there are {have_gpus:g}")
+    return problems
+
+
 def run_one(fn: Callable, trial: dict, rank: int = 0, world_size: int = 1) -> dict:
     """Validate and run one trial where the caller stands; errors become a failed record."""
     from workloads.config import TrialConfig

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import ray
 
-from orchestrator.executor.base import TRIAL_FN, Executor, failed, resolve, root_cause, run_one
+from orchestrator.executor.base import TRIAL_FN, Executor, failed, resolve, resource_problems, root_cause, run_one
 
 # Ray Train's controller polls its workers every 2 s by default; a dead worker is
 # noticed sooner with 0.25 s.
@@ -135,13 +135,7 @@ def check_resources(resources: dict, strict: bool) -> None:
     """Fail fast (locally) or warn (on a cluster, which may scale up) when one
     trial's worker group cannot fit: Ray would otherwise wait for it forever."""
     have = ray.cluster_resources()
-    need_cpu = resources["num_workers"] * resources["cpus_per_worker"]
-    need_gpu = resources["num_workers"] if resources["use_gpu"] else 0
-    problems = []
-    if have.get("CPU", 0) < need_cpu:
-        problems.append(f"a trial needs {need_cpu} CPUs (num_workers × cpus_per_worker), Ray has {have.get('CPU', 0):g}")
-    if have.get("GPU", 0) < need_gpu:
-        problems.append(f"a trial needs {need_gpu} GPUs, Ray has {have.get('GPU', 0):g}")
+    problems = resource_problems(resources, have.get("CPU", 0), have.get("GPU", 0))
     if problems:
         msg = "resources: " + "; ".join(problems)
         if strict:
