@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from orchestrator.search import SearchParam
-from workloads.config import PretrainConfig, ProfileConfig, TrainConfig
+from workloads.config import PretrainConfig, ProfileConfig, TrainConfig, default_pretrain
 from workloads.datasets.config import DatasetConfig
 from workloads.util import stable_hash
 
@@ -33,6 +33,8 @@ class BackboneEntry(_Strict):
     name: str = "graphormer"
     params: dict[str, Any] = Field(default_factory=dict)
     pretrain: PretrainConfig | None = Field(default_factory=PretrainConfig)
+
+    _pretrain = model_validator(mode="before")(default_pretrain)
 
 
 class MethodEntry(_Strict):
@@ -106,14 +108,19 @@ class SweepSpec(_Strict):
         """The objectives of one cell: the spec's list, or its task's own."""
         from workloads.tasks import task_of
 
-        return list(self.objectives) if self.objectives is not None else list(task_of(cell.dataset).objectives)
+        d = self.datasets[cell.dataset_index]
+        return list(self.objectives) if self.objectives is not None else list(task_of(d).objectives)
 
     def cells(self) -> list["Cell"]:
+        """Every dataset × backbone × method variant whose task families agree: a graph
+        backbone with molecules, a language model with text graphs, and each method (and
+        plug-in) with the families it declares."""
         return [
             Cell(d.name, b.name, m, di, bi)
             for di, d in enumerate(self.datasets)
             for bi, b in enumerate(self.backbones)
-            for m in self.methods
+            for m, entry in self.methods.items()
+            if compatible(d, b.name, entry.method_name(m), entry.plugins)
         ]
 
     def resolved(self) -> dict:
@@ -131,6 +138,26 @@ class SweepSpec(_Strict):
 
     def run_dir(self, base: Path | None = None) -> Path:
         return (base or Path.cwd()) / self.storage.root / self.name
+
+
+def family_of(dataset: DatasetConfig) -> str | None:
+    from workloads.datasets.sources import SOURCES, source_of
+
+    key = dataset.kind or dataset.name
+    return source_of(dataset).family if key in SOURCES else None
+
+
+def compatible(dataset: DatasetConfig, backbone: str, method: str, plugins: dict) -> bool:
+    """Whether a dataset, backbone, method and plug-ins belong to one task family."""
+    from workloads.backbones import BACKBONES
+    from workloads.peft import METHODS
+    from workloads.plugins import PLUGINS
+
+    fam = family_of(dataset)
+    if fam is None or backbone not in BACKBONES or method not in METHODS:
+        return False
+    return (BACKBONES.get(backbone).family == fam and fam in METHODS.get(method).families
+            and all(p in PLUGINS and fam in PLUGINS.get(p).families for p in plugins))
 
 
 class Cell:
@@ -180,9 +207,24 @@ def _semantic_errors(spec: SweepSpec) -> list[str]:
     from workloads.plugins import PLUGINS
 
     errors: list[str] = []
+    kinds = [n for n in SOURCES.names() if getattr(SOURCES.get(n), "is_kind", False)]
     for i, d in enumerate(spec.datasets):
-        if d.name not in SOURCES:
-            errors.append(f"datasets[{i}].name: unknown dataset '{d.name}'; known: {', '.join(SOURCES.names())}")
+        if d.kind is not None:
+            if d.kind not in kinds:
+                errors.append(f"datasets[{i}].kind: unknown dataset kind '{d.kind}'; known: {', '.join(kinds)}")
+                continue
+        elif d.name not in SOURCES or d.name in kinds:
+            what = (f"'{d.name}' is a dataset kind: write 'kind: {d.name}' and give the dataset a name"
+                    if d.name in kinds else f"unknown dataset '{d.name}'; known: "
+                    + ", ".join(n for n in SOURCES.names() if n not in kinds))
+            errors.append(f"datasets[{i}].name: {what}")
+            continue
+        source = SOURCES.get(d.kind or d.name)
+        if getattr(source, "family", "graph_property") == "graph_property" and (d.nodes or d.edges):
+            errors.append(f"datasets[{i}]: 'nodes' and 'edges' apply to text graphs only")
+        check = getattr(source, "check", None)
+        for problem in (check(d) if check else []):
+            errors.append(f"datasets[{i}]: {problem}")
     seen = set()
     for i, b in enumerate(spec.backbones):
         if b.name in seen:
@@ -203,9 +245,9 @@ def _semantic_errors(spec: SweepSpec) -> list[str]:
             errors.append(f"objectives: '{o}' listed twice")
         for i, o in enumerate(spec.objectives):
             for d in spec.datasets:
-                if d.name not in SOURCES:
+                if family_of(d) is None:
                     continue
-                task = task_of(d.name)
+                task = task_of(d)
                 if o not in task.objectives:
                     errors.append(f"objectives[{i}]: '{o}' is not an objective of dataset '{d.name}' "
                                   f"(task {task.name}: {', '.join(task.objectives)})")
@@ -265,6 +307,33 @@ def _semantic_errors(spec: SweepSpec) -> list[str]:
                 except ValidationError as e:
                     msg = "; ".join(_msg(err) for err in e.errors())
                     errors.append(f"{where}.search.{key}: value {value!r} is invalid: {msg}")
+    errors += _compatibility_errors(spec)
+    return errors
+
+
+def _compatibility_errors(spec: SweepSpec) -> list[str]:
+    """Every dataset, backbone and method variant must take part in at least one cell."""
+    from workloads.backbones import BACKBONES
+    from workloads.peft import METHODS
+
+    if any(family_of(d) is None for d in spec.datasets) or any(b.name not in BACKBONES for b in spec.backbones) \
+            or any(e.method_name(k) not in METHODS for k, e in spec.methods.items()):
+        return []  # already reported
+    cells = spec.cells()
+    errors = []
+    for i, d in enumerate(spec.datasets):
+        if not any(c.dataset_index == i for c in cells):
+            errors.append(f"datasets[{i}]: no backbone and method variant of the spec applies to '{d.name}' "
+                          f"(task family {family_of(d)})")
+    for i, b in enumerate(spec.backbones):
+        if not any(c.backbone_index == i for c in cells):
+            errors.append(f"backbones[{i}].name: backbone '{b.name}' serves {BACKBONES.get(b.name).family}, "
+                          "and no dataset of the spec is of that family")
+    for name, entry in spec.methods.items():
+        if not any(c.method == name for c in cells):
+            fams = ", ".join(METHODS.get(entry.method_name(name)).families)
+            errors.append(f"methods.{name}: applies to {fams} (with its plug-ins), and no dataset and "
+                          "backbone of the spec make such a cell")
     return errors
 
 

@@ -84,7 +84,8 @@ def directions(spec: SweepSpec, cell: Cell) -> list[str]:
     """Optuna's directions for a cell, in its objectives' order, from its task."""
     from workloads.tasks import task_of
 
-    dirs = task_of(cell.dataset).objective_directions(cell.dataset)
+    d = spec.datasets[cell.dataset_index]
+    dirs = task_of(d).objective_directions(d)
     return [dirs[o] for o in spec.cell_objectives(cell)]
 
 
@@ -141,20 +142,21 @@ class Sweep:
         self.run.write_env(environment())
 
     def prepare(self) -> None:
-        """Featurize datasets and pretrain backbones once, before any trial starts."""
-        from workloads.datasets import load_dataset
+        """Build what every trial reads, once, before any trial starts: featurized datasets,
+        LM-state caches (each task's ``prepare``), pretrained backbones."""
+        from workloads.backbones import BACKBONES
         from workloads.pretrain import ensure_pretrained
+        from workloads.tasks import task_of
 
         cache = cache_dir_for(self.spec)
-        for d in self.spec.datasets:
+        for di, d in enumerate(self.spec.datasets):
             t0 = time.perf_counter()
-            s = load_dataset(d, cache).summary()
-            self.say(
-                f"dataset {d.name}: {s['num_train']}/{s['num_valid']}/{s['num_test']} "
-                f"train/valid/test ({s['num_invalid_smiles']} unparsable SMILES skipped) "
-                f"[{time.perf_counter() - t0:.1f}s]"
-            )
+            used = sorted({c.backbone_index for c in self.cells if c.dataset_index == di})
+            line = task_of(d).prepare(d, [backbone_config(self.spec, i) for i in used], cache)
+            self.say(f"dataset {d.name}: {line} [{time.perf_counter() - t0:.1f}s]")
         for i in range(len(self.spec.backbones)):
+            if not BACKBONES.get(self.spec.backbones[i].name).pretrainable:
+                continue
             path = ensure_pretrained(backbone_config(self.spec, i), cache, progress=self.console.print)
             self.say(f"backbone {self.spec.backbones[i].name}: checkpoint {path}")
 

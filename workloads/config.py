@@ -26,12 +26,29 @@ class PretrainConfig(Strict):
     seed: int = Field(default=0, description="subset, masking and initialisation seed")
 
 
+def default_pretrain(data):
+    """Before validation: a backbone the project does not pretrain (a language model) gets
+    ``pretrain: null`` by default, and naming a recipe for it is an error."""
+    if isinstance(data, dict):
+        from workloads.backbones import BACKBONES
+
+        name = data.get("name", "graphormer")
+        if name in BACKBONES and not BACKBONES.get(name).pretrainable:
+            if data.get("pretrain") is not None:
+                raise ValueError(f"backbone '{name}' is loaded as is, not pretrained by the project; "
+                                 "remove 'pretrain'")
+            data = {**data, "pretrain": None}
+    return data
+
+
 class BackboneConfig(Strict):
     name: str = Field(default="graphormer", description="registered backbone name")
     params: dict[str, Any] = Field(default_factory=dict, description="architecture parameters")
     pretrain: PretrainConfig | None = Field(
         default_factory=PretrainConfig, description="pretraining recipe; null for random init"
     )
+
+    _pretrain = model_validator(mode="before")(default_pretrain)
 
     @model_validator(mode="after")
     def _check(self):

@@ -97,7 +97,7 @@ def train_seed(
     *, rank: int = 0, world_size: int = 1, say: Callable[[str], None] = log.info,
 ) -> dict:
     """Train one seed: build, train with validation selection, test, profile."""
-    task = task_of(cfg.dataset.name)
+    task = task_of(cfg.dataset)
     with seeded(seed):
         model, hooks, pre_info = build_model(cfg, task, data, ckpt)
         model.to(device)
@@ -112,10 +112,10 @@ def train_seed(
 
             # Some parameters get no gradient in fine-tuning (e.g. the pretraining mask embedding).
             train_model = DistributedDataParallel(model, find_unused_parameters=True)
-            sampler = DistributedSampler(data.train, num_replicas=world_size, rank=rank, seed=seed)
+            sampler = DistributedSampler(range(task.train_size(data)), num_replicas=world_size, rank=rank, seed=seed)
         gen = torch.Generator().manual_seed(seed)
         loader = task.train_loader(
-            data, cfg.train.batch_size, sampler=sampler, generator=gen,
+            data, cfg.train.batch_size, model=model, sampler=sampler, generator=gen,
             drop_last=(task.train_size(data) // world_size) > cfg.train.batch_size,
         )
         # The peak is measured from the first step, before any gradient or optimizer
@@ -125,7 +125,7 @@ def train_seed(
         eval_peak = profiling.CudaPeakWindow(device) if device.type == "cuda" else None
         max_steps = cfg.profile.memory_steps
         parts, parts_saved, measured_steps = {}, -1, 0
-        direction = task.direction(cfg.dataset.name)
+        direction = task.direction(cfg.dataset)
         best_val, best_epoch, best_state = float("nan"), -1, None
         history = []
         t_train = time.perf_counter()
@@ -177,8 +177,9 @@ def train_seed(
                     if measure and saved.bytes > parts_saved:
                         parts_saved = saved.bytes
                         parts = profiling.tensor_accounting(model, opt, saved.bytes)
-                    tot += loss.item() * batch.num_graphs
-                    n += batch.num_graphs
+                    units = task.batch_units(batch)
+                    tot += loss.item() * units
+                    n += units
                     del out, pred, loss
                     step += 1
             val = float("nan")
@@ -190,7 +191,7 @@ def train_seed(
                 best_val, best_epoch = val, epoch
                 best_state = _trainable_state(model)
             say(f"[{cfg.trial_id} seed {seed}] epoch {epoch}: loss {tot / max(n, 1):.4f}, "
-                f"val {task.metric(cfg.dataset.name)} {val:.4f}")
+                f"val {task.metric(cfg.dataset)} {val:.4f}")
         train_seconds = time.perf_counter() - t_train
         memory = profiling.memory_report(meter, parts, eval_peak.peak_bytes if eval_peak else None,
                                          {"measured_steps": measured_steps,
@@ -203,7 +204,7 @@ def train_seed(
         _restore(model, best_state)
         test = task.evaluate(model, data, "test", cfg.train.eval_batch_size, device)
         model.eval()
-        lat_batch, lat_units = task.latency_batch(data, cfg.profile.latency_batch_size, device)
+        lat_batch, lat_units = task.latency_batch(data, cfg.profile.latency_batch_size, device, model=model)
         lat_kw = dict(batch_size=lat_units, device=device, warmup=cfg.profile.latency_warmup,
                       repeats=cfg.profile.latency_repeats, unit=task.unit)
         with torch.no_grad():
@@ -240,7 +241,7 @@ def aggregate(cfg: TrialConfig, task: Task, per_seed: list[dict]) -> dict:
     peak = max(per_seed, key=lambda s: s["memory"]["peak_train_bytes"])
     lat_ms = statistics.median(s["latency"]["ms_per_unit"] for s in per_seed)
     first = per_seed[0]
-    ds = cfg.dataset.name
+    ds = cfg.dataset
     return {
         "task": task.name,
         "objective_names": list(task.objectives),
@@ -291,7 +292,7 @@ def run_trial(
         torch.set_num_threads(cfg.num_threads)
     device = resolve_device(cfg.device)
     cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()
-    task = task_of(cfg.dataset.name)
+    task = task_of(cfg.dataset)
     data = task.load(cfg.dataset, cache_dir)
     # Before any seeding, and leaving the random state alone: a cached and a fresh
     # checkpoint give the same trial.

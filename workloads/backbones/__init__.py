@@ -8,6 +8,8 @@ from pydantic import BaseModel
 from torch import nn
 
 from workloads.backbones.graphormer import Encoded, Graphormer, GraphormerConfig
+from workloads.backbones.lm import LanguageModel, LMConfig
+from workloads.backbones.node import NodeInputs, NodeModel
 from workloads.registry import Registry
 
 
@@ -16,10 +18,13 @@ class BackboneSpec:
     name: str
     config_cls: type[BaseModel]
     build: Callable[[BaseModel], nn.Module]
+    family: str = "graph_property"  # the task family (workloads.tasks) it serves
+    pretrainable: bool = True  # pretrained by the project (``orchestrator pretrain``); else loaded as is
 
 
 BACKBONES: Registry[BackboneSpec] = Registry("backbone")
 BACKBONES.add("graphormer", BackboneSpec("graphormer", GraphormerConfig, Graphormer))
+BACKBONES.add("lm", BackboneSpec("lm", LMConfig, LanguageModel, family="node_classification", pretrainable=False))
 
 
 class GraphModel(nn.Module):
@@ -42,4 +47,5 @@ class GraphModel(nn.Module):
         return {"pred": pred, "slots": enc.slots} if with_slots else pred
 
 
-__all__ = ["BACKBONES", "BackboneSpec", "Encoded", "GraphModel", "Graphormer", "GraphormerConfig"]
+__all__ = ["BACKBONES", "BackboneSpec", "Encoded", "GraphModel", "Graphormer", "GraphormerConfig", "LMConfig",
+           "LanguageModel", "NodeInputs", "NodeModel"]

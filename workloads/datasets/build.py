@@ -33,7 +33,7 @@ def build_from_smiles(cfg: DatasetConfig, smiles: list[str], y: np.ndarray, task
         kept.append(smiles[i])
     if len(graphs) < 20:
         raise ValueError(f"dataset '{cfg.name}': only {len(graphs)} valid molecules in {where}")
-    tr, va, te = scaffold_split(kept, cfg.split_fractions, cfg.split_seed)
+    tr, va, te = scaffold_split(kept, cfg.split_fractions or (0.8, 0.1, 0.1), cfg.split_seed)
     train = [graphs[i] for i in tr]
     mean, std = label_stats(train, task)
     return {

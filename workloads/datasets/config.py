@@ -7,21 +7,35 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 class DatasetConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(description="registered dataset name (b3db, freesolv, ogbg-molhiv, ...)")
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+                      description="registered dataset name (b3db, freesolv, ogbg-molhiv, wordnet, ...), or your "
+                      "own dataset's name when 'kind' is given")
+    kind: str | None = Field(
+        default=None, description="a dataset kind that reads your own files (text_graph_csv); null: 'name' is a "
+        "registered dataset")
+    nodes: str | None = Field(default=None, description="text_graph_csv: CSV with columns id,text,label")
+    edges: str | None = Field(default=None, description="text_graph_csv: CSV with columns src,dst (node ids)")
+    split: str = Field(default="random", description="text graphs: 'random' (stratified, split_fractions per "
+                       "split_seed) or 'column:<name>' (train/valid/test in that column of the nodes file)")
+    max_train_nodes: int | None = Field(
+        default=None, ge=10, description="text graphs: a deterministic stratified subsample of the training "
+        "nodes (every method sees the same); null: all")
     max_molecules: int | None = Field(
         default=None, ge=20, description="deterministic random subset of this size"
     )
     split_seed: int = Field(default=0, description="seed of the scaffold split and of the subset")
-    split_fractions: tuple[float, float, float] = Field(
-        default=(0.8, 0.1, 0.1), description="train/valid/test fractions (sets with an official split ignore it)"
+    split_fractions: tuple[float, float, float] | None = Field(
+        default=None, description="train/valid/test fractions; null: the dataset's default (molecules "
+        "0.8/0.1/0.1 by scaffold, text graphs 0.6/0.2/0.2 stratified); sets with their own split ignore it"
     )
     root: str | None = Field(
-        default=None, description="folder holding on-disk datasets (OGB sets; default $OGB_ROOT or data/ogb)"
+        default=None, description="folder holding on-disk datasets (OGB sets: default $OGB_ROOT or data/ogb; "
+        "wordnet: WordNet's dict folder for all of WordNet instead of the shipped subset)"
     )
 
     @field_validator("split_fractions")
     @classmethod
-    def _fractions(cls, v: tuple[float, float, float]) -> tuple[float, float, float]:
-        if any(f <= 0 for f in v) or abs(sum(v) - 1.0) > 1e-6:
+    def _fractions(cls, v: tuple[float, float, float] | None) -> tuple[float, float, float] | None:
+        if v is not None and (any(f <= 0 for f in v) or abs(sum(v) - 1.0) > 1e-6):
             raise ValueError(f"fractions must be positive and sum to 1, got {list(v)}")
         return v

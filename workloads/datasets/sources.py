@@ -123,3 +123,18 @@ _register_ogb()
 def moses_train_smiles() -> Path:
     """MOSES training SMILES (1.58M unlabeled molecules) used for pretraining."""
     return package_file("molsets", "moses/dataset/data/train.csv.gz")
+
+
+def _register_text_graphs() -> None:
+    from workloads.textgraphs.sources import SOURCES_TEXT
+
+    for src in SOURCES_TEXT:
+        SOURCES.add(src.name, src)
+
+
+_register_text_graphs()
+
+
+def source_of(cfg: DatasetConfig):
+    """The source of a dataset entry: its kind (your own files) or its registered name."""
+    return SOURCES.get(cfg.kind or cfg.name)

@@ -4,6 +4,7 @@ from workloads.peft.base import METHODS, MethodConfig, PeftMethod, TrainHooks, c
 # Importing each package registers it.
 from workloads.peft import (  # noqa: E402,F401
     adapter, bitfit, full, g_adapter, gpf, linear_probe, lora, prompt_tokens,
+    gnn, engine, lm_lora, lm_full,
 )
 
 __all__ = ["METHODS", "MethodConfig", "PeftMethod", "TrainHooks", "count_parameters"]

@@ -70,6 +70,7 @@ class PeftMethod:
     config_cls: type[MethodConfig]
     apply: Callable[[nn.Module, MethodConfig], TrainHooks]
     summary: str
+    families: tuple[str, ...] = ("graph_property",)  # task families whose models it applies to
 
     def parse(self, params: dict) -> MethodConfig:
         return self.config_cls(**params)
@@ -78,9 +79,10 @@ class PeftMethod:
 METHODS: Registry[PeftMethod] = Registry("PEFT method")
 
 
-def register_method(name: str, config_cls: type[MethodConfig], summary: str):
+def register_method(name: str, config_cls: type[MethodConfig], summary: str,
+                    families: tuple[str, ...] = ("graph_property",)):
     def deco(fn: Callable[[nn.Module, MethodConfig], TrainHooks]):
-        METHODS.add(name, PeftMethod(name, config_cls, fn, summary))
+        METHODS.add(name, PeftMethod(name, config_cls, fn, summary, tuple(families)))
         return fn
 
     return deco

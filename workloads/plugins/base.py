@@ -29,7 +29,7 @@ class PluginConfig(BaseModel):
 class TaskInfo:
     """What a plug-in needs to know of the task it trains for."""
 
-    kind: Literal["classification", "regression"]
+    kind: Literal["classification", "regression", "multiclass"]
     loss: Callable[[Tensor, Tensor], Tensor]  # (prediction, raw label) -> scalar task loss
 
 
@@ -39,6 +39,7 @@ class Plugin:
     config_cls: type[PluginConfig]
     apply: Callable[[nn.Module, PluginConfig, TaskInfo], TrainHooks]
     summary: str
+    families: tuple[str, ...] = ("graph_property",)  # task families whose models it applies to
 
     def parse(self, params: dict) -> PluginConfig:
         return self.config_cls(**params)

@@ -11,8 +11,10 @@ The training loop, the sweep and the reports know no task by name; a registered
 
 and its objective names (``objectives``) flow unchanged to the spec validation,
 Optuna's directions, the trial records and the reports. A dataset names its task
-family (``MoleculeSource.family``). Graph-level molecular property prediction is
-registered here; node classification on text-attributed graphs is the next family.
+family (its source's ``family``). Two families are registered: graph-level
+molecular property prediction and node classification on text-attributed graphs.
+A dataset is passed around as its ``DatasetConfig`` (a user's own CSV graph has a
+name of its own and a registered *kind*).
 """
 from __future__ import annotations
 
@@ -51,20 +53,31 @@ class Task(abc.ABC):
         """Every objective a trial of this family reports, in the default order."""
         return ("score", MEMORY_OBJECTIVE, self.latency_objective)
 
-    def objective_directions(self, dataset: str) -> dict[str, str]:
+    def objective_directions(self, dataset) -> dict[str, str]:
         """Direction of each objective for one dataset (the score's comes from its metric)."""
         return {o: (self.direction(dataset) if o == "score" else "minimize") for o in self.objectives}
 
     @abc.abstractmethod
-    def metric(self, dataset: str) -> str:
-        """The score's metric on ``dataset`` (a key of ``METRIC_DIRECTIONS``)."""
+    def metric(self, dataset) -> str:
+        """The score's metric on ``dataset`` (a DatasetConfig; a key of ``METRIC_DIRECTIONS``)."""
 
-    def direction(self, dataset: str) -> Literal["maximize", "minimize"]:
+    def direction(self, dataset) -> Literal["maximize", "minimize"]:
         return metric_direction(self.metric(dataset))
 
     @abc.abstractmethod
     def load(self, dataset_cfg, cache_dir):
         """The dataset's featurized splits (cached)."""
+
+    def prepare(self, dataset_cfg, backbones, cache_dir) -> str:
+        """Everything a trial would otherwise build itself, done once per sweep before any
+        trial (featurization, LM-state caches) for the given backbone configs; returns a
+        one-line summary."""
+        s = self.load(dataset_cfg, cache_dir).summary()
+        return f"{s['num_train']}/{s['num_valid']}/{s['num_test']} train/valid/test"
+
+    @abc.abstractmethod
+    def batch_units(self, batch) -> int:
+        """Examples (graphs, target nodes) in a training batch."""
 
     @abc.abstractmethod
     def make_model(self, backbone, data):
@@ -79,32 +92,36 @@ class Task(abc.ABC):
         """The metric on ``split`` ("valid" or "test")."""
 
     @abc.abstractmethod
-    def train_loader(self, data, batch_size: int, *, sampler=None, generator=None, drop_last: bool = False):
-        """Batches of the training split."""
+    def train_loader(self, data, batch_size: int, *, model=None, sampler=None, generator=None,
+                     drop_last: bool = False):
+        """Batches of the training split (for ``model``: what its method reads)."""
 
     @abc.abstractmethod
     def train_size(self, data) -> int:
         """Training examples (graphs or nodes): for sharding and drop_last."""
 
     @abc.abstractmethod
-    def latency_batch(self, data, n: int, device) -> tuple[object, int]:
-        """A batch of up to ``n`` test examples for timing inference, and how many units it holds."""
+    def latency_batch(self, data, n: int, device, *, model=None) -> tuple[object, int]:
+        """A batch of up to ``n`` test examples for timing inference (for ``model``), and how
+        many units it holds."""
 
 
 TASKS: Registry[Task] = Registry("task family")
 
 
-def task_of(dataset: str) -> Task:
-    """The task family of a registered dataset."""
-    from workloads.datasets.sources import SOURCES
+def task_of(dataset) -> Task:
+    """The task family of a dataset (its DatasetConfig, or a registered dataset's name)."""
+    from workloads.datasets.sources import SOURCES, source_of
 
-    return TASKS.get(SOURCES.get(dataset).family)
+    return TASKS.get((SOURCES.get(dataset) if isinstance(dataset, str) else source_of(dataset)).family)
 
 
 def _register() -> None:
     from workloads.tasks.graph_property import GraphPropertyTask
+    from workloads.tasks.node_classification import NodeClassificationTask
 
     TASKS.add(GraphPropertyTask.name, GraphPropertyTask())
+    TASKS.add(NodeClassificationTask.name, NodeClassificationTask())
 
 
 _register()

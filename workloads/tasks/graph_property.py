@@ -16,15 +16,20 @@ class GraphPropertyTask(Task):
     name = "graph_property"
     unit = "graph"
 
-    def metric(self, dataset: str) -> str:
-        from workloads.datasets.sources import SOURCES
+    def metric(self, dataset) -> str:
+        from workloads.datasets.sources import SOURCES, source_of
 
-        return SOURCES.get(dataset).metric
+        return (SOURCES.get(dataset) if isinstance(dataset, str) else source_of(dataset)).metric
 
     def load(self, dataset_cfg, cache_dir):
         from workloads.datasets import load_dataset
 
         return load_dataset(dataset_cfg, cache_dir)
+
+    def prepare(self, dataset_cfg, backbones, cache_dir) -> str:
+        s = self.load(dataset_cfg, cache_dir).summary()
+        return (f"{s['num_train']}/{s['num_valid']}/{s['num_test']} train/valid/test "
+                f"({s['num_invalid_smiles']} unparsable SMILES skipped)")
 
     def make_model(self, backbone, data):
         from workloads.backbones import GraphModel
@@ -53,13 +58,17 @@ class GraphPropertyTask(Task):
         p = p * data.y_std + data.y_mean
         return float(np.sqrt(np.mean((p - y) ** 2)))
 
-    def train_loader(self, data, batch_size: int, *, sampler=None, generator=None, drop_last: bool = False):
+    def batch_units(self, batch) -> int:
+        return int(batch.num_graphs)
+
+    def train_loader(self, data, batch_size: int, *, model=None, sampler=None, generator=None,
+                     drop_last: bool = False):
         return DataLoader(data.train, batch_size=batch_size, shuffle=sampler is None, sampler=sampler,
                           generator=generator if sampler is None else None, drop_last=drop_last)
 
     def train_size(self, data) -> int:
         return len(data.train)
 
-    def latency_batch(self, data, n: int, device):
+    def latency_batch(self, data, n: int, device, *, model=None):
         graphs = data.test[:n]
         return next(iter(DataLoader(graphs, batch_size=len(graphs)))).to(device), len(graphs)

