@@ -112,9 +112,9 @@ class SweepSpec(_Strict):
         return list(self.objectives) if self.objectives is not None else list(task_of(d).objectives)
 
     def cells(self) -> list["Cell"]:
-        """Every dataset × backbone × method variant whose task families agree: a graph
-        backbone with molecules, a language model with text graphs, and each method (and
-        plug-in) with the families it declares."""
+        """Every dataset × backbone × method variant that fit together: the dataset's task
+        builds on one kind of backbone (a graph transformer for molecules, a language model
+        for text graphs), and each method and plug-in declares the kinds it applies to."""
         return [
             Cell(d.name, b.name, m, di, bi)
             for di, d in enumerate(self.datasets)
@@ -147,17 +147,23 @@ def family_of(dataset: DatasetConfig) -> str | None:
     return source_of(dataset).family if key in SOURCES else None
 
 
+def backbone_kind_of(dataset: DatasetConfig) -> str | None:
+    from workloads.tasks import task_of
+
+    return task_of(dataset).backbone_kind if family_of(dataset) is not None else None
+
+
 def compatible(dataset: DatasetConfig, backbone: str, method: str, plugins: dict) -> bool:
-    """Whether a dataset, backbone, method and plug-ins belong to one task family."""
+    """Whether a dataset's task, a backbone, a method and plug-ins fit one kind of backbone."""
     from workloads.backbones import BACKBONES
     from workloads.peft import METHODS
     from workloads.plugins import PLUGINS
 
-    fam = family_of(dataset)
-    if fam is None or backbone not in BACKBONES or method not in METHODS:
+    kind = backbone_kind_of(dataset)
+    if kind is None or backbone not in BACKBONES or method not in METHODS:
         return False
-    return (BACKBONES.get(backbone).family == fam and fam in METHODS.get(method).families
-            and all(p in PLUGINS and fam in PLUGINS.get(p).families for p in plugins))
+    return (BACKBONES.get(backbone).kind == kind and kind in METHODS.get(method).backbones
+            and all(p in PLUGINS and kind in PLUGINS.get(p).backbones for p in plugins))
 
 
 class Cell:
@@ -324,16 +330,16 @@ def _compatibility_errors(spec: SweepSpec) -> list[str]:
     for i, d in enumerate(spec.datasets):
         if not any(c.dataset_index == i for c in cells):
             errors.append(f"datasets[{i}]: no backbone and method variant of the spec applies to '{d.name}' "
-                          f"(task family {family_of(d)})")
+                          f"(task {family_of(d)}, on a {backbone_kind_of(d)} backbone)")
     for i, b in enumerate(spec.backbones):
         if not any(c.backbone_index == i for c in cells):
-            errors.append(f"backbones[{i}].name: backbone '{b.name}' serves {BACKBONES.get(b.name).family}, "
-                          "and no dataset of the spec is of that family")
+            errors.append(f"backbones[{i}].name: backbone '{b.name}' is a {BACKBONES.get(b.name).kind}, "
+                          "and no dataset of the spec has a task that builds on one")
     for name, entry in spec.methods.items():
         if not any(c.method == name for c in cells):
-            fams = ", ".join(METHODS.get(entry.method_name(name)).families)
-            errors.append(f"methods.{name}: applies to {fams} (with its plug-ins), and no dataset and "
-                          "backbone of the spec make such a cell")
+            kinds = ", ".join(METHODS.get(entry.method_name(name)).backbones)
+            errors.append(f"methods.{name}: applies to {kinds} backbones (with its plug-ins), and no dataset "
+                          "and backbone of the spec make such a cell")
     return errors
 
 

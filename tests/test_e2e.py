@@ -148,3 +148,33 @@ def test_two_worker_trial_trains_with_ddp(tmp_path, cache_dir, local_ray):
     assert r["world_size"] == 2 and r["rank"] == 0
     losses = [h["train_loss"] for h in r["metrics"]["history"]]
     assert len(losses) == 2 and all(l > 0 for l in losses)
+
+
+def test_one_sweep_trains_molecule_and_text_graph_cells_through_one_loop(tmp_path, cache_dir, local_ray):
+    """The task seam: a graph-level and a node-level cell in one sweep, in the same Ray
+    workers and the same training loop, each with its task's objectives."""
+    d = spec_dict(
+        tmp_path, cache_dir, name="families",
+        datasets=[{"name": "freesolv", "max_molecules": 120}, {"name": "wordnet", "max_train_nodes": 90}],
+        backbones=[tiny_spec(tmp_path, cache_dir, {})["backbones"][0],
+                   {"name": "lm", "params": {"max_length": 16}}],
+        methods={"linear_probe": {}, "engine": {"params": {"subgraph_size": 4, "r": 8, "patience": 1}}},
+        budget={"trials_per_cell": 1, "seeds": 1},
+        resources={"num_workers": 1, "cpus_per_worker": 1, "max_concurrent_trials": 1},
+    )
+    rd = run(d, open(tmp_path / "log.txt", "w"))
+    recs = {r["cell"]: r for r in rd.trial_records()}
+    assert sorted(recs) == ["freesolv__graphormer__linear_probe", "wordnet__lm__engine"]
+    node, graph = recs["wordnet__lm__engine"], recs["freesolv__graphormer__linear_probe"]
+    assert node["status"] == graph["status"] == "ok"
+    assert node["task"] == "node_classification" and graph["task"] == "graph_property"
+    assert node["metrics"]["metric"] == "accuracy" and 0.1 < node["metrics"]["test_score"] <= 1
+    assert node["values"] == [node["objectives"][k] for k in ("score", "train_memory_mb", "latency_ms_per_node")]
+    assert "latency_ms_per_graph" in graph["objectives"]
+    assert node["process"]["pid"] == graph["process"]["pid"]  # one long-lived worker ran both
+    assert node["dataset"]["num_train"] == 90 and node["notes"]["engine_layers"] == [0, 2, 4, 6]
+    study = optuna.load_study(study_name="wordnet__lm__engine", storage=rd.sqlite_url())
+    D = optuna.study.StudyDirection
+    assert study.directions == [D.MAXIMIZE, D.MINIMIZE, D.MINIMIZE]
+    page = build_report(rd.path).read_text()
+    assert "wordnet" in page and "inference latency (ms / node)" in page and "inference latency (ms / graph)" in page

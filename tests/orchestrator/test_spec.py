@@ -20,10 +20,11 @@ def errors_of(data) -> str:
 
 def test_quick_spec_loads_with_all_cells():
     spec = load_spec(ROOT / "sweeps" / "quick.yaml")
-    assert {d.name for d in spec.datasets} == {"b3db", "freesolv"}
-    assert set(spec.methods) == {"full", "linear_probe", "lora", "adapter"}
-    assert len(spec.cells()) == 8
-    assert len({c.id for c in spec.cells()}) == 8
+    assert {d.name for d in spec.datasets} == {"b3db", "freesolv", "wordnet"}
+    assert set(spec.methods) == {"full", "linear_probe", "lora", "adapter", "gnn", "engine", "lm_lora"}
+    # molecules x graphormer x 4 graph methods, wordnet x lm x 3 node methods
+    assert len(spec.cells()) == 11
+    assert len({c.id for c in spec.cells()}) == 11
 
 
 def test_full_spec_loads():
@@ -91,8 +92,8 @@ def test_defaults_are_resolved():
         (lambda d: d.pop("datasets"), "datasets: required key is missing"),
         (lambda d: d["backbones"][0]["params"].update(width=3), "backbones[0].params.width: unknown key"),
         (lambda d: d["backbones"][0]["params"].update(hidden_dim=-3), "backbones[0].params.hidden_dim"),
-        (lambda d: d["methods"].update(bogus={}), "methods.bogus: unknown PEFT method 'bogus'; known: adapter, bitfit, full, g_adapter, gpf, gpf_plus, linear_probe, lora, prompt_tokens"),
-        (lambda d: d["datasets"].append({"name": "nope"}), "datasets[2].name: unknown dataset 'nope'"),
+        (lambda d: d["methods"].update(bogus={}), "methods.bogus: unknown PEFT method 'bogus'; known: adapter, bitfit, engine, full, g_adapter, gnn, gpf, gpf_plus, linear_probe, lm_full, lm_lora, lora, prompt_tokens"),
+        (lambda d: d["datasets"].append({"name": "nope"}), "datasets[3].name: unknown dataset 'nope'"),
         (lambda d: d["methods"]["lora"]["search"].update(rank={"type": "int", "low": 1, "high": 4}), "methods.lora.search.rank: not a parameter of the method or of training"),
         (lambda d: d["methods"].update(ga={"method": "g_adaptr"}), "methods.ga.method: unknown PEFT method 'g_adaptr'"),
         (lambda d: d["methods"]["lora"].update(plugins={"gits": {}}),
@@ -151,8 +152,10 @@ def test_file_errors(tmp_path):
 
 def test_repeated_key_in_a_mapping_is_an_error(tmp_path):
     f = tmp_path / "dup.yaml"
-    f.write_text((ROOT / "sweeps" / "quick.yaml").read_text() + "name: other\n")
-    with pytest.raises(SpecError, match=r"key 'name' appears twice in one mapping \(first at line 3\)"):
+    text = (ROOT / "sweeps" / "quick.yaml").read_text()
+    line = text.splitlines().index("name: quick") + 1
+    f.write_text(text + "name: other\n")
+    with pytest.raises(SpecError, match=rf"key 'name' appears twice in one mapping \(first at line {line}\)"):
         load_spec(f)
     f.write_text("name: x\ndatasets: [{name: freesolv, name: b3db}]\nbackbones: [{name: graphormer}]\nmethods: {lora: {}}\n")
     with pytest.raises(SpecError, match="key 'name' appears twice"):

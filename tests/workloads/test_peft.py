@@ -49,7 +49,8 @@ CASES = {
 
 
 def test_every_registered_method_has_a_row():
-    assert set(METHODS.names()) == {c.get("method", k) for k, c in CASES.items()}
+    graph = {m for m in METHODS.names() if "graph_transformer" in METHODS.get(m).backbones}
+    assert graph == {c.get("method", k) for k, c in CASES.items()}
 
 
 def adapted(name, seed=0):

@@ -20,8 +20,8 @@ class PerAtomTask(GraphPropertyTask):
     name = "test_per_atom"
     unit = "atom"
 
-    def latency_batch(self, data, n, device):
-        batch, _ = super().latency_batch(data, n, device)
+    def latency_batch(self, data, n, device, *, model=None):
+        batch, _ = super().latency_batch(data, n, device, model=model)
         return batch, int(batch.num_nodes)
 
 

@@ -18,13 +18,13 @@ class BackboneSpec:
     name: str
     config_cls: type[BaseModel]
     build: Callable[[BaseModel], nn.Module]
-    family: str = "graph_property"  # the task family (workloads.tasks) it serves
+    kind: str = "graph_transformer"  # what tasks (Task.backbone_kind), methods and plug-ins pair it with
     pretrainable: bool = True  # pretrained by the project (``orchestrator pretrain``); else loaded as is
 
 
 BACKBONES: Registry[BackboneSpec] = Registry("backbone")
 BACKBONES.add("graphormer", BackboneSpec("graphormer", GraphormerConfig, Graphormer))
-BACKBONES.add("lm", BackboneSpec("lm", LMConfig, LanguageModel, family="node_classification", pretrainable=False))
+BACKBONES.add("lm", BackboneSpec("lm", LMConfig, LanguageModel, kind="language_model", pretrainable=False))
 
 
 class GraphModel(nn.Module):

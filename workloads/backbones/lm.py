@@ -124,8 +124,6 @@ class LanguageModel(nn.Module):
     Attributes: ``num_layers`` (blocks), ``hidden`` (state width), ``tokenizer``.
     """
 
-    family = "node_classification"
-
     def __init__(self, cfg: LMConfig) -> None:
         super().__init__()
         self.cfg = cfg

@@ -70,7 +70,7 @@ class PeftMethod:
     config_cls: type[MethodConfig]
     apply: Callable[[nn.Module, MethodConfig], TrainHooks]
     summary: str
-    families: tuple[str, ...] = ("graph_property",)  # task families whose models it applies to
+    backbones: tuple[str, ...] = ("graph_transformer",)  # backbone kinds (BackboneSpec.kind) it applies to
 
     def parse(self, params: dict) -> MethodConfig:
         return self.config_cls(**params)
@@ -80,9 +80,9 @@ METHODS: Registry[PeftMethod] = Registry("PEFT method")
 
 
 def register_method(name: str, config_cls: type[MethodConfig], summary: str,
-                    families: tuple[str, ...] = ("graph_property",)):
+                    backbones: tuple[str, ...] = ("graph_transformer",)):
     def deco(fn: Callable[[nn.Module, MethodConfig], TrainHooks]):
-        METHODS.add(name, PeftMethod(name, config_cls, fn, summary, tuple(families)))
+        METHODS.add(name, PeftMethod(name, config_cls, fn, summary, tuple(backbones)))
         return fn
 
     return deco

@@ -39,7 +39,7 @@ class Plugin:
     config_cls: type[PluginConfig]
     apply: Callable[[nn.Module, PluginConfig, TaskInfo], TrainHooks]
     summary: str
-    families: tuple[str, ...] = ("graph_property",)  # task families whose models it applies to
+    backbones: tuple[str, ...] = ("graph_transformer",)  # backbone kinds (BackboneSpec.kind) it applies to
 
     def parse(self, params: dict) -> PluginConfig:
         return self.config_cls(**params)

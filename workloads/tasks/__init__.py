@@ -43,6 +43,7 @@ class Task(abc.ABC):
 
     name: str
     unit: str  # what one inference latency figure is per: "graph", "node"
+    backbone_kind: str  # the backbones (BackboneSpec.kind) its models are built on, and so its methods
 
     @property
     def latency_objective(self) -> str:

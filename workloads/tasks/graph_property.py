@@ -15,6 +15,7 @@ from workloads.tasks import Task
 class GraphPropertyTask(Task):
     name = "graph_property"
     unit = "graph"
+    backbone_kind = "graph_transformer"
 
     def metric(self, dataset) -> str:
         from workloads.datasets.sources import SOURCES, source_of

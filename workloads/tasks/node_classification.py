@@ -197,13 +197,13 @@ class NodeData:
 
 
 def _stratified_subsample(idx: np.ndarray, labels: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """``n`` of ``idx``, each class keeping its share (at least one node per class present)."""
+    """Exactly ``n`` of ``idx``, each class keeping its share (largest remainders round)."""
     rng = np.random.default_rng(seed)
-    picks = []
-    for c in np.unique(labels[idx]):
-        members = idx[labels[idx] == c]
-        k = max(1, int(round(n * len(members) / len(idx))))
-        picks.append(rng.choice(members, min(k, len(members)), replace=False))
+    classes, counts = np.unique(labels[idx], return_counts=True)
+    share = n * counts / counts.sum()
+    k = np.floor(share).astype(int)
+    k[np.argsort(-(share - k), kind="stable")[: n - k.sum()]] += 1
+    picks = [rng.choice(idx[labels[idx] == c], kc, replace=False) for c, kc in zip(classes, k) if kc]
     return np.sort(np.concatenate(picks))
 
 
@@ -245,6 +245,7 @@ class _Positions(torch.utils.data.Dataset):
 class NodeClassificationTask(Task):
     name = "node_classification"
     unit = "node"
+    backbone_kind = "language_model"
 
     def metric(self, dataset) -> str:
         return "accuracy"

@@ -207,7 +207,7 @@ class Ladder(nn.Module):
 
 
 @register_method("engine", EngineConfig, "ENGINE: frozen LM, G-Ladder side GNNs on cached LM states, early exit",
-                 families=("node_classification",))
+                 backbones=("language_model",))
 def apply(model: nn.Module, cfg: EngineConfig) -> TrainHooks:
     freeze(model)
     layers = resolve_layers(cfg, model.lm.num_layers)

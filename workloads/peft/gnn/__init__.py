@@ -62,7 +62,7 @@ class SubgraphGNN(nn.Module):
 
 
 @register_method("gnn", GnnConfig, "frozen LM embeddings + GraphSAGE/GCN on sampled subgraphs",
-                 families=("node_classification",))
+                 backbones=("language_model",))
 def apply(model: nn.Module, cfg: GnnConfig) -> TrainHooks:
     freeze(model)
     model.body = SubgraphGNN(model.lm.hidden, model.lm.num_layers, model.num_classes, cfg)

@@ -17,7 +17,7 @@ class LmFullConfig(MethodConfig):
 
 
 @register_method("lm_full", LmFullConfig, "full fine-tuning of the LM + linear head",
-                 families=("node_classification",))
+                 backbones=("language_model",))
 def apply(model: nn.Module, cfg: LmFullConfig) -> TrainHooks:
     model.body = LMClassifier(model.lm, model.num_classes, cacheable=False)
     unfreeze(model)

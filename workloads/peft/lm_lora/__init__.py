@@ -26,7 +26,7 @@ class LmLoraConfig(MethodConfig):
 
 
 @register_method("lm_lora", LmLoraConfig, "LoRA (HF peft) on the LM's query/value projections + linear head",
-                 families=("node_classification",))
+                 backbones=("language_model",))
 def apply(model: nn.Module, cfg: LmLoraConfig) -> TrainHooks:
     from peft import LoraConfig, inject_adapter_in_model
 
