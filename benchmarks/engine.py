@@ -108,6 +108,7 @@ def main() -> None:
                      "test_mean": m["test_score"], "test_std": m["test_std"], "test_scores": m["test_scores"],
                      "val_mean": m["val_score"], "trainable": r["trainable_params"], "total": r["total_params"],
                      "peak_mb": r["memory"]["peak_train_mb"], "latency_ms_per_node": r["latency"]["ms_per_unit"],
+                     "inference": r["latency"].get("inference"),
                      "history": [s["history"] for s in r["seeds"]], "train_s": r["timings"]["train_s"]})
         print(f"{label}: test {m['test_score']:.4f}±{m['test_std']:.4f}, "
               f"{r['latency']['ms_per_unit']:.2f} ms/node [{time.perf_counter() - t0:.0f}s]", flush=True)
@@ -154,7 +155,7 @@ def render(res: dict) -> str:
         f"node, from text (tokens in, class out: the LM included), on batches of {a['latency_nodes']} test nodes "
         f"with their subgraphs, median of {a['repeats']} timed calls; LoRA is timed merged.",
         "",
-        "| method | test accuracy | trainable params | % of LM | peak train memory (MB) | latency (ms/node) |",
+        "| method | test accuracy | trainable params | % of the model | peak train memory (MB) | latency (ms/node) |",
         "|---|---|---|---|---|---|",
     ]
     for r in rows:
@@ -163,14 +164,26 @@ def render(res: dict) -> str:
     lines += ["", "## Early exit", "",
               "The same trained ladders (exit settings act at inference only), run from text: the LM goes block by "
               "block and a node that exits, with its subgraph, skips every later block.", "",
-              "| exit rule | speed-up vs no exit | test accuracy | relative change |", "|---|---|---|---|"]
+              f"Rungs read LM layers {base['inference']['layers']} (layer 0 is the embedding output: a node that "
+              "exits there runs no transformer block). Exits per rung and LM rows per block are those of the last "
+              f"timed batch ({a['latency_nodes']} nodes and their subgraphs).", "",
+              "| exit rule | speed-up vs no exit | test accuracy | relative change | exits per rung | rows per LM block |",
+              "|---|---|---|---|---|---|"]
     for r in rows:
-        if r["method"] == "engine" and r is not base:
+        if r["method"] == "engine":
+            inf = r["inference"] or {}
             lines.append(f"| {r['label'].removeprefix('engine, ')} | "
                          f"{base['latency_ms_per_node'] / r['latency_ms_per_node']:.2f}× | {r['test_mean']:.4f} | "
-                         f"{100 * (r['test_mean'] - base['test_mean']) / base['test_mean']:+.2f}% |")
-    lines += ["", "The paper reports up to 5× with at most a 1.17% relative drop, on a 7B LM with 32 layers "
-              "where skipping later layers saves proportionally more.", "",
+                         f"{100 * (r['test_mean'] - base['test_mean']) / base['test_mean']:+.2f}% | "
+                         f"{inf.get('exits_per_rung')} | {inf.get('rows_per_block')} |")
+    engine = [r for r in rows if r["method"] == "engine"]
+    spread = max(r["test_std"] for r in engine)
+    change = max(abs(r["test_mean"] - base["test_mean"]) for r in engine)
+    verdict = (f"every accuracy change (at most {change:.4f}) is within twice the seeds' spread (std up to "
+               f"{spread:.4f}): no measurable accuracy cost on this graph" if change <= 2 * spread else
+               f"the largest accuracy change ({change:.4f}) exceeds twice the seeds' spread ({spread:.4f})")
+    lines += ["", f"Here {verdict}. The paper reports up to 5× with at most a 1.17% relative drop, on a "
+              "32-layer 7B LM.", "",
               "## LM-state cache", "",
               "One training epoch (wall clock, batches built included) reading pooled LM states from the cache, "
               "against the same model computing them from text with the frozen LM at every step.", "",
@@ -178,7 +191,10 @@ def render(res: dict) -> str:
     for c in res["cache"]:
         lines.append(f"| {c['method']} | {c['epoch_s_cached']:.2f} | {c['epoch_s_uncached']:.2f} | "
                      f"{c['speedup']:.0f}× |")
-    lines += ["", "The paper reports 12× for ENGINE's caching.", ""]
+    lines += ["", "The cache turns every training step into a read of a few hundred pooled vectors; from text, "
+              "each step runs MiniLM on every subgraph node (64 targets × up to 8 nodes). The ladder and the GNN "
+              "are tiny next to that, so the speed-up is larger than the paper's 12× (whose side network is "
+              "larger relative to its LM step). `lm_lora` and `lm_full` train the LM, so no cache applies.", ""]
     return "\n".join(lines)
 
 

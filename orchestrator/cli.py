@@ -101,8 +101,13 @@ def cmd_pretrain(args) -> int:
     from orchestrator.sweep import backbone_config, cache_dir_for
     from workloads.pretrain import describe, ensure_pretrained
 
+    from workloads.backbones import BACKBONES
+
     spec = load_spec(args.spec)
     for i, b in enumerate(spec.backbones):
+        if not BACKBONES.get(b.name).pretrainable:
+            console.print(f"{b.name}: loaded as is (a pretrained language model); nothing to pretrain")
+            continue
         path = ensure_pretrained(backbone_config(spec, i), cache_dir_for(spec), progress=console.print)
         if path is None:
             console.print(f"{b.name}: pretrain is null in the spec; trials start from random weights")

@@ -210,12 +210,15 @@ def train_seed(
         with torch.no_grad():
             as_trained = profiling.measure_latency(lambda: model(lat_batch), **lat_kw)
             deployed, deploy_gap = as_trained, 0.0
+            inference = getattr(model, "describe_inference", lambda: None)()
             if hooks.deploy is not None:
                 dmodel = hooks.deploy(model).eval()
                 deploy_gap = float((dmodel(lat_batch) - model(lat_batch)).abs().max())
                 deployed = profiling.measure_latency(lambda: dmodel(lat_batch), **lat_kw)
+                inference = getattr(dmodel, "describe_inference", lambda: None)()
                 del dmodel
         lat = deployed.to_dict()
+        lat["inference"] = inference  # what the timed model reported of its last call (ENGINE: exits per rung)
         lat["as_trained"] = as_trained.to_dict() if hooks.deploy is not None else None
         lat["deployed"] = hooks.deploy is not None
         lat["deploy_max_abs_diff"] = deploy_gap

@@ -73,6 +73,12 @@ class NodeModel(nn.Module):
         with torch.enable_grad() if trains else torch.no_grad():
             return self.lm.pooled(batch.input_ids, batch.attention_mask, list(layers))
 
+    def describe_inference(self) -> dict | None:
+        """What the latest inference did, when the body reports it (ENGINE: exits per rung,
+        rows per LM block); recorded with the latency figures."""
+        f = getattr(self.body, "describe_inference", None)
+        return f() if f else None
+
     def forward(self, batch, with_slots: bool = False):
         pred, slots = self.body(self, batch)
         return {"pred": pred, "slots": slots} if with_slots else pred

@@ -96,6 +96,29 @@ def _csv_fingerprint(cfg) -> str:
     return stable_hash([file_digest(Path(cfg.nodes)), file_digest(Path(cfg.edges))])
 
 
+def _arxiv_read(cfg) -> TextGraph:
+    from workloads.textgraphs.ogbn_arxiv import read_arxiv
+
+    g = read_arxiv(cfg.root)  # the official time split; split_fractions does not apply
+    return g
+
+
+def _arxiv_fingerprint(cfg) -> str:
+    from workloads.textgraphs.ogbn_arxiv import _folder, text_file
+
+    folder = _folder(cfg.root)
+    files = sorted(p for p in folder.rglob("*.csv.gz")) + [text_file(folder)]
+    return stable_hash([file_digest(f) for f in files])
+
+
+def _arxiv_check(cfg) -> list[str]:
+    from workloads.textgraphs.ogbn_arxiv import check
+
+    if cfg.kind or cfg.nodes or cfg.edges:
+        return ["ogbn-arxiv reads OGB's files; 'kind', 'nodes' and 'edges' do not apply"]
+    return check(cfg.root)
+
+
 SOURCES_TEXT = [
     TextGraphSource(
         "wordnet", "WordNet 3.0 synsets (lemmas + gloss), typed pointers as edges, 45 lexicographer classes; "
@@ -104,4 +127,8 @@ SOURCES_TEXT = [
     TextGraphSource(
         "text_graph_csv", "your own text-attributed graph: nodes.csv (id,text,label) and edges.csv (src,dst)",
         _csv_read, _csv_fingerprint, _csv_check, is_kind=True),
+    TextGraphSource(
+        "ogbn-arxiv", "OGB ogbn-arxiv: 169k arXiv CS papers (title + abstract), citations, 40 categories, "
+        "official time split; read from OGB's on-disk format and titleabs.tsv (nothing downloads)",
+        _arxiv_read, _arxiv_fingerprint, _arxiv_check),
 ]

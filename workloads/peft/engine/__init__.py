@@ -127,6 +127,14 @@ class Ladder(nn.Module):
         self.early_exit = cfg.patience is not None or cfg.threshold is not None
         self.last_run = None  # rows per LM block of the latest inference from text
 
+    def describe_inference(self) -> dict | None:
+        if self.last_run is None:
+            return None
+        rungs = self.last_run["exit_rung"]
+        return {"layers": list(self.reads.layers), "early_exit": self.early_exit,
+                "exits_per_rung": [rungs.count(i) for i in range(len(self.proj))],
+                "rows_per_block": self.last_run["rows_per_block"]}
+
     def rung(self, i: int, h: Tensor, prev: Tensor | None, edge_index: Tensor) -> Tensor:
         x = self.proj[i](h)
         if prev is not None:
