@@ -12,7 +12,7 @@ TORCH_INDEX ?=
 STAMP := $(VENV)/.installed
 SPEC ?= sweeps/quick.yaml
 
-.PHONY: setup sweep test report pretrain benchmark benchmark-memory clean
+.PHONY: setup sweep test report pretrain benchmark benchmark-memory benchmark-engine clean
 
 $(STAMP): pyproject.toml requirements-data.txt
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,9 @@ benchmark: $(STAMP)
 
 benchmark-memory: $(STAMP)
 	$(BIN)/python benchmarks/memory.py
+
+benchmark-engine: $(STAMP)
+	$(BIN)/python benchmarks/engine.py
 
 clean:
 	rm -rf runs .pytest_cache

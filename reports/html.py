@@ -152,7 +152,9 @@ its score is the mean validation score over them (error bars: their standard dev
 best configurations are built from it. Test scores are reported (mean ± std over seeds) for the configurations
 validation chose and never used to choose. Memory: measured peak of live tensor bytes during training steps
 (the CUDA allocator's peak on GPUs, the allocator's events through the PyTorch profiler on CPUs); latency: median
-no-grad forward time per graph of the deployable model (LoRA merged).</p>
+no-grad forward time of the deployable model (LoRA merged) per unit of its task: per graph for molecules, per node
+for text graphs, where inference starts from the node's text (the language model included, with early exit where
+the method has it).</p>
 {env_html}
 {''.join(f'<section>{s}</section>' for s in sections)}
 </body></html>

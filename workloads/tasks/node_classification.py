@@ -139,7 +139,7 @@ class NodeData:
         g = self.graph.summary()
         return {"name": self.graph.name, "task": self.task, "metric": self.source.metric,
                 "num_train": len(self.train), "num_valid": len(self.valid), "num_test": len(self.test),
-                "num_invalid_smiles": 0, "num_nodes": g["num_nodes"], "num_edges": g["num_edges"],
+                "num_nodes": g["num_nodes"], "num_edges": g["num_edges"],
                 "num_classes": g["num_classes"], "dropped_rows": g["dropped"],
                 "train_subsampled_from": self.train_subsampled_from}
 
