@@ -46,7 +46,10 @@ def test_divergences_match_their_definitions():
     x, y = torch.randn(3, 4), torch.randn(3, 4)
     px, py = x.softmax(-1), y.softmax(-1)
     ref = ((px * (px / py).log()).sum(-1) + (py * (py / px).log()).sum(-1)).mean()
-    assert symmetric_divergence(x, y, "classification").item() == pytest.approx(ref.item(), rel=1e-5)
+    assert symmetric_divergence(x, y, "multiclass").item() == pytest.approx(ref.item(), rel=1e-5)
+    # several binary tasks: the Bernoulli divergences summed over tasks
+    per_task = sum(symmetric_divergence(x[:, i:i + 1], y[:, i:i + 1], "classification") for i in range(4))
+    assert symmetric_divergence(x, y, "classification").item() == pytest.approx(per_task.item(), rel=1e-5)
     assert symmetric_divergence(a, b, "regression").item() == pytest.approx(((a - b) ** 2).mean().item())
     assert symmetric_divergence(a, a, "classification").item() == 0.0
 

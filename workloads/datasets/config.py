@@ -1,6 +1,8 @@
 """Configuration of one dataset in a sweep."""
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
@@ -11,12 +13,20 @@ class DatasetConfig(BaseModel):
                       description="registered dataset name (b3db, freesolv, ogbg-molhiv, wordnet, ...), or your "
                       "own dataset's name when 'kind' is given")
     kind: str | None = Field(
-        default=None, description="a dataset kind that reads your own files (text_graph_csv); null: 'name' is a "
-        "registered dataset")
+        default=None, description="a dataset kind that reads your own files (csv: molecules; text_graph_csv); "
+        "null: 'name' is a registered dataset")
+    path: str | None = Field(default=None, description="csv: the CSV file of molecules")
+    smiles_column: str = Field(default="smiles", description="csv: the column holding SMILES")
+    target_columns: list[str] | None = Field(
+        default=None, min_length=1, description="csv: label columns, one task each (empty cells: missing labels)")
+    task: Literal["classification", "regression"] | None = Field(
+        default=None, description="csv: binary classification (labels 0/1) or regression")
     nodes: str | None = Field(default=None, description="text_graph_csv: CSV with columns id,text,label")
     edges: str | None = Field(default=None, description="text_graph_csv: CSV with columns src,dst (node ids)")
-    split: str = Field(default="random", description="text graphs: 'random' (stratified, split_fractions per "
-                       "split_seed) or 'column:<name>' (train/valid/test in that column of the nodes file)")
+    split: str | None = Field(
+        default=None, description="your own files: 'scaffold' (csv molecules' default), 'random' (text graphs' "
+        "default; stratified for them), or 'column:<name>' (train/valid/test, or train/test with validation "
+        "carved from train, in that column)")
     max_train_nodes: int | None = Field(
         default=None, ge=10, description="text graphs: a deterministic stratified subsample of the training "
         "nodes (every method sees the same); null: all")

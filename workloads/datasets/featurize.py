@@ -36,11 +36,12 @@ def shortest_path_lengths(edge_index: np.ndarray, num_nodes: int) -> np.ndarray:
     return d.astype(np.int64)
 
 
-def smiles_to_data(smiles: str, y: float | None = None) -> Data | None:
+def smiles_to_data(smiles: str, y=None) -> Data | None:
     """One molecule as a PyG ``Data``; ``None`` if RDKit cannot parse it or it has no atoms.
 
     Attributes: ``x`` [N, 9] long, ``edge_index`` [2, E], ``edge_attr`` [E, 3] long,
-    ``spd`` [N*N] long (row-major shortest-path lengths), ``y`` [1, 1] float.
+    ``spd`` [N*N] long (row-major shortest-path lengths), ``y`` [1, T] float (T tasks; NaN:
+    missing label) from a number or a sequence of T numbers.
     """
     mol = Chem.MolFromSmiles(smiles)
     if mol is None or mol.GetNumAtoms() == 0:
@@ -55,5 +56,5 @@ def smiles_to_data(smiles: str, y: float | None = None) -> Data | None:
         num_nodes=n,
     )
     if y is not None:
-        data.y = torch.tensor([[float(y)]], dtype=torch.float32)
+        data.y = torch.as_tensor(np.asarray(y, dtype=np.float32).reshape(1, -1))
     return data

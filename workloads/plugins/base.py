@@ -46,10 +46,12 @@ class Plugin:
 
 
 def symmetric_divergence(a: Tensor, b: Tensor, kind: str) -> Tensor:
-    """Batch mean of D(a, b) for predictions a, b of shape [B, C]."""
+    """Batch mean of D(a, b) for predictions a, b of shape [B, C]: squared error (regression),
+    a sum of Bernoulli divergences over the C binary tasks (classification), the categorical
+    divergence (multiclass)."""
     if kind == "regression":
         return (a - b).pow(2).sum(-1).mean()
-    if a.shape[-1] == 1:  # Bernoulli: KL(p||q) + KL(q||p) = (p - q)(logit p - logit q)
+    if kind == "classification":  # Bernoulli per task: KL(p||q) + KL(q||p) = (p - q)(logit p - logit q)
         return ((torch.sigmoid(a) - torch.sigmoid(b)) * (a - b)).sum(-1).mean()
     la, lb = F.log_softmax(a, -1), F.log_softmax(b, -1)
     return ((la.exp() - lb.exp()) * (la - lb)).sum(-1).mean()

@@ -42,7 +42,7 @@ class TextGraphSource:
 
 
 def _with_split(g: TextGraph, cfg) -> TextGraph:
-    if g.split is None or (cfg.split == "random" and cfg.split_fractions is not None):
+    if g.split is None or ((cfg.split or "random") == "random" and cfg.split_fractions is not None):
         g.split = random_split(g.num_nodes, g.labels, tuple(cfg.split_fractions or NODE_FRACTIONS), cfg.split_seed)
     return g
 
@@ -75,7 +75,7 @@ def _wordnet_check(cfg) -> list[str]:
 
 
 def _csv_read(cfg) -> TextGraph:
-    g = load_text_graph_csv(cfg.nodes, cfg.edges, cfg.split, seed=cfg.split_seed, name=cfg.name)
+    g = load_text_graph_csv(cfg.nodes, cfg.edges, cfg.split or "random", seed=cfg.split_seed, name=cfg.name)
     return _with_split(g, cfg)
 
 

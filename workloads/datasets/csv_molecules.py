@@ -1,0 +1,98 @@
+"""Your own molecules: ``{name: mine, kind: csv, path: mols.csv, smiles_column: smiles,
+target_columns: [a, b], task: classification|regression, split: scaffold|random|column:<name>}``.
+
+Checked when the spec loads (the file and its columns exist, classification labels
+are 0/1, split values are train/valid/test); rows that cannot be used are skipped and
+counted in the trial record (``dataset.num_invalid_smiles``: RDKit cannot parse the
+SMILES; ``dataset.num_missing_label``: every target cell empty), never silently.
+Several target columns make a multi-task set: empty cells are missing labels,
+masked out of the loss and the metric.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from workloads.datasets.config import DatasetConfig
+from workloads.util import file_digest
+
+SPLIT_VALUES = {"train", "valid", "test"}
+
+
+def _read(cfg: DatasetConfig) -> tuple[pd.DataFrame, list[str]]:
+    """The frame and the problems found (empty: usable)."""
+    problems = []
+    for key in ("path", "target_columns", "task"):
+        if getattr(cfg, key) is None:
+            problems.append(f"kind csv needs '{key}'")
+    if problems:
+        return pd.DataFrame(), problems
+    path = Path(cfg.path)
+    if not path.is_file():
+        return pd.DataFrame(), [f"{path}: no such file"]
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, sep="\t" if path.suffix in (".tsv", ".tab") else ",")
+    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+        return pd.DataFrame(), [f"{path}: not a readable CSV file ({e})"]
+    split_col = cfg.split.removeprefix("column:") if cfg.split and cfg.split.startswith("column:") else None
+    wanted = [cfg.smiles_column, *cfg.target_columns] + ([split_col] if split_col else [])
+    missing = [c for c in wanted if c not in df.columns]
+    if missing:
+        return df, [f"{path}: missing column(s) {', '.join(missing)}; has {', '.join(df.columns)}"]
+    if cfg.split not in (None, "scaffold", "random") and not split_col:
+        problems.append(f"split: '{cfg.split}' is none of scaffold, random, column:<name>")
+    if split_col:
+        bad = sorted(set(df[split_col].str.strip()) - SPLIT_VALUES)
+        if bad:
+            problems.append(f"{path}: column '{split_col}' has values other than train/valid/test: {', '.join(bad[:5])}")
+    for c in cfg.target_columns:
+        values = pd.to_numeric(df[c].str.strip().replace("", np.nan), errors="coerce")
+        unreadable = df[c].str.strip().ne("") & values.isna()
+        if unreadable.any():
+            problems.append(f"{path}: column '{c}' has non-numeric labels, e.g. {df[c][unreadable].iloc[0]!r}")
+        elif cfg.task == "classification" and not set(values.dropna().unique()) <= {0.0, 1.0}:
+            odd = sorted(set(values.dropna().unique()) - {0.0, 1.0})[:3]
+            problems.append(f"{path}: column '{c}' must hold 0/1 labels for classification; found {odd}")
+    return df, problems
+
+
+def check(cfg: DatasetConfig) -> list[str]:
+    return _read(cfg)[1]
+
+
+def build(cfg: DatasetConfig) -> dict:
+    from workloads.datasets.build import build_from_smiles
+
+    df, problems = _read(cfg)
+    if problems:
+        raise ValueError(f"dataset '{cfg.name}': " + "; ".join(problems))
+    y = np.stack([pd.to_numeric(df[c].str.strip().replace("", np.nan), errors="coerce").to_numpy(np.float32)
+                  for c in cfg.target_columns], axis=1)
+    split = None
+    if cfg.split and cfg.split.startswith("column:"):
+        split = df[cfg.split.removeprefix("column:")].str.strip().tolist()
+    return build_from_smiles(cfg, df[cfg.smiles_column].str.strip().tolist(), y, cfg.task, cfg.path,
+                             given_split=split, mode="random" if cfg.split == "random" else "scaffold")
+
+
+@dataclass(frozen=True)
+class CsvMoleculeKind:
+    """The ``csv`` kind: a MoleculeSource per dataset entry."""
+
+    name: str = "csv"
+    description: str = "your own molecules: a CSV with a SMILES column and label columns"
+    family: str = "graph_property"
+    is_kind: bool = True
+
+    def check(self, cfg: DatasetConfig) -> list[str]:
+        return check(cfg)
+
+    def for_config(self, cfg: DatasetConfig):
+        from workloads.datasets.sources import MoleculeSource
+
+        return MoleculeSource(
+            cfg.name, cfg.task or "regression", "roc_auc" if cfg.task == "classification" else "rmse",
+            f"your molecules from {cfg.path}", fingerprint=lambda c: file_digest(Path(c.path)), build=build)
