@@ -60,3 +60,12 @@ def default_cache_dir() -> Path:
         return Path(env).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or (Path.home() / ".cache")
     return Path(base) / "graph-peft-sweep"
+
+
+def ogb_root(root: str | None) -> Path:
+    if root:
+        return Path(root).expanduser()
+    env = os.environ.get("OGB_ROOT")
+    if env:
+        return Path(env).expanduser()
+    return Path("data") / "ogb"

@@ -10,7 +10,7 @@ import torch
 
 from orchestrator.spec import SpecError, parse_spec
 from tests.conftest import TINY_ARCH
-from workloads.datasets import DatasetConfig, load_dataset
+from workloads.datasets import load_dataset
 from workloads.datasets.sources import package_file
 from workloads.tasks import task_of
 

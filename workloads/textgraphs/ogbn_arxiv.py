@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from workloads.textgraphs.base import TextGraph, TextGraphError
+from workloads.util import ogb_root
 
 NAME = "ogbn-arxiv"
 RAW = ("edge.csv.gz", "node-feat.csv.gz", "node-label.csv.gz", "node_year.csv.gz", "num-node-list.csv.gz",
@@ -27,8 +28,6 @@ MAPPING = ("nodeidx2paperid.csv.gz", "labelidx2arxivcategeory.csv.gz")  # OGB's 
 
 
 def _folder(root: str | None) -> Path:
-    from workloads.datasets.ogb_graphprop import ogb_root
-
     return ogb_root(root) / "ogbn_arxiv"
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from runfolder.io import file_digest, stable_hash
+from workloads.metrics import metric_direction
 from workloads.textgraphs.base import TextGraph, TextGraphError, random_split
 from workloads.textgraphs.csv_graph import load_text_graph_csv
 from workloads.textgraphs.wordnet import SUBSET_DIR, read_wordnet, wordnet_dir
@@ -36,8 +37,6 @@ class TextGraphSource:
 
     @property
     def direction(self):
-        from workloads.tasks import metric_direction
-
         return metric_direction(self.metric)
 
 
