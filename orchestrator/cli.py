@@ -47,15 +47,20 @@ def cmd_run(args) -> int:
     from workloads import run_trial
 
     spec = load_spec(args.spec)
-    cells = {(c.dataset, c.method): c for c in spec.cells()}
     dataset = args.dataset or spec.datasets[0].name
     method = args.method or next(iter(spec.methods))
-    if (dataset, method) not in cells:
+    match = [c for c in spec.cells() if c.dataset == dataset and c.method == method
+             and (args.backbone is None or c.backbone == args.backbone)]
+    if not match:
         raise SystemExit(
-            f"error: no cell ({dataset}, {method}) in {args.spec}; datasets: "
-            f"{', '.join(d.name for d in spec.datasets)}; methods: {', '.join(spec.methods)}"
+            f"error: no cell ({dataset}, {args.backbone or 'any backbone'}, {method}) in {args.spec}; datasets: "
+            f"{', '.join(d.name for d in spec.datasets)}; backbones: {', '.join(b.name for b in spec.backbones)}; "
+            f"methods: {', '.join(spec.methods)}"
         )
-    cell = cells[(dataset, method)]
+    if len(match) > 1:
+        raise SystemExit(f"error: ({dataset}, {method}) runs on {', '.join(c.backbone for c in match)}; "
+                         "choose one with --backbone")
+    cell = match[0]
     space = spec.methods[method].search
     params = {k: p.default() for k, p in space.items()}
     overrides = _parse_assignments(args.set or [])
@@ -150,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("spec")
     r.add_argument("--dataset", help="dataset name (default: the spec's first)")
     r.add_argument("--method", help="method variant, a key of the spec's methods (default: the first)")
+    r.add_argument("--backbone", help="backbone name, where the dataset and method run on several (default: the one)")
     r.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="parameter values, e.g. r=8 lr=1e-3")
     r.add_argument("--epochs", type=int, help="override training epochs")
     r.add_argument("--seeds", type=int, help="override the number of seeds (default: the spec's budget.seeds)")

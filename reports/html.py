@@ -6,6 +6,7 @@ One self-contained file: plotly.js is inlined, nothing is fetched when it opens.
 from __future__ import annotations
 
 import html
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -114,7 +115,7 @@ def render(summary: dict, title: str, env: dict | None) -> str:
             parts.append('<div class="row">')
             for key, label in entry["plane_labels"].items():
                 fig = _figure(ds, entry, key, label, colors)
-                parts.append(fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"{ds}-{key}",
+                parts.append(fig.to_html(full_html=False, include_plotlyjs=False, div_id=re.sub(r"[^A-Za-z0-9_-]+", "-", f"{ds}-{key}"),
                                          config={"displaylogo": False}))
             parts.append("</div>")
             parts.append("<h3>Best configuration of each method variant, chosen on validation</h3>" + _table(entry))

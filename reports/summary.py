@@ -52,8 +52,14 @@ def summarize(records: list[dict]) -> dict:
     by_ds: dict[str, list[dict]] = defaultdict(list)
     failed: dict[str, list[dict]] = defaultdict(list)
     interrupted: dict[str, int] = defaultdict(int)  # cut short by a crash and re-run: not the method's failure
+    # Fronts are per dataset and backbone: a dataset trained on two backbones gets a group each.
+    backbones: dict[str, set] = defaultdict(set)
+    for r in records:
+        backbones[r.get("dataset_name", "?")].add(r.get("backbone_name"))
     for r in records:
         ds = r.get("dataset_name", "?")
+        if len(backbones[ds]) > 1:
+            ds = f"{ds} / {r.get('backbone_name')}"
         if r.get("interrupted"):
             interrupted[ds] += 1
             continue

@@ -52,6 +52,9 @@ def tiny_backbone_cfg():
     return BackboneConfig(name="graphormer", params=TINY_ARCH, pretrain=PretrainConfig(**TINY_PRETRAIN))
 
 
-def tiny_model(seed: int = 0) -> GraphModel:
+def tiny_model(seed: int = 0, backbone: str = "graphormer") -> GraphModel:
+    from workloads.backbones import BACKBONES
+
     torch.manual_seed(seed)
-    return GraphModel(Graphormer(GraphormerConfig(**TINY_ARCH)), out_dim=1)
+    spec = BACKBONES.get(backbone)
+    return GraphModel(spec.build(spec.config_cls(**TINY_ARCH)), out_dim=1)

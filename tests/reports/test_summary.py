@@ -78,3 +78,13 @@ def test_report_page_says_how_it_selects(tmp_path):
     page = render(summarize([a]), "t", None)
     assert "Selection is on validation only" in page
     assert "0.8000 ± 0.0100" in page and "0.6000 ± 0.0200" in page
+
+
+def test_fronts_are_per_dataset_and_backbone_when_a_dataset_has_two():
+    records = [dict(rec("a", "full", 0.9, 100, 1.0, 0), backbone_name="graphormer"),
+               dict(rec("a", "full", 0.8, 90, 1.0, 0), backbone_name="mat"),
+               dict(rec("a", "lora", 0.7, 50, 1.0, 0), backbone_name="mat"),
+               dict(rec("b", "full", 0.5, 10, 1.0, 0), backbone_name="graphormer")]
+    s = summarize(records)
+    assert sorted(s) == ["a / graphormer", "a / mat", "b"]
+    assert len(s["a / mat"]["trials"]) == 2 and len(s["a / graphormer"]["trials"]) == 1

@@ -1,3 +1,4 @@
+import pytest
 import torch
 from torch_geometric.data import Batch
 
@@ -11,22 +12,25 @@ def _out(model, smiles):
         return model(Batch.from_data_list([smiles_to_data(s) for s in smiles]))
 
 
-def test_atom_order_does_not_change_the_prediction():
-    m = tiny_model()
+@pytest.mark.parametrize("backbone", ["graphormer", "mat"])
+def test_atom_order_does_not_change_the_prediction(backbone):
+    m = tiny_model(0, backbone)
     a = _out(m, ["OCC(=O)N"])
     b = _out(m, ["NC(=O)CO"])  # same molecule, other atom order
     assert torch.allclose(a, b, atol=1e-5)
 
 
-def test_padding_does_not_leak_between_graphs():
-    m = tiny_model()
+@pytest.mark.parametrize("backbone", ["graphormer", "mat"])
+def test_padding_does_not_leak_between_graphs(backbone):
+    m = tiny_model(0, backbone)
     alone = _out(m, ["CCO"])
     batched = _out(m, ["CCO", "c1ccccc1CCCCCCN"])
     assert torch.allclose(alone, batched[:1], atol=1e-5)
 
 
-def test_structure_changes_the_prediction():
-    m = tiny_model()
+@pytest.mark.parametrize("backbone", ["graphormer", "mat"])
+def test_structure_changes_the_prediction(backbone):
+    m = tiny_model(0, backbone)
     out = _out(m, ["CCCCO", "CC(C)CO"])  # same atoms, different bonds
     assert not torch.allclose(out[0], out[1])
 
@@ -49,3 +53,30 @@ def test_attention_bias_values(batch):
     expect = bb.spatial_bias.weight[1] + bb.edge_bias(g0.edge_attr[e : e + 1])[0]
     assert torch.allclose(bias[0, :, 1 + i, 1 + j], expect, atol=1e-6)
     assert torch.allclose(bias[0, :, 1 + i, 1 + i], bb.spatial_bias.weight[0])
+
+
+def test_mat_attention_mixes_attention_distance_and_adjacency(batch):
+    """Each head's weights: λa·softmax + λd·softmax(-D) + λg·row-normalised (A + I), every
+    row of the three stochastic over the molecule's atoms; the graph token gets no
+    structure term."""
+    m = tiny_model(0, "mat")
+    bb = m.backbone
+    n_max = int((batch.ptr[1:] - batch.ptr[:-1]).max())
+    bb.attention_bias(batch, n_max)
+    kernel, adj = bb.context_holder.mat
+    g0 = batch.get_example(0)
+    n = g0.num_nodes
+    d = g0.dist.view(n, n)
+    assert torch.allclose(kernel[0, 0, 1:1 + n, 1:1 + n], torch.softmax(-d, -1), atol=1e-6)
+    a = torch.eye(n)
+    a[g0.edge_index[0], g0.edge_index[1]] = 1.0
+    assert torch.allclose(adj[0, 0, 1:1 + n, 1:1 + n], a / a.sum(-1, keepdim=True), atol=1e-5)
+    assert kernel[:, :, 0].abs().sum() == 0 and adj[:, :, 0].abs().sum() == 0  # the graph token
+    assert kernel[:, :, :, 0].abs().sum() == 0 and adj[:, :, :, 0].abs().sum() == 0
+    # distances matter: moving the atoms apart changes the prediction, bonds unchanged
+    m.eval()
+    with torch.no_grad():
+        before = m(batch)
+        far = batch.clone()
+        far.dist = far.dist * 3
+        assert not torch.allclose(before, m(far))

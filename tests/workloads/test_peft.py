@@ -1,8 +1,10 @@
-"""One test matrix for every PEFT method; adding a method adds a row to CASES."""
+"""One test matrix for every PEFT method on every graph backbone; adding a method adds a
+row to CASES, adding a backbone adds a column (every test runs once per backbone)."""
 import pytest
 import torch
 
 from tests.conftest import TINY_ARCH, tiny_model
+from workloads.backbones import BACKBONES
 from workloads.peft import METHODS, count_parameters
 from workloads.registry import Registry
 
@@ -48,13 +50,27 @@ CASES = {
 }
 
 
+GRAPH_BACKBONES = [n for n in BACKBONES.names() if BACKBONES.get(n).kind == "graph_transformer"]
+_current = {"backbone": "graphormer"}
+
+
+@pytest.fixture(autouse=True, params=GRAPH_BACKBONES)
+def backbone(request):
+    _current["backbone"] = request.param
+    return request.param
+
+
+def tiny(seed: int = 0):
+    return tiny_model(seed, _current["backbone"])
+
+
 def test_every_registered_method_has_a_row():
     graph = {m for m in METHODS.names() if "graph_transformer" in METHODS.get(m).backbones}
     assert graph == {c.get("method", k) for k, c in CASES.items()}
 
 
 def adapted(name, seed=0):
-    model = tiny_model(seed)
+    model = tiny(seed)
     torch.manual_seed(seed + 100)
     method = METHODS.get(CASES[name].get("method", name))
     hooks = method.apply(model, method.parse(CASES[name]["params"]))
@@ -92,7 +108,7 @@ def test_only_its_parameters_train(name, batch):
 
 @pytest.mark.parametrize("name", sorted(n for n, c in CASES.items() if c.get("identity_at_init", True)))
 def test_starts_from_the_pretrained_function(name, batch):
-    base = tiny_model(0).eval()
+    base = tiny(0).eval()
     model, _ = adapted(name, 0)
     model.eval()
     with torch.no_grad():
@@ -146,7 +162,7 @@ def test_g_adapter_convolves_over_the_molecule(batch):
 def test_prompt_tokens_are_the_only_change(batch):
     from torch_geometric.data import Batch
 
-    base = tiny_model(0).eval()
+    base = tiny(0).eval()
     model, _ = adapted("prompt_tokens", 0)
     model.eval()
     with torch.no_grad():
@@ -162,7 +178,7 @@ def test_prompt_tokens_are_the_only_change(batch):
 @pytest.mark.parametrize("name", ["gpf", "gpf_plus"])
 def test_graph_prompt_features_change_only_the_node_inputs(name, batch):
     model, _ = adapted(name, 0)
-    base = tiny_model(0)
+    base = tiny(0)
     model.eval(), base.eval()
     with torch.no_grad():
         h = model.backbone.atom_encoder(batch.x)
@@ -196,7 +212,7 @@ def test_lora_latency_is_timed_on_the_merged_model(batch):
     assert sum(p.numel() for p in merged.parameters()) < sum(p.numel() for p in model.parameters())
     with torch.no_grad():
         assert torch.allclose(merged(batch), model(batch), atol=1e-5)
-        assert not torch.allclose(model(batch), tiny_model(0).eval()(batch), atol=1e-4)
+        assert not torch.allclose(model(batch), tiny(0).eval()(batch), atol=1e-4)
 
 
 def test_normalised_adjacency_of_a_chain():
@@ -204,7 +220,7 @@ def test_normalised_adjacency_of_a_chain():
 
     from workloads.datasets.featurize import smiles_to_data
 
-    m = tiny_model()
+    m = tiny()
     m.eval()
     with torch.no_grad():
         m(Batch.from_data_list([smiles_to_data("CCO"), smiles_to_data("C")]))
@@ -229,7 +245,7 @@ def test_g_adapter_token_link_changes_the_graph_token_path(batch):
     linked, _ = adapted("g_adapter", 0)
     _perturb_trainable(linked)
     m = METHODS.get("g_adapter")
-    unlinked = tiny_model(0)
+    unlinked = tiny(0)
     m.apply(unlinked, m.parse({"bottleneck": 4, "link_graph_token": False}))
     unlinked.load_state_dict(linked.state_dict())
     linked.eval(), unlinked.eval()

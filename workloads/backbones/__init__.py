@@ -7,8 +7,10 @@ from typing import Callable
 from pydantic import BaseModel
 from torch import nn
 
-from workloads.backbones.graphormer import Encoded, Graphormer, GraphormerConfig
+from workloads.backbones.base import Encoded, GraphBackbone
+from workloads.backbones.graphormer import Graphormer, GraphormerConfig
 from workloads.backbones.lm import LanguageModel, LMConfig
+from workloads.backbones.mat import MAT, MATConfig
 from workloads.backbones.node import NodeInputs, NodeModel
 from workloads.registry import Registry
 
@@ -24,6 +26,7 @@ class BackboneSpec:
 
 BACKBONES: Registry[BackboneSpec] = Registry("backbone")
 BACKBONES.add("graphormer", BackboneSpec("graphormer", GraphormerConfig, Graphormer))
+BACKBONES.add("mat", BackboneSpec("mat", MATConfig, MAT))
 BACKBONES.add("lm", BackboneSpec("lm", LMConfig, LanguageModel, kind="language_model", pretrainable=False))
 
 
@@ -47,5 +50,6 @@ class GraphModel(nn.Module):
         return {"pred": pred, "slots": enc.slots} if with_slots else pred
 
 
-__all__ = ["BACKBONES", "BackboneSpec", "Encoded", "GraphModel", "Graphormer", "GraphormerConfig", "LMConfig",
+__all__ = ["BACKBONES", "BackboneSpec", "Encoded", "GraphBackbone", "GraphModel", "Graphormer", "GraphormerConfig",
+           "LMConfig", "MAT", "MATConfig",
            "LanguageModel", "NodeInputs", "NodeModel"]

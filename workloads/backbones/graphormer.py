@@ -31,6 +31,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor, nn
 from torch_geometric.utils import degree, to_dense_batch
 
+from workloads.backbones.base import Encoded
+
 
 class GraphormerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -98,21 +100,6 @@ class GraphormerLayer(nn.Module):
         return x + self.dropout(self.ffn(self.ln2(x)))
 
 
-class Encoded(NamedTuple):
-    """What a backbone's forward returns.
-
-    ``graph``: [B, D] the graph token's final state (what a graph-level head reads);
-    ``nodes``: [B, N_max, D] node states; ``mask``: [B, N_max] which node slots are real;
-    ``slots``: name -> [B, P, D] final states of extra tokens added through
-    :meth:`Graphormer.add_token_slot` (empty when there are none).
-    """
-
-    graph: Tensor
-    nodes: Tensor
-    mask: Tensor
-    slots: dict
-
-
 class TokenSlot(NamedTuple):
     module: nn.Module  # batch size B -> [B, P, D]
     visible: bool  # whether other tokens attend to these tokens
@@ -129,8 +116,12 @@ class Graphormer(nn.Module):
         ``spd`` [sum n_g^2], ``batch`` [N].
         output: :class:`Encoded` ``(graph [B, D], nodes [B, N_max, D], mask [B, N_max], slots)``.
 
-    Token sequence: ``[graph token, slot tokens (in slot order), atoms]``.
+    Token sequence: ``[graph token, slot tokens (in slot order), atoms]``. Fulfils
+    :class:`workloads.backbones.base.GraphBackbone`.
     """
+
+    featurization = ("spd",)
+    lora_targets = ("q_proj", "k_proj", "v_proj", "out_proj")
 
     def __init__(self, cfg: GraphormerConfig) -> None:
         super().__init__()

@@ -2,9 +2,11 @@
 
 Using OGB's featurizer (9 atom features, 3 bond features) keeps every model
 trained here compatible with the ``ogbg-mol*`` datasets and OGB's
-``AtomEncoder``/``BondEncoder``. On top of it we store the all-pairs shortest
-path lengths that the Graphormer attention bias needs (written by hand: OGB and
-PyG do not precompute them).
+``AtomEncoder``/``BondEncoder``. On top of it we store what the backbones'
+attention needs (their ``featurization``): the all-pairs shortest path lengths
+(Graphormer; written by hand: OGB and PyG do not precompute them) and the
+inter-atomic distances of RDKit's 2D depiction coordinates (MAT; in Å-like
+depiction units, bond length 1.5).
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from scipy.sparse.csgraph import shortest_path
 from torch_geometric.data import Data
 
 # Bump when the stored graph format changes: it is part of every cache key.
-FEATURIZER_VERSION = "ogb-smiles2graph+spd-v1"
+FEATURIZER_VERSION = "ogb-smiles2graph+spd+dist2d-v2"
 
 RDLogger.DisableLog("rdApp.*")
 
@@ -36,11 +38,22 @@ def shortest_path_lengths(edge_index: np.ndarray, num_nodes: int) -> np.ndarray:
     return d.astype(np.int64)
 
 
+def depiction_distances(mol) -> np.ndarray:
+    """[n, n] Euclidean distances between the atoms' RDKit 2D depiction coordinates."""
+    from rdkit.Chem import rdDepictor
+
+    mol = Chem.Mol(mol)
+    rdDepictor.Compute2DCoords(mol)
+    xyz = mol.GetConformer().GetPositions()[:, :2]
+    return np.sqrt(((xyz[:, None, :] - xyz[None, :, :]) ** 2).sum(-1)).astype(np.float32)
+
+
 def smiles_to_data(smiles: str, y=None) -> Data | None:
     """One molecule as a PyG ``Data``; ``None`` if RDKit cannot parse it or it has no atoms.
 
     Attributes: ``x`` [N, 9] long, ``edge_index`` [2, E], ``edge_attr`` [E, 3] long,
-    ``spd`` [N*N] long (row-major shortest-path lengths), ``y`` [1, T] float (T tasks; NaN:
+    ``spd`` [N*N] long (row-major shortest-path lengths), ``dist`` [N*N] float (2D
+    depiction distances), ``y`` [1, T] float (T tasks; NaN:
     missing label) from a number or a sequence of T numbers.
     """
     mol = Chem.MolFromSmiles(smiles)
@@ -53,6 +66,7 @@ def smiles_to_data(smiles: str, y=None) -> Data | None:
         edge_index=torch.from_numpy(g["edge_index"]).long(),
         edge_attr=torch.from_numpy(g["edge_feat"]).long(),
         spd=torch.from_numpy(shortest_path_lengths(g["edge_index"], n).reshape(-1)),
+        dist=torch.from_numpy(depiction_distances(mol).reshape(-1)),
         num_nodes=n,
     )
     if y is not None:
