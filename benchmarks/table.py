@@ -205,11 +205,17 @@ def verdicts(rows: list[dict]) -> list[str]:
     return out
 
 
+def command(args) -> str:
+    return (".venv/bin/python benchmarks/table.py --datasets " + " ".join(args.datasets) + " --backbones "
+            + " ".join(args.backbones) + " --methods " + " ".join(args.methods)
+            + f" --trials {args.trials} --seeds {args.seeds} --epochs {args.epochs}")
+
+
 def render(rows: list[dict], args, wall: float) -> str:
     lines = [
         "# PEFT methods on the molecular grid", "",
-        f"Regenerate: `.venv/bin/python benchmarks/table.py` with the arguments below; this run took "
-        f"{wall / 60:.0f} min on this 2-core machine (CPU only).", "",
+        f"Regenerate: `{command(args)}` (this run: {wall / 60:.0f} min on this 2-core machine, CPU only). "
+        "Without arguments the script runs the whole fixed budget: the nine datasets, eleven variants.", "",
         f"Run: datasets {', '.join(args.datasets)}; backbones {', '.join(args.backbones)} ({ARCH['hidden_dim']} wide, "
         f"{ARCH['num_layers']} layers, pretrained on {PRETRAIN['max_molecules']:,} MOSES molecules); "
         f"{args.trials} search trials per cell on validation (one seed), then the selected configuration trained "
