@@ -73,7 +73,8 @@ class Resources(_Strict):
     max_concurrent_trials: int = Field(default=1, ge=1, description="slots: trials at once, each in its own long-lived worker group")
     trial_timeout_s: float | None = Field(
         default=None, gt=0, allow_inf_nan=False,
-        description="a trial running longer is cut and recorded as failed; null: no limit",
+        description="a trial running longer (from when its worker takes it) is cut and recorded as failed; "
+        "null: no limit",
     )
 
 

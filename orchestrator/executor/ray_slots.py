@@ -16,7 +16,8 @@ so every trial of the slot trains with DDP without a new worker group.
 Failures: a trial that raises comes back as a failed record and its slot goes
 on. A worker process that dies (a crash, the OOM killer) ends its slot's
 Train run (``max_failures=0``): the trial in flight is recorded as failed and a
-fresh slot starts. A trial that outlives ``timeout_s`` is cut: its slot's Train
+fresh slot starts. A trial that runs longer than ``timeout_s`` from the moment
+its worker took it (a slot's worker group starting does not count) is cut: its slot's Train
 run is cancelled (its controller and workers are owned by the slot's task and
 die with it) and a fresh slot starts.
 
@@ -50,12 +51,19 @@ class Mailbox:
     def __init__(self) -> None:
         self.trials: asyncio.Queue = asyncio.Queue()
         self.results: asyncio.Queue = asyncio.Queue()
+        self.taken_unix: float | None = None  # when rank 0 took the trial in flight
 
     async def put_trial(self, msg) -> None:
+        self.taken_unix = None
         await self.trials.put(msg)
 
     async def next_trial(self):
-        return await self.trials.get()
+        msg = await self.trials.get()
+        self.taken_unix = time.time()
+        return msg
+
+    async def taken(self) -> float | None:
+        return self.taken_unix
 
     async def put_result(self, msg) -> None:
         await self.results.put(msg)
@@ -258,6 +266,16 @@ class RaySlotExecutor(Executor):
         now = time.monotonic()
         for s in list(self.slots.values()):
             if s.key is not None and now >= s.deadline:
+                # The clock runs from when the worker took the trial: a slot's worker group
+                # starting (or restarting) does not eat into the trial's time.
+                try:
+                    taken = ray.get(s.mailbox.taken.remote(), timeout=10)
+                except Exception:  # noqa: BLE001 - an unreachable mailbox: treat as started at submission
+                    taken = s.submitted_unix
+                left = (taken + self.timeout_s - time.time()) if taken is not None else self.timeout_s
+                if left > 0:
+                    s.deadline = now + left
+                    continue
                 out.append((s.key, failed(f"timed out: the trial ran longer than trial_timeout_s={self.timeout_s:g}")))
                 self._restart(s, kill=True)
         return out
