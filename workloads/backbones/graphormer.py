@@ -34,7 +34,9 @@ from torch_geometric.utils import degree, to_dense_batch
 from workloads.backbones.base import Encoded
 
 
-class GraphormerConfig(BaseModel):
+class GraphTransformerConfig(BaseModel):
+    """What every graph transformer here is configured by (each backbone adds its own fields)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     hidden_dim: int = Field(default=64, ge=8, description="width of node and token states")
@@ -44,13 +46,16 @@ class GraphormerConfig(BaseModel):
     dropout: float = Field(default=0.1, ge=0, lt=1, description="dropout on residual branches")
     attn_dropout: float = Field(default=0.1, ge=0, lt=1, description="dropout on attention weights")
     max_degree: int = Field(default=8, ge=1, description="degrees above this share one embedding")
-    max_distance: int = Field(default=8, ge=1, description="distances above this share one bias")
 
     @model_validator(mode="after")
     def _heads_divide_width(self):
         if self.hidden_dim % self.num_heads:
             raise ValueError(f"hidden_dim {self.hidden_dim} is not divisible by num_heads {self.num_heads}")
         return self
+
+
+class GraphormerConfig(GraphTransformerConfig):
+    max_distance: int = Field(default=8, ge=1, description="distances above this share one bias")
 
 
 class MultiHeadAttention(nn.Module):
@@ -123,25 +128,33 @@ class Graphormer(nn.Module):
     featurization = ("spd",)
     lora_targets = ("q_proj", "k_proj", "v_proj", "out_proj")
 
-    def __init__(self, cfg: GraphormerConfig) -> None:
+    def __init__(self, cfg: GraphTransformerConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        d, h = cfg.hidden_dim, cfg.num_heads
+        d = cfg.hidden_dim
+        # The structure of the batch in the current forward, for structure-aware modules
+        # inside the backbone; a plain holder object they share (see graph_context).
+        self.context_holder = SimpleNamespace(graph=None)
         self.atom_encoder = AtomEncoder(d)
         self.degree_encoder = nn.Embedding(cfg.max_degree + 1, d)
         self.mask_embedding = nn.Parameter(torch.zeros(d))  # replaces masked atoms in pretraining
         self.graph_token = nn.Parameter(torch.randn(1, 1, d) * 0.02)
-        self.spatial_bias = nn.Embedding(cfg.max_distance + 2, h)  # last index: unreachable
-        self.token_bias = nn.Parameter(torch.zeros(h))
-        self.edge_bias = BondEncoder(h)
-        self.layers = nn.ModuleList(GraphormerLayer(cfg) for _ in range(cfg.num_layers))
+        self._init_structure(cfg)
+        self.layers = self._make_layers(cfg)
         self.final_ln = nn.LayerNorm(d)
         self.slots = nn.ModuleDict()  # see add_token_slot
         self._slot_visible: dict[str, bool] = {}
         self.input_prompt: nn.Module | None = None  # see add_input_prompt
-        # The structure of the batch in the current forward, for structure-aware modules
-        # inside the backbone; a plain holder object they share (see graph_context).
-        self.context_holder = SimpleNamespace(graph=None)
+
+    def _init_structure(self, cfg: GraphormerConfig) -> None:
+        """The modules that encode structure into attention (a subclass brings its own)."""
+        h = cfg.num_heads
+        self.spatial_bias = nn.Embedding(cfg.max_distance + 2, h)  # last index: unreachable
+        self.token_bias = nn.Parameter(torch.zeros(h))
+        self.edge_bias = BondEncoder(h)
+
+    def _make_layers(self, cfg: GraphormerConfig) -> nn.ModuleList:
+        return nn.ModuleList(GraphormerLayer(cfg) for _ in range(cfg.num_layers))
 
     @property
     def graph_context(self) -> "GraphContext | None":
@@ -199,14 +212,9 @@ class Graphormer(nn.Module):
         cfg = self.cfg
         ptr, sizes = batch.ptr, batch.ptr[1:] - batch.ptr[:-1]
         b = sizes.numel()
-        # Scatter each graph's flat [n*n] distance block into a dense [B, n_max, n_max] grid.
-        sq = sizes * sizes
-        gid = torch.repeat_interleave(torch.arange(b, device=sizes.device), sq)
-        offs = torch.cumsum(sq, 0) - sq
-        p = torch.arange(int(sq.sum()), device=sizes.device) - offs[gid]
-        n_g = sizes[gid]
+        gid, i, j = pair_index(sizes)
         spd = torch.full((b, n_max, n_max), -1, dtype=torch.long, device=sizes.device)
-        spd[gid, p // n_g, p % n_g] = batch.spd
+        spd[gid, i, j] = batch.spd
         spd = torch.where(spd < 0, cfg.max_distance + 1, spd.clamp(max=cfg.max_distance))
         bias = self.spatial_bias(spd).permute(0, 3, 1, 2)  # [B, H, n, n]
         if batch.edge_index.numel():
@@ -258,6 +266,17 @@ class Graphormer(nn.Module):
             x = layer(x, bias)
         x = self.final_ln(x)
         return Encoded(x[:, 0], x[:, k:], mask, {name: x[:, lo:hi] for name, (lo, hi) in spans.items()})
+
+
+def pair_index(sizes: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """(graph, row, column) of every entry of the graphs' flat row-major [n*n] pair blocks
+    (``spd``, ``dist``), for scattering them into a dense [B, n_max, n_max] grid."""
+    sq = sizes * sizes
+    gid = torch.repeat_interleave(torch.arange(sizes.numel(), device=sizes.device), sq)
+    offs = torch.cumsum(sq, 0) - sq
+    p = torch.arange(int(sq.sum()), device=sizes.device) - offs[gid]
+    n_g = sizes[gid]
+    return gid, p // n_g, p % n_g
 
 
 class GraphContext:

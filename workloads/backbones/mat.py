@@ -32,24 +32,13 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
-from ogb.graphproppred.mol_encoder import AtomEncoder
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 from torch import Tensor, nn
 
-from workloads.backbones.graphormer import FeedForward, Graphormer
+from workloads.backbones.graphormer import FeedForward, Graphormer, GraphTransformerConfig, pair_index
 
 
-class MATConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    hidden_dim: int = Field(default=64, ge=8, description="width of node and token states")
-    num_layers: int = Field(default=4, ge=1, description="transformer layers")
-    num_heads: int = Field(default=4, ge=1, description="attention heads (must divide hidden_dim)")
-    ffn_dim: int = Field(default=128, ge=8, description="feed-forward inner width")
-    dropout: float = Field(default=0.1, ge=0, lt=1, description="dropout on residual branches")
-    attn_dropout: float = Field(default=0.1, ge=0, lt=1, description="dropout on the mixed attention weights")
-    max_degree: int = Field(default=8, ge=1, description="degrees above this share one embedding")
+class MATConfig(GraphTransformerConfig):
     lambda_attention: float = Field(default=0.33, ge=0, description="weight of self-attention")
     lambda_distance: float = Field(default=0.33, ge=0, description="weight of the distance kernel softmax(-D)")
     lambda_adjacency: float = Field(default=0.34, ge=0, description="weight of the normalised adjacency")
@@ -57,9 +46,7 @@ class MATConfig(BaseModel):
         default="softmax", description="g(D): softmax(-D) over the atoms (the paper's), or exp(-D) unnormalised")
 
     @model_validator(mode="after")
-    def _check(self):
-        if self.hidden_dim % self.num_heads:
-            raise ValueError(f"hidden_dim {self.hidden_dim} is not divisible by num_heads {self.num_heads}")
+    def _lambdas(self):
         if self.lambda_attention + self.lambda_distance + self.lambda_adjacency <= 0:
             raise ValueError("the three lambdas must not all be zero")
         return self
@@ -118,25 +105,11 @@ class MAT(Graphormer):
 
     featurization = ("dist",)
 
-    def __init__(self, cfg: MATConfig) -> None:
-        nn.Module.__init__(self)
-        self._init_common(cfg)
-        self.layers = nn.ModuleList(MATLayer(cfg, self.context_holder) for _ in range(cfg.num_layers))
+    def _init_structure(self, cfg: MATConfig) -> None:
+        self.context_holder.mat = None  # (distance kernel, adjacency) of the current forward
 
-    def _init_common(self, cfg) -> None:
-        from types import SimpleNamespace
-
-        self.cfg = cfg
-        d = cfg.hidden_dim
-        self.atom_encoder = AtomEncoder(d)
-        self.degree_encoder = nn.Embedding(cfg.max_degree + 1, d)
-        self.mask_embedding = nn.Parameter(torch.zeros(d))
-        self.graph_token = nn.Parameter(torch.randn(1, 1, d) * 0.02)
-        self.final_ln = nn.LayerNorm(d)
-        self.slots = nn.ModuleDict()
-        self._slot_visible: dict[str, bool] = {}
-        self.input_prompt = None
-        self.context_holder = SimpleNamespace(graph=None, mat=None)
+    def _make_layers(self, cfg: MATConfig) -> nn.ModuleList:
+        return nn.ModuleList(MATLayer(cfg, self.context_holder) for _ in range(cfg.num_layers))
 
     def attention_bias(self, batch, n_max: int, num_slots: int = 0) -> Tensor:
         """Zero additive bias (masks are added by the caller); sets this forward's
@@ -144,14 +117,9 @@ class MAT(Graphormer):
         ptr, sizes = batch.ptr, batch.ptr[1:] - batch.ptr[:-1]
         b, k = sizes.numel(), 1 + num_slots
         t = n_max + k
-        sq = sizes * sizes
-        gid = torch.repeat_interleave(torch.arange(b, device=sizes.device), sq)
-        offs = torch.cumsum(sq, 0) - sq
-        p = torch.arange(int(sq.sum()), device=sizes.device) - offs[gid]
-        n_g = sizes[gid]
-        i, j = k + p // n_g, k + p % n_g
+        gid, i, j = pair_index(sizes)
         dist = torch.full((b, t, t), float("inf"), device=sizes.device)
-        dist[gid, i, j] = batch.dist.to(dist.dtype)
+        dist[gid, k + i, k + j] = batch.dist.to(dist.dtype)
         if self.cfg.distance_kernel == "softmax":
             kernel = torch.nan_to_num(torch.softmax(-dist, dim=-1))  # rows without atoms: zeros
         else:
