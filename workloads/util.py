@@ -22,7 +22,8 @@ from runfolder.io import (  # noqa: F401  (re-exported: the workloads' one place
 # What this process has loaded, for the counters in every trial record: with
 # long-lived workers, datasets and checkpoints must be read once per process.
 LOAD_COUNTS: dict[str, int] = {"dataset_builds": 0, "dataset_reads": 0, "dataset_reuses": 0,
-                               "checkpoint_reads": 0, "checkpoint_reuses": 0}
+                               "checkpoint_reads": 0, "checkpoint_reuses": 0,
+                               "lm_cache_builds": 0, "lm_cache_reads": 0}
 
 
 def atomic_torch_save(path: Path, obj: Any) -> Path:

@@ -68,3 +68,15 @@ def test_concurrent_callers_wait_on_one_builder(tmp_path):
         t.join()
     assert sorted(r["built"] for r in results) == [False, False, True]
     assert len({r["path"] for r in results}) == 1
+
+
+def test_a_loaded_model_builds_the_cache_without_loading_another(tmp_path):
+    from workloads.backbones.lm import LanguageModel, LMConfig
+
+    fresh, _ = cached_states(TEXTS, [0, 6], tmp_path / "a", max_length=32)
+    lm = LanguageModel(LMConfig(max_length=32)).train()
+    states, info = cached_states(TEXTS, [0, 6], tmp_path / "b", max_length=32, model=lm)
+    assert info["built"] and np.array_equal(states, fresh)
+    assert lm.training  # its mode is left as it was
+    with pytest.raises(ValueError, match="is not the one the cache is keyed by"):
+        cached_states(TEXTS, [0, 6], tmp_path / "c", max_length=64, model=lm)

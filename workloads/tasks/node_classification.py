@@ -162,10 +162,9 @@ class NodeData:
         key = (str(lm.folder), lm.cfg.max_length)
         if key not in self._states:
             arr, info = cached_states(self.graph.texts, list(range(lm.num_layers + 1)), self.cache_dir,
-                                      lm=str(lm.folder), max_length=lm.cfg.max_length)
+                                      lm=str(lm.folder), max_length=lm.cfg.max_length, model=lm)
             self._states[key] = arr
-            LOAD_COUNTS["lm_cache_builds" if info["built"] else "lm_cache_reads"] = \
-                LOAD_COUNTS.get("lm_cache_builds" if info["built"] else "lm_cache_reads", 0) + 1
+            LOAD_COUNTS["lm_cache_builds" if info["built"] else "lm_cache_reads"] += 1
         return self._states[key]
 
     def batch(self, targets: np.ndarray, model, *, use_cache: bool, seed: int = 0) -> NodeBatch:

@@ -54,10 +54,22 @@ def texts_digest(texts: list[str]) -> str:
 
 @torch.no_grad()
 def pooled_states(lm: LanguageModel, texts: list[str], layers: list[int], *, batch_size: int = 64,
-                  device: str | torch.device = "cpu") -> np.ndarray:
+                  device: str | torch.device | None = None) -> np.ndarray:
     """[len(layers), len(texts), hidden] masked mean of each layer's token states, through
-    the backbone's own runner (:meth:`LanguageModel.pooled`)."""
-    lm.to(device).eval()
+    the backbone's own runner (:meth:`LanguageModel.pooled`), on ``device`` (default: where
+    the model is); the model's train/eval mode is left as it was."""
+    if device is not None:
+        lm.to(device)
+    device = next(lm.parameters()).device
+    was_training = lm.training
+    lm.eval()
+    try:
+        return _pooled(lm, texts, layers, batch_size, device)
+    finally:
+        lm.train(was_training)
+
+
+def _pooled(lm: LanguageModel, texts: list[str], layers: list[int], batch_size: int, device) -> np.ndarray:
     out = np.zeros((len(layers), len(texts), lm.hidden), dtype=np.float32)
     for start in range(0, len(texts), batch_size):
         enc = lm.tokenize(texts[start:start + batch_size])
@@ -67,9 +79,14 @@ def pooled_states(lm: LanguageModel, texts: list[str], layers: list[int], *, bat
 
 
 def cached_states(texts: list[str], layers: list[int], cache_dir: str | Path, *, lm: str = DEFAULT_LM,
-                  max_length: int = 128, batch_size: int = 64, device: str = "cpu") -> tuple[np.ndarray, dict]:
+                  max_length: int = 128, batch_size: int = 64, device: str | None = None,
+                  model: LanguageModel | None = None) -> tuple[np.ndarray, dict]:
     """The pooled states of ``texts`` at ``layers`` (memory-mapped), building the cache
-    file first if absent; returns (array, info) with info["built"] telling which."""
+    file first if absent; returns (array, info) with info["built"] telling which.
+
+    ``model``: that language model already loaded (same folder and ``max_length``), to build
+    with instead of loading it again; it stays where it is unless ``device`` is given (a
+    model loaded here runs on ``device``, default the CPU)."""
     folder = lm_path(lm)
     key = stable_hash({"lm": model_digest(folder), "texts": texts_digest(texts), "layers": list(layers),
                        "max_length": max_length})
@@ -78,7 +95,12 @@ def cached_states(texts: list[str], layers: list[int], cache_dir: str | Path, *,
     if not path.exists():
         with file_lock(path.with_suffix(".lock")):
             if not path.exists():  # another process may have built it while we waited
-                lm_model = LanguageModel(LMConfig(path=lm, max_length=max_length))
+                if model is not None and (model.folder != folder or model.cfg.max_length != max_length):
+                    raise ValueError(f"the given model ({model.folder}, max_length {model.cfg.max_length}) is not "
+                                     f"the one the cache is keyed by ({folder}, max_length {max_length})")
+                lm_model = model or LanguageModel(LMConfig(path=lm, max_length=max_length))
+                if model is None and device is None:
+                    device = "cpu"
                 n_layers = lm_model.num_layers
                 bad = [i for i in layers if not 0 <= i <= n_layers]
                 if bad:
