@@ -60,10 +60,19 @@ def build_model(cfg: TrialConfig, task: Task, data, ckpt: Path | None) -> tuple[
     method = METHODS.get(cfg.method.name)
     hooks = method.apply(model, method.parse(cfg.method.params))
     info = task_info(task, data)
+    plugin_params = {}
     for name, params in cfg.method.plugins.items():
         plugin = PLUGINS.get(name)
+        before = _count_trainable(model)
         hooks = hooks.combine(plugin.apply(model, plugin.parse(params), info))
+        plugin_params[name] = _count_trainable(model) - before  # what the plug-in itself adds (GIST: its token)
+    if plugin_params:
+        hooks.notes = {**hooks.notes, "plugin_params": plugin_params}
     return model, hooks, pre_info
+
+
+def _count_trainable(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def is_better(a: float, b: float, direction: str) -> bool:
