@@ -33,7 +33,7 @@ def cmd_sweep(args) -> int:
     from orchestrator.sweep import Sweep
     from reports.html import build_report
 
-    spec = load_spec(args.spec)
+    spec = load_spec(args.spec, args.override or ())
     run = Sweep(spec, console=console).execute(address=args.address, num_cpus=args.num_cpus)
     report = build_report(run.path)
     console.print(f"report: {report}")
@@ -46,7 +46,7 @@ def cmd_run(args) -> int:
     from orchestrator.sweep import trial_config
     from workloads import run_trial
 
-    spec = load_spec(args.spec)
+    spec = load_spec(args.spec, args.override or ())
     dataset = args.dataset or spec.datasets[0].name
     method = args.method or next(iter(spec.methods))
     match = [c for c in spec.cells() if c.dataset == dataset and c.method == method
@@ -108,7 +108,7 @@ def cmd_pretrain(args) -> int:
 
     from workloads.backbones import BACKBONES
 
-    spec = load_spec(args.spec)
+    spec = load_spec(args.spec, args.override or ())
     for i, b in enumerate(spec.backbones):
         if not BACKBONES.get(b.name).pretrainable:
             console.print(f"{b.name}: loaded as is (a pretrained language model); nothing to pretrain")
@@ -131,6 +131,12 @@ def cmd_report(args) -> int:
     return 0
 
 
+def _add_override(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-o", "--override", nargs="+", metavar="KEY.PATH=VALUE",
+                   help="change the spec before it is checked, e.g. budget.trials_per_cell=1 train.epochs=2 "
+                   "backbones.mat.pretrain.max_molecules=2000 (lists by index or by an item's name; values are YAML)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="orchestrator",
@@ -147,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--address", default=os.environ.get("RAY_ADDRESS"),
                    help="Ray cluster to join (default: $RAY_ADDRESS, else start Ray locally)")
     s.add_argument("--num-cpus", type=int, default=None, help="CPUs for a local Ray (default: all)")
+    _add_override(s)
     s.set_defaults(fn=cmd_sweep)
 
     r = sub.add_parser("run", help="run one trial in this process, without Ray (for debugging)",
@@ -160,12 +167,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--epochs", type=int, help="override training epochs")
     r.add_argument("--seeds", type=int, help="override the number of seeds (default: the spec's budget.seeds)")
     r.add_argument("--out", help="write the trial record (JSON) here")
+    _add_override(r)
     r.set_defaults(fn=cmd_run)
 
     t = sub.add_parser("pretrain", help="pretrain (or find cached) backbones named in a spec",
                        description="Pretrain each backbone of SPEC on MOSES molecules (masked atoms + RDKit "
                        "descriptors); checkpoints are cached by config and reused by sweeps.")
     t.add_argument("spec")
+    _add_override(t)
     t.set_defaults(fn=cmd_pretrain)
 
     rp = sub.add_parser("report", help="write runs/<sweep>/report.html from a run folder")

@@ -412,7 +412,8 @@ def _non_finite(data: Any, path: tuple = ()) -> list[str]:
     return []
 
 
-def load_spec(path: str | Path) -> SweepSpec:
+def load_spec(path: str | Path, overrides: list[str] | tuple = ()) -> SweepSpec:
+    """Read, override (``KEY.PATH=VALUE`` items, see :func:`apply_overrides`) and validate a spec."""
     path = Path(path)
     if not path.is_file():
         raise SpecError(f"{path}: no such spec file")
@@ -420,7 +421,60 @@ def load_spec(path: str | Path) -> SweepSpec:
         data = yaml.load(path.read_text(), Loader=_StrictLoader)  # noqa: S506 - a safe loader
     except yaml.YAMLError as e:
         raise SpecError(f"{path}: not valid YAML: {e}") from None
-    return parse_spec(data, str(path))
+    source = str(path)
+    if overrides:
+        data = apply_overrides(data, overrides, source)
+        source += " with --override " + " ".join(overrides)
+    return parse_spec(data, source)
+
+
+def apply_overrides(data: Any, items: list[str] | tuple, source: str = "<spec>") -> Any:
+    """A copy of the loaded spec with each ``dotted.path=value`` item set.
+
+    A path walks mappings by key and lists by index or by an item's ``name``
+    (``backbones.mat.pretrain.max_molecules=2000``); a missing last key is added, so
+    that the spec's own validation names it if it is not a field. Values are read as
+    YAML, strictly (``1``, ``0.5``, ``[2, 4]``, ``{a: 1}``, ``null``)."""
+    import copy
+
+    data = copy.deepcopy(data)
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise SpecError(f"{source}: --override expects KEY.PATH=VALUE, got '{item}'")
+        try:
+            value = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a safe loader
+        except yaml.YAMLError:
+            raise SpecError(f"{source}: --override {key}: cannot read value '{text}' as YAML") from None
+        parts = key.split(".")
+        node = data
+        for depth, part in enumerate(parts):
+            here = ".".join(parts[:depth]) or "the spec"
+            last = depth == len(parts) - 1
+            if isinstance(node, dict):
+                if last:
+                    node[part] = value
+                    continue
+                if part not in node:
+                    node[part] = {}
+                elif not isinstance(node[part], (dict, list)):
+                    raise SpecError(f"{source}: --override {key}: {'.'.join(parts[:depth + 1])} is a value, "
+                                    "not a mapping or list")
+                node = node[part]
+            elif isinstance(node, list):
+                names = [x.get("name") if isinstance(x, dict) else None for x in node]
+                idx = int(part) if part.isdigit() and int(part) < len(node) else (
+                    names.index(part) if part in names else None)
+                if idx is None:
+                    raise SpecError(f"{source}: --override {key}: {here} has no item '{part}' (items: "
+                                    f"{', '.join(str(n) for n in names if n is not None) or len(node)})")
+                if last:
+                    node[idx] = value
+                else:
+                    node = node[idx]
+            else:
+                raise SpecError(f"{source}: --override {key}: {here} is a value, not a mapping or list")
+    return data
 
 
 def mask_url(url: str | None) -> str | None:

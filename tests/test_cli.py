@@ -87,3 +87,13 @@ def test_run_and_the_in_process_executor_import_no_ray(tmp_path, cache_dir):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "RAY_LOADED False" in out.stdout
+
+
+def test_sweep_override_errors_name_it_and_create_nothing(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    f = tmp_path / "s.yaml"
+    f.write_text("name: x\ndatasets: [{name: freesolv}]\nbackbones: [{name: graphormer}]\nmethods: {lora: {}}\n")
+    assert main(["sweep", str(f), "--override", "budget.trials_per_cell=0"]) == 2
+    err = capsys.readouterr().err
+    assert "with --override budget.trials_per_cell=0" in err and "budget.trials_per_cell" in err.split("\n", 1)[1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.yaml"]

@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -214,3 +215,37 @@ def test_storage_url_from_the_environment(tmp_path, monkeypatch):
     with pytest.raises(SpecError) as e:
         Sweep(parse_spec(d)).open_studies()
     assert "s3cret" not in str(e.value)
+
+
+def test_overrides_set_nested_keys_lists_by_name_and_new_fields(tmp_path):
+    f = tmp_path / "s.yaml"
+    f.write_text("name: x\ndatasets: [{name: freesolv}, {name: b3db}]\n"
+                 "backbones: [{name: graphormer, params: {hidden_dim: 64}}]\n"
+                 "methods: {lora: {search: {r: {type: categorical, choices: [2, 4]}}}}\n"
+                 "budget: {trials_per_cell: 50}\ntrain: {epochs: 30}\n")
+    spec = load_spec(f, ["budget.trials_per_cell=2", "train.epochs=1", "backbones.graphormer.params.hidden_dim=32",
+                         "datasets.1.max_molecules=300", "datasets.freesolv.max_molecules=100",
+                         "methods.lora.search.r.choices=[8]", "name=x-smoke"])
+    assert spec.name == "x-smoke" and spec.budget.trials_per_cell == 2 and spec.train.epochs == 1
+    assert spec.backbones[0].params["hidden_dim"] == 32
+    assert [d.max_molecules for d in spec.datasets] == [100, 300]
+    assert spec.methods["lora"].search["r"].choices == [8]
+    assert "trials_per_cell: 50" in f.read_text()  # the file is left as it was
+
+
+@pytest.mark.parametrize("item, message", [
+    ("budget.trials_per_cell", "expects KEY.PATH=VALUE"),
+    ("=3", "expects KEY.PATH=VALUE"),
+    ("train.epochs=[", "cannot read value"),
+    ("datasets.tox21.max_molecules=5", "datasets has no item 'tox21' (items: freesolv)"),
+    ("name.first=y", "name is a value, not a mapping or list"),
+    ("budget.trials_per_cel=3", "budget.trials_per_cel: unknown key"),
+    ("budget.trials_per_cell=.inf", "not a finite number"),
+    ("train.epochs={a: 1, a: 2}", "cannot read value"),
+])
+def test_bad_overrides_are_refused_naming_the_override(tmp_path, item, message):
+    f = tmp_path / "s.yaml"
+    f.write_text("name: x\ndatasets: [{name: freesolv}]\nbackbones: [{name: graphormer}]\nmethods: {lora: {}}\n")
+    with pytest.raises(SpecError, match=re.escape(message)) as e:
+        load_spec(f, [item])
+    assert str(f) in str(e.value)
