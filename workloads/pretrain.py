@@ -25,8 +25,9 @@ from torch import nn
 from torch_geometric.loader import DataLoader
 
 from workloads.backbones import BACKBONES
+from workloads.backbones.base import coordinates_of
 from workloads.config import BackboneConfig, PretrainConfig
-from workloads.datasets.featurize import FEATURIZER_VERSION, smiles_to_data
+from workloads.datasets.featurize import FEATURIZER_VERSION, smiles_to_data, with_conformer_distances
 from workloads.datasets.sources import moses_train_smiles
 from runfolder.io import file_lock
 from workloads.util import LOAD_COUNTS, atomic_torch_save, atomic_write_json, file_digest, seeded, stable_hash
@@ -117,6 +118,9 @@ def _pretrain(cfg: BackboneConfig, out: Path, progress=None) -> dict:
     rng = np.random.default_rng(pc.seed)
     pick = rng.choice(len(all_smiles), size=min(pc.max_molecules, len(all_smiles)), replace=False)
     graphs = _featurize(all_smiles.iloc[pick].tolist())
+    fallback = None
+    if coordinates_of(cfg.arch()) == "3d":  # pretrain on the distances fine-tuning will see
+        graphs, fallback = with_conformer_distances(graphs)
     n_val = max(1, len(graphs) // 20)
     train, val = graphs[n_val:], graphs[:n_val]
     desc = torch.cat([g.desc for g in train])
@@ -157,6 +161,7 @@ def _pretrain(cfg: BackboneConfig, out: Path, progress=None) -> dict:
         "arch": cfg.arch().model_dump(),
         "pretrain": pc.model_dump(),
         "num_molecules": len(graphs),
+        **({"conformer_fallback_2d": fallback} if fallback is not None else {}),
         "history": history,
         "seconds": time.perf_counter() - t0,
         "smiles_file": str(smiles_file),

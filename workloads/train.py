@@ -305,7 +305,7 @@ def run_trial(
     device = resolve_device(cfg.device)
     cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()
     task = task_of(cfg.dataset)
-    data = task.load(cfg.dataset, cache_dir)
+    data = task.load(cfg.dataset, cache_dir, cfg.backbone)
     # Before any seeding, and leaving the random state alone: a cached and a fresh
     # checkpoint give the same trial.
     ckpt = ensure_pretrained(cfg.backbone, cache_dir)

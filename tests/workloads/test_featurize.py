@@ -25,3 +25,34 @@ def test_disconnected_fragments_are_unreachable():
 def test_unparsable_smiles_give_none():
     assert smiles_to_data("not-a-molecule") is None
     assert smiles_to_data("") is None
+
+
+def test_conformer_distances_are_3d_bond_lengths_in_angstrom():
+    from rdkit import Chem
+
+    from workloads.datasets.featurize import conformer_distances
+
+    mol = Chem.MolFromSmiles("CCO")
+    d = conformer_distances(mol)
+    assert d.shape == (3, 3) and np.allclose(d, d.T) and np.allclose(np.diag(d), 0)
+    assert 1.4 < d[0, 1] < 1.6 and 1.35 < d[1, 2] < 1.5  # C-C and C-O single bonds (Å)
+    assert 2.2 < d[0, 2] < 2.6  # 1-3 distance across a tetrahedral carbon
+    assert np.array_equal(d, conformer_distances(mol))  # seeded: the same conformer every time
+    benzene = conformer_distances(Chem.MolFromSmiles("c1ccccc1"))
+    assert np.allclose(benzene[0, 3], 2.8, atol=0.1)  # para carbons across the ring
+
+
+def test_failed_embeddings_fall_back_to_2d_and_are_counted(monkeypatch):
+    from workloads.datasets import featurize
+
+    graphs = [smiles_to_data(s) for s in ("CCO", "c1ccccc1", "CC(=O)O")]
+    for g, s in zip(graphs, ("CCO", "c1ccccc1", "CC(=O)O")):
+        g.smiles = s
+    real = featurize.conformer_distances
+    monkeypatch.setattr(featurize, "conformer_distances",
+                        lambda mol, seed=0: None if mol.GetNumAtoms() == 6 else real(mol, seed))
+    out, fallback = featurize.with_conformer_distances(graphs)
+    assert fallback == 1
+    assert torch.equal(out[1].dist, graphs[1].dist)  # benzene kept its depiction distances
+    assert not torch.allclose(out[0].dist, graphs[0].dist)  # the others hold 3D distances now
+    assert torch.equal(out[0].x, graphs[0].x) and graphs[0].dist.numel() == 9  # the inputs are unchanged

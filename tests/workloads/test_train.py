@@ -111,3 +111,23 @@ def test_result_does_not_depend_on_a_cached_checkpoint(tmp_path, cache_dir):
     assert torch.equal(torch.get_rng_state(), before)
     b = run_trial(fresh)
     assert a["metrics"] == b["metrics"] and a["pretrained"] == b["pretrained"]
+
+
+def test_mat_with_3d_conformers_trains_on_them_and_counts_fallbacks(cache_dir):
+    c = cfg(cache_dir, "freesolv", "adapter", epochs=1)
+    c = c.model_copy(update={"backbone": c.backbone.model_copy(update={
+        "name": "mat", "params": {**TINY_ARCH, "coordinates": "3d"}})})
+    r = run_trial(c)
+    assert r["dataset"]["coordinates"] == "3d" and 0 <= r["dataset"]["conformer_fallback_2d"] < 5
+    assert math.isfinite(r["metrics"]["test_score"])
+    info = torch.load(r["pretrained"]["checkpoint"], weights_only=False)["info"]
+    assert info["arch"]["coordinates"] == "3d" and "conformer_fallback_2d" in info  # pretrained on 3D too
+
+    from workloads.tasks import task_of
+
+    flat = task_of(c.dataset).load(c.dataset, cache_dir)
+    deep = task_of(c.dataset).load(c.dataset, cache_dir, c.backbone)
+    assert flat.coordinates == "2d" and [g.smiles for g in flat.test] == [g.smiles for g in deep.test]
+    multi = [(a, b) for a, b in zip(flat.train, deep.train) if a.num_nodes > 1]  # one atom: distance 0 either way
+    changed = sum(not torch.equal(a.dist, b.dist) for a, b in multi)
+    assert changed >= len(multi) - deep.conformer_fallback_2d

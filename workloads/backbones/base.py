@@ -31,6 +31,8 @@ class GraphBackbone(Protocol):
 
     #: per-molecule attributes its forward reads beyond OGB's ``x``/``edge_index``/``edge_attr``
     #: (``spd``: shortest-path lengths; ``dist``: inter-atomic distances), made by the featurizer.
+    #: A config field ``coordinates`` ("2d" | "3d") says which distances ``dist`` holds
+    #: (:func:`coordinates_of`); datasets and the pretraining corpus follow it.
     featurization: ClassVar[tuple[str, ...]]
     #: names of its ``nn.Linear`` modules that LoRA adapts by default (attention projections).
     lora_targets: ClassVar[tuple[str, ...]]
@@ -58,3 +60,8 @@ class GraphBackbone(Protocol):
     def graph_context(self):
         """The structure of the latest forward's batch aligned with its token sequence
         (``norm_adj(link_graph_token)``: [B, T, T]), for structure-aware modules inside."""
+
+
+def coordinates_of(arch) -> str:
+    """The coordinates a backbone config's ``dist`` comes from: "2d" unless it says "3d"."""
+    return getattr(arch, "coordinates", "2d")

@@ -14,9 +14,12 @@ adjacency with self-loops (as the authors' code normalises it); :math:`\\lambda_
 
 Deviations, said plainly:
 
-* Distances come from RDKit's 2D depiction coordinates (the featurizer's ``dist``),
-  not from 3D conformers: every molecule gets them deterministically and fast, so no
-  molecule needs a fallback. 3D conformers are not offered yet.
+* Distances come from RDKit's 2D depiction coordinates by default (the featurizer's
+  ``dist``): every molecule gets them deterministically and fast. ``coordinates: 3d``
+  uses one ETKDGv3 conformer per molecule instead (fixed seed, no MMFF refinement: the
+  paper minimises with UFF); molecules that fail to embed keep their 2D distances, and
+  the dataset summary in each trial record counts them (``conformer_fallback_2d``).
+  Pretraining uses the same coordinates as fine-tuning.
 * Node inputs are OGB's atom encoding plus a degree encoding (the paper one-hot
   encodes similar atom features), so models pretrained here share the molecular
   featurization with the Graphormer backbone.
@@ -44,6 +47,8 @@ class MATConfig(GraphTransformerConfig):
     lambda_adjacency: float = Field(default=0.34, ge=0, description="weight of the normalised adjacency")
     distance_kernel: Literal["softmax", "exp"] = Field(
         default="softmax", description="g(D): softmax(-D) over the atoms (the paper's), or exp(-D) unnormalised")
+    coordinates: Literal["2d", "3d"] = Field(
+        default="2d", description="distances from RDKit's 2D depiction, or from one ETKDG 3D conformer per molecule")
 
     @model_validator(mode="after")
     def _lambdas(self):

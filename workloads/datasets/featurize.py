@@ -6,9 +6,12 @@ trained here compatible with the ``ogbg-mol*`` datasets and OGB's
 attention needs (their ``featurization``): the all-pairs shortest path lengths
 (Graphormer; written by hand: OGB and PyG do not precompute them) and the
 inter-atomic distances of RDKit's 2D depiction coordinates (MAT; in Å-like
-depiction units, bond length 1.5).
+depiction units, bond length 1.5). A backbone configured for 3D coordinates gets
+``dist`` replaced by the distances of one ETKDG conformer (:func:`with_conformer_distances`).
 """
 from __future__ import annotations
+
+import copy
 
 import numpy as np
 import torch
@@ -46,6 +49,40 @@ def depiction_distances(mol) -> np.ndarray:
     rdDepictor.Compute2DCoords(mol)
     xyz = mol.GetConformer().GetPositions()[:, :2]
     return np.sqrt(((xyz[:, None, :] - xyz[None, :, :]) ** 2).sum(-1)).astype(np.float32)
+
+
+def conformer_distances(mol, seed: int = 0) -> np.ndarray | None:
+    """[n, n] distances (Å) between the heavy atoms of one RDKit ETKDGv3 conformer,
+    embedded with explicit hydrogens and a fixed seed (no force-field refinement);
+    ``None`` when embedding fails."""
+    from rdkit.Chem import AllChem
+
+    n = mol.GetNumAtoms()
+    mh = Chem.AddHs(mol)  # hydrogens are appended after the heavy atoms, whose order is kept
+    params = AllChem.ETKDGv3()
+    params.randomSeed = seed
+    if AllChem.EmbedMolecule(mh, params) != 0:
+        return None
+    xyz = mh.GetConformer().GetPositions()[:n]
+    return np.sqrt(((xyz[:, None, :] - xyz[None, :, :]) ** 2).sum(-1)).astype(np.float32)
+
+
+def with_conformer_distances(graphs: list[Data], seed: int = 0) -> tuple[list[Data], int]:
+    """Copies of ``graphs`` whose ``dist`` holds 3D conformer distances, and how many
+    kept their 2D depiction distances because embedding failed (or no SMILES was
+    stored, or RDKit's atoms do not match the graph's)."""
+    out, fallback = [], 0
+    for g in graphs:
+        smiles = getattr(g, "smiles", None)
+        mol = Chem.MolFromSmiles(smiles) if smiles else None
+        dist = conformer_distances(mol, seed) if mol is not None and mol.GetNumAtoms() == g.num_nodes else None
+        c = copy.copy(g)  # a shallow copy: the other attributes stay shared
+        if dist is None:
+            fallback += 1
+        else:
+            c.dist = torch.from_numpy(dist.reshape(-1))
+        out.append(c)
+    return out, fallback
 
 
 def smiles_to_data(smiles: str, y=None) -> Data | None:

@@ -9,7 +9,7 @@ import torch
 from torch_geometric.data import Data
 
 from workloads.datasets.config import DatasetConfig
-from workloads.datasets.featurize import FEATURIZER_VERSION
+from workloads.datasets.featurize import FEATURIZER_VERSION, with_conformer_distances
 from workloads.datasets.sources import MoleculeSource, source_of
 from workloads.util import LOAD_COUNTS, atomic_torch_save, stable_hash
 
@@ -28,6 +28,8 @@ class GraphSplits:
     y_std: float
     num_invalid: int
     num_missing_label: int = 0  # molecules skipped for having no label at all
+    coordinates: str = "2d"  # what ``dist`` holds: 2D depiction or 3D conformer distances
+    conformer_fallback_2d: int = 0  # with 3D: molecules that failed to embed and kept 2D distances
 
     @property
     def task(self) -> str:
@@ -48,6 +50,8 @@ class GraphSplits:
             "num_invalid_smiles": self.num_invalid,
             "num_missing_label": self.num_missing_label,
             "num_tasks": self.num_tasks,
+            "coordinates": self.coordinates,
+            **({"conformer_fallback_2d": self.conformer_fallback_2d} if self.coordinates == "3d" else {}),
         }
 
 
@@ -61,11 +65,16 @@ def _cache_path(cfg: DatasetConfig, source: MoleculeSource, cache_dir: Path) -> 
 _LOADED: dict[str, GraphSplits] = {}
 
 
-def load_dataset(cfg: DatasetConfig, cache_dir: Path) -> GraphSplits:
+def load_dataset(cfg: DatasetConfig, cache_dir: Path, coordinates: str = "2d") -> GraphSplits:
     """Build on first use, then load from the cache (keyed by config, data content,
-    featurizer); within one process, from memory after the first load."""
+    featurizer); within one process, from memory after the first load. With
+    ``coordinates="3d"`` the splits' ``dist`` holds conformer distances (cached apart)."""
     source = source_of(cfg)
     path = _cache_path(cfg, source, cache_dir)
+    if coordinates == "3d":
+        path = path.with_name(path.stem + "-3d.pt")
+    elif coordinates != "2d":
+        raise ValueError(f"coordinates must be '2d' or '3d', got {coordinates!r}")
     key = str(path.resolve())
     if key in _LOADED:
         LOAD_COUNTS["dataset_reuses"] += 1
@@ -73,6 +82,10 @@ def load_dataset(cfg: DatasetConfig, cache_dir: Path) -> GraphSplits:
     if path.exists():
         blob = torch.load(path, weights_only=False)
         LOAD_COUNTS["dataset_reads"] += 1
+    elif coordinates == "3d":
+        blob = _with_3d(load_dataset(cfg, cache_dir))
+        atomic_torch_save(path, blob)
+        log.info("embedded 3D conformers for %s -> %s", cfg.name, path)
     else:
         blob = source.build(cfg)
         atomic_torch_save(path, blob)
@@ -80,3 +93,12 @@ def load_dataset(cfg: DatasetConfig, cache_dir: Path) -> GraphSplits:
         log.info("featurized %s -> %s", cfg.name, path)
     _LOADED[key] = GraphSplits(source=source, **blob)
     return _LOADED[key]
+
+
+def _with_3d(flat: GraphSplits) -> dict:
+    blob = {k: getattr(flat, k) for k in ("y_mean", "y_std", "num_invalid", "num_missing_label")}
+    fallback = 0
+    for split in ("train", "valid", "test"):
+        blob[split], n = with_conformer_distances(getattr(flat, split))
+        fallback += n
+    return blob | {"coordinates": "3d", "conformer_fallback_2d": fallback}

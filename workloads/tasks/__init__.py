@@ -55,8 +55,9 @@ class Task(abc.ABC):
         return metric_direction(self.metric(dataset))
 
     @abc.abstractmethod
-    def load(self, dataset_cfg, cache_dir):
-        """The dataset's featurized splits (cached)."""
+    def load(self, dataset_cfg, cache_dir, backbone=None):
+        """The dataset's featurized splits (cached), as ``backbone`` (a BackboneConfig;
+        None: the default featurization) needs them."""
 
     def prepare(self, dataset_cfg, backbones, cache_dir) -> str:
         """Everything a trial would otherwise build itself, done once per sweep before any

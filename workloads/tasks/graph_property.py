@@ -45,15 +45,21 @@ class GraphPropertyTask(Task):
 
         return (SOURCES.get(dataset) if isinstance(dataset, str) else source_of(dataset)).metric
 
-    def load(self, dataset_cfg, cache_dir):
+    def load(self, dataset_cfg, cache_dir, backbone=None):
+        from workloads.backbones.base import coordinates_of
         from workloads.datasets import load_dataset
 
-        return load_dataset(dataset_cfg, cache_dir)
+        return load_dataset(dataset_cfg, cache_dir, coordinates_of(backbone.arch()) if backbone else "2d")
 
     def prepare(self, dataset_cfg, backbones, cache_dir) -> str:
         s = self.load(dataset_cfg, cache_dir).summary()
+        note = ""
+        for b in backbones:  # the 3D conformers a backbone asks for, embedded once
+            s3 = self.load(dataset_cfg, cache_dir, b).summary()
+            if s3["coordinates"] == "3d" and not note:
+                note = f"; 3D conformers, {s3['conformer_fallback_2d']} fell back to 2D"
         return (f"{s['num_train']}/{s['num_valid']}/{s['num_test']} train/valid/test "
-                f"({s['num_invalid_smiles']} unparsable SMILES skipped)")
+                f"({s['num_invalid_smiles']} unparsable SMILES skipped{note})")
 
     def make_model(self, backbone, data):
         from workloads.backbones import GraphModel

@@ -249,8 +249,8 @@ class NodeClassificationTask(Task):
     def metric(self, dataset) -> str:
         return "accuracy"
 
-    def load(self, dataset_cfg, cache_dir):
-        return load_node_data(dataset_cfg, cache_dir)
+    def load(self, dataset_cfg, cache_dir, backbone=None):
+        return load_node_data(dataset_cfg, cache_dir)  # the LM's states are cached per model (NodeData.states)
 
     def prepare(self, dataset_cfg, backbones, cache_dir) -> str:
         """Read the graph and build the LM-state cache of each language model, once per sweep."""
