@@ -1,7 +1,12 @@
-"""The HTML report: per dataset, Pareto fronts of memory and latency against
-score for every method's trials, and a table of each method's best trials.
+"""The HTML report: an overview of the sweep, then per task family, dataset and
+backbone the Pareto fronts of score against peak training memory, inference
+latency and trainable parameters, each variant's hypervolume and its course over
+the trials, the knee of each front with the command that re-runs it, every
+variant's Pareto-optimal configurations, parameter importance, and the failed and
+infeasible trials with their messages.
 
 One self-contained file: plotly.js is inlined, nothing is fetched when it opens.
+Everything that came from a spec or a dataset is escaped (names, parameters, errors).
 """
 from __future__ import annotations
 
@@ -12,66 +17,107 @@ from pathlib import Path
 
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
+from plotly.subplots import make_subplots
 
-from reports.summary import seed_stats, summarize
+from reports.summary import PARAMS_PLANE, REFERENCE_RULE, overview, rerun_command, seed_stats, summarize
 from runfolder import RunDir, atomic_write_text
 
-PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf",
+           "#bcbd22", "#7f7f7f", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd")
+FAMILY_TITLES = {"graph_property": "Graph-level: molecular property prediction",
+                 "node_classification": "Node-level: text-attributed graphs"}
+E = html.escape
 
 
-def _figure(ds: str, entry: dict, key: str, label: str, colors: dict) -> go.Figure:
+def _div_id(*parts: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", "-".join(parts))
+
+
+def _plot(fig: go.Figure, div_id: str) -> str:
+    """The figure's div inside a wrapper saying how many points it must draw (the
+    browser test counts them)."""
+    n = sum(len(t.x) for t in fig.data if t.x is not None and "markers" in (t.mode or ""))
+    body = fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id, config={"displaylogo": False, "responsive": True})
+    return f'<div class="plot" data-points="{n}">{body}</div>'
+
+
+def _front_figure(entry: dict, key: str, label: str, colors: dict) -> go.Figure:
     trials, plane = entry["trials"], entry["planes"][key]
     fig = go.Figure()
     for m in sorted({r["method"] for r in trials}):
         idx = [i for i, r in enumerate(trials) if r["method"] == m]
-        # two traces per method: a circle for every trial (also the legend entry)
-        # and a star over the trials on the front, so the legend never shows a star
-        for on_front in (False, True):
-            sel = [i for i in idx if plane["pareto_mask"][i]] if on_front else idx
-            fig.add_trace(
-                go.Scatter(
-                    x=[trials[i]["objectives"][key] for i in sel],
-                    y=[trials[i]["objectives"]["score"] for i in sel],
-                    error_y=None if on_front else dict(
-                        type="data", array=[seed_stats(trials[i])["val_std"] for i in sel], thickness=1, width=3),
-                    mode="markers",
-                    name=m,
-                    legendgroup=m,
-                    showlegend=not on_front,
-                    marker=dict(color=colors[m], size=16 if on_front else 9, symbol="star" if on_front else "circle",
-                                line=dict(width=1.5 if on_front else 0, color="black")),
-                    text=[_hover(trials[i]) for i in sel],
-                    hovertemplate="%{text}<extra></extra>",
-                )
-            )
+        # every trial a circle with its seeds' error bar, dominated ones faded; a star over those on the front
+        fig.add_trace(go.Scatter(
+            x=[_x(trials[i], key) for i in idx], y=[trials[i]["objectives"]["score"] for i in idx],
+            error_y=dict(type="data", array=[seed_stats(trials[i])["val_std"] for i in idx], thickness=1, width=3),
+            mode="markers", name=m, legendgroup=m,
+            marker=dict(color=colors[m], size=9, opacity=[1.0 if plane["pareto_mask"][i] else 0.3 for i in idx]),
+            text=[_hover(trials[i]) for i in idx], hovertemplate="%{text}<extra></extra>"))
+        star = [i for i in idx if plane["pareto_mask"][i]]
+        if star:
+            fig.add_trace(go.Scatter(
+                x=[_x(trials[i], key) for i in star], y=[trials[i]["objectives"]["score"] for i in star],
+                mode="markers", name=m, legendgroup=m, showlegend=False,
+                marker=dict(color=colors[m], size=16, symbol="star", line=dict(width=1.5, color="black")),
+                text=[_hover(trials[i]) for i in star], hovertemplate="%{text}<extra></extra>"))
     front = plane["front"]
-    fig.add_trace(
-        go.Scatter(
-            x=[trials[i]["objectives"][key] for i in front],
-            y=[trials[i]["objectives"]["score"] for i in front],
-            mode="lines", line=dict(color="black", dash="dot", shape="hv"), name="Pareto front",
-            hoverinfo="skip",
-        )
-    )
+    fig.add_trace(go.Scatter(
+        x=[_x(trials[i], key) for i in front], y=[trials[i]["objectives"]["score"] for i in front],
+        mode="lines", line=dict(color="black", dash="dot", shape="hv"), name="Pareto front", hoverinfo="skip"))
+    if plane["knee"] is not None:
+        k = trials[plane["knee"]]
+        fig.add_annotation(x=_logx(_x(k, key)), y=k["objectives"]["score"], text="knee", showarrow=True,
+                           arrowhead=2, ax=30, ay=-30)
+    full = entry.get("full_reference")
+    if full is not None:
+        fig.add_hline(y=full["objectives"]["score"], line=dict(color="#555", dash="dash", width=1),
+                      annotation_text=f"full fine-tuning ({E(full['method'])}, best)",
+                      annotation_position="bottom left")
     arrow = "↑" if entry["direction"] == "maximize" else "↓"
     fig.update_layout(
-        title=f"{ds}: {label} vs validation {entry['metric']} ({arrow} better)",
+        title=f"{label} vs validation {entry['metric']} ({arrow} better)",
         xaxis_title=label + " — log scale", yaxis_title=f"validation {entry['metric']} (mean ± std over seeds)",
-        template="plotly_white", height=450, margin=dict(l=60, r=20, t=80, b=50),
-        title_y=0.97, title_font_size=13,
+        template="plotly_white", height=470, margin=dict(l=60, r=20, t=70, b=50), title_font_size=12,
+        legend=dict(orientation="h", yanchor="top", y=-0.18, font_size=11),
     )
     fig.update_xaxes(type="log")
     return fig
 
 
+def _x(r: dict, key: str) -> float:
+    return float(r["objectives"][key] if key in r["objectives"] else r[key])
+
+
+def _logx(v: float) -> float:
+    import math
+
+    return math.log10(v) if v > 0 else v  # annotations on a log axis take log10 coordinates
+
+
+def _hv_figure(entry: dict, colors: dict) -> go.Figure:
+    planes = list(entry["plane_labels"].items())
+    fig = make_subplots(rows=1, cols=len(planes), subplot_titles=[label for _, label in planes])
+    for col, (key, _label) in enumerate(planes, start=1):
+        for m, tr in entry["planes"][key]["hv_over_trials"].items():
+            fig.add_trace(go.Scatter(
+                x=list(range(1, len(tr["hypervolume"]) + 1)), y=tr["hypervolume"], mode="lines+markers",
+                name=m, legendgroup=m, showlegend=col == 1, line=dict(color=colors[m], shape="hv"),
+                marker=dict(size=5), hovertemplate=f"{E(m)}: after %{{x}} trials, HV %{{y:.4g}}<extra></extra>"),
+                row=1, col=col)
+    fig.update_layout(title="hypervolume after each of a variant's trials (convergence)",
+                      template="plotly_white", height=320, margin=dict(l=50, r=20, t=70, b=40), title_font_size=13)
+    fig.update_xaxes(title_text="trials of the variant")
+    return fig
+
+
 def _hover(r: dict) -> str:
     o, st = r["objectives"], seed_stats(r)
-    params = ", ".join(f"{k}={_fmt(v)}" for k, v in r.get("params", {}).items())
+    params = ", ".join(f"{E(str(k))}={E(_fmt(v))}" for k, v in r.get("params", {}).items())
     return (
-        f"<b>{r['method']}</b> trial {r.get('optuna_trial')}<br>{params}<br>"
+        f"<b>{E(r['method'])}</b> trial {r.get('optuna_trial')}<br>{params}<br>"
         f"validation {st['val']:.4f} ± {st['val_std']:.4f} ({st['seeds']} seeds)<br>"
         f"test {st['test']:.4f} ± {st['test_std']:.4f}<br>"
-        + "".join(f"{k} {v:.3f}<br>" for k, v in o.items() if k != "score")
+        + "".join(f"{E(k)} {v:.3f}<br>" for k, v in o.items() if k != "score")
         + f"trainable {r['trainable_params']:,}"
     )
 
@@ -80,95 +126,246 @@ def _fmt(v) -> str:
     return f"{v:.3g}" if isinstance(v, float) else str(v)
 
 
-def _table(entry: dict) -> str:
+def _table(heads: list[str], rows: list[tuple[str, list]], cls: str = "sortable") -> str:
+    """``rows``: (method, cells); cells are escaped here; the method tags the row for the filter."""
+    head = "".join(f"<th>{E(h)}</th>" for h in heads)
+    body = "".join(f'<tr data-method="{E(m)}">' + "".join(f"<td>{E(str(c))}</td>" for c in cells) + "</tr>"
+                   for m, cells in rows)
+    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _pareto_table(entry: dict, knees: dict) -> str:
+    planes = entry["plane_labels"]
+    heads = ["method variant", "trial", "seeds", f"validation {entry['metric']} (selects)",
+             f"test {entry['metric']} (reported)"] + list(planes.values()) + ["params", "knee of"]
     rows = []
-    planes = entry["plane_labels"]  # objective -> label, from the task's own names
-    for r in entry["best"]:
-        o, st = r["objectives"], seed_stats(r)
-        params = ", ".join(f"{k}={_fmt(v)}" for k, v in r.get("params", {}).items())
-        n = sum(1 for t in entry["trials"] if t["method"] == r["method"])
-        cells = [r["method"], n, st["seeds"], f"{st['val']:.4f} ± {st['val_std']:.4f}",
-                 f"{st['test']:.4f} ± {st['test_std']:.4f}"]
-        cells += [f"{o[k]:.3f}" for k in planes]
-        cells += [f"{r['trainable_params']:,}", f"{100 * r['trainable_params'] / r['total_params']:.2f}%", params]
-        cells += [f"{entry['planes'][k]['hypervolume'][r['method']]:.3g}" for k in planes]
-        cells += [f"{r['memory']['method'].split('(')[0]} on {r['memory']['device']}"]
-        rows.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
-    heads = ["method variant", "trials", "seeds", f"validation {entry['metric']} (selects)",
-             f"test {entry['metric']} (reported)"]
-    heads += list(planes.values()) + ["trainable params", "trainable share", "params"]
-    heads += [f"HV: {label}" for label in planes.values()] + ["memory measured by"]
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in heads)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    for m, idx in entry["method_fronts"].items():
+        for i in idx:
+            r, st = entry["trials"][i], seed_stats(entry["trials"][i])
+            cells = [m, r.get("optuna_trial"), st["seeds"], f"{st['val']:.4f} ± {st['val_std']:.4f}",
+                     f"{st['test']:.4f} ± {st['test_std']:.4f}"]
+            cells += [f"{_x(r, k):,.0f}" if k == PARAMS_PLANE else f"{_x(r, k):.3f}" for k in planes]
+            cells += [", ".join(f"{k}={_fmt(v)}" for k, v in r.get("params", {}).items()),
+                      ", ".join(planes[k] for k, j in knees.items() if j == i)]
+            rows.append((m, cells))
+    return _table(heads, rows)
 
 
-def render(summary: dict, title: str, env: dict | None) -> str:
-    methods = sorted({r["method"] for e in summary.values() for r in e["trials"] + e["failed"]})
+def _hv_table(entry: dict) -> str:
+    planes = entry["plane_labels"]
+    rows = [(m, [m, sum(1 for r in entry["trials"] if r["method"] == m)]
+             + [f"{entry['planes'][k]['hypervolume'][m]:.4g}" for k in planes])
+            for m in sorted(entry["method_fronts"])]
+    refs = "; ".join(f"{label}: ({_fmt(entry['planes'][k]['reference'][0])}, "
+                     f"{_fmt(entry['planes'][k]['reference'][1])})" for k, label in planes.items())
+    return (_table(["method variant", "finished trials"] + [f"HV: {v}" for v in planes.values()], rows)
+            + f"<p class='note'>Reference points (cost, validation {E(entry['metric'])}): {E(refs)}. Chosen as "
+            f"{E(REFERENCE_RULE)}. Larger is better.</p>")
+
+
+def _importance_table(entry: dict) -> str:
+    names = ["score"] + [k for k in entry["plane_labels"] if k != PARAMS_PLANE]
+    labels = {"score": f"validation {entry['metric']}", **entry["plane_labels"]}
+    rows, empty = [], []
+    for m, imp in entry["importance"].items():
+        if not imp:
+            empty.append(m)
+            continue
+        for p, per in imp.items():
+            cells = [m, p] + [f"{per[n]['importance']:.2f}" + (f" (ρ {per[n]['rho']:+.2f})" if per[n]["rho"] is not None
+                                                             else "") for n in names]
+            rows.append((m, cells))
+    out = _table(["method variant", "parameter"] + [f"importance for {labels[n]}" for n in names], rows) if rows else ""
+    if empty:
+        out += (f"<p class='note'>Too few finished trials (or nothing varied) for importance: "
+                f"{E(', '.join(empty))}.</p>")
+    return out + ("<p class='note'>Optuna's fANOVA importance (FanovaImportanceEvaluator, seed 0) of each searched "
+                  "parameter, per objective, over the variant's finished trials (it sums to 1 per objective); ρ: "
+                  "Spearman's rank correlation of the parameter with that objective (positive: larger values raise "
+                  "it), where the parameter is a number.</p>")
+
+
+def _problems(entry: dict) -> str:
+    rows = [(r.get("method", "?"), [r.get("method", "?"), r.get("optuna_trial"), r.get("status"),
+                                    str(r.get("error", ""))[:500]])
+            for r in entry["infeasible"] + entry["failed"]]
+    cut = (f"<p class='note'>{entry['interrupted']} trial(s) were cut short by a crash of the driver and "
+           "run again; they do not count against the budget.</p>" if entry["interrupted"] else "")
+    if not rows:
+        return cut
+    return "<h4>Failed and infeasible trials</h4>" + _table(["method variant", "trial", "status", "message"], rows) + cut
+
+
+def _overview_html(ov: dict, title_cells: dict) -> str:
+    when = ""
+    if ov["first_unix"]:
+        f = datetime.fromtimestamp(ov["first_unix"], timezone.utc).strftime("%Y-%m-%d %H:%M")
+        last = datetime.fromtimestamp(ov["last_unix"], timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        when = f"{f} – {last}"
+    env = ov.get("env") or {}
+    hosts = ", ".join(f"{h} ({n} trials)" for h, n in ov["hosts"].items()) or str(env.get("host", "?"))
+    devices = ", ".join(f"{d} ({n})" for d, n in ov["devices"].items()) or str(env.get("device", "?"))
+    over = f"{ov['overhead_s'] / 60:.1f} min" if ov["overhead_s"] is not None else "not recorded"
+    items = [("spec hash", ov["spec_hash"] or "?"), ("trials run", when or "?"),
+             ("nodes", f"{len(ov['hosts']) or 1}: {hosts}"), ("devices", devices),
+             ("git", str(env.get("git_sha", "?"))[:12]),
+             ("compute", f"{ov['compute_s'] / 60:.1f} min in trials"),
+             ("orchestration overhead", f"{over} (driver-observed trial time beyond the trials' own)")]
+    dl = "".join(f"<dt>{E(k)}</dt><dd>{E(str(v))}</dd>" for k, v in items)
+    rows = [(c.rsplit("__", 1)[-1], [c, v.get("ok", 0), v.get("failed", 0), v.get("infeasible", 0),
+                                      v.get("interrupted", 0), title_cells.get(c, "")])
+            for c, v in ov["cells"].items()]
+    table = _table(["cell (dataset__backbone__variant)", "completed", "failed", "infeasible",
+                    "interrupted (re-run)", "best validation"], rows)
+    return f"<section id='overview'><h2>Overview</h2><dl class='facts'>{dl}</dl>{table}</section>"
+
+
+SCRIPT = """
+function applyFilter() {
+  const on = new Set([...document.querySelectorAll('.mfilter:checked')].map(x => x.value));
+  document.querySelectorAll('.plotly-graph-div').forEach(div => {
+    if (!div.data) return;
+    Plotly.restyle(div, {visible: div.data.map(t => !t.legendgroup || on.has(t.legendgroup))});
+  });
+  document.querySelectorAll('tr[data-method]').forEach(tr => {
+    tr.style.display = (on.has(tr.dataset.method) || !document.querySelector(
+      '.mfilter[value="' + CSS.escape(tr.dataset.method) + '"]')) ? '' : 'none';
+  });
+}
+document.querySelectorAll('.mfilter').forEach(x => x.addEventListener('change', applyFilter));
+document.querySelectorAll('table.sortable th').forEach((th, _) => th.addEventListener('click', () => {
+  const table = th.closest('table'), body = table.tBodies[0];
+  const col = [...th.parentNode.children].indexOf(th), asc = th.dataset.dir !== 'asc';
+  th.parentNode.querySelectorAll('th').forEach(h => delete h.dataset.dir);
+  th.dataset.dir = asc ? 'asc' : 'desc';
+  const key = tr => { const t = tr.children[col].textContent.replace(/,/g, ''); const v = parseFloat(t);
+                      return isNaN(v) ? t : v; };
+  [...body.rows].sort((a, b) => { const x = key(a), y = key(b);
+    const c = (typeof x === typeof y) ? (x < y ? -1 : x > y ? 1 : 0) : (typeof x === 'number' ? -1 : 1);
+    return asc ? c : -c; }).forEach(tr => body.appendChild(tr));
+}));
+"""
+
+# First in the page: any script error shows as a banner (and the browser test reads it).
+ERRORS = """
+window.reportErrors = [];
+function noteError(msg) {
+  window.reportErrors.push(String(msg));
+  document.documentElement.setAttribute('data-js-errors', JSON.stringify(window.reportErrors));
+  const b = document.getElementById('js-errors');
+  if (b) { b.style.display = 'block'; b.textContent = 'This page hit a script error: ' + window.reportErrors.join('; '); }
+}
+window.addEventListener('error', e => noteError(e.message));
+const consoleError = console.error;
+console.error = function (...a) { noteError(a.join(' ')); consoleError.apply(console, a); };
+"""
+
+
+def render(records: list[dict], title: str, env: dict | None, spec_header: str | None = None,
+           spec_path: str = "SPEC") -> str:
+    summary = summarize(records)
+    ov = overview(records, env, spec_header)
+    methods = sorted({r["method"] for r in records if r.get("method")})
     colors = {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(methods)}
-    sections = []
-    for ds, entry in summary.items():
-        parts = [f"<h2>{html.escape(ds)}</h2>"]
+    best_of_cell = {}
+    sections, family = [], None
+    for g, entry in summary.items():
+        if entry["family"] != family:
+            family = entry["family"]
+            sections.append(f"<h2 class='family'>{E(FAMILY_TITLES.get(family, family))}</h2>")
+        parts = [f"<section class='group'><h3>{E(g)}</h3>"]
+        n_ok, n_bad, n_inf = len(entry["trials"]), len(entry["failed"]), len(entry["infeasible"])
+        parts.append(f"<p>{n_ok} finished trials, {n_bad} failed, {n_inf} infeasible. Stars: trials on the "
+                     "Pareto front of that plane (all variants together); faded circles are dominated; error bars: "
+                     "std over seeds; the dashed line: full fine-tuning's best.</p>")
         if entry["trials"]:
-            cut = f", {entry['interrupted']} interrupted by a crash and re-run" if entry["interrupted"] else ""
-            parts.append(f"<p>{len(entry['trials'])} finished trials, {len(entry['failed'])} failed{cut}. "
-                         "Stars mark trials on the Pareto front of that plane (all methods together).</p>")
-            parts.append('<div class="row">')
+            for r in entry["best"]:
+                best_of_cell[r["cell"]] = f"{r['objectives']['score']:.4f}"
+            # fixed tracks: a plot takes its width when drawn, before the next one exists
+            parts.append(f'<div class="row" style="grid-template-columns: repeat({len(entry["plane_labels"])}, '
+                         'minmax(0, 1fr))">')
             for key, label in entry["plane_labels"].items():
-                fig = _figure(ds, entry, key, label, colors)
-                parts.append(fig.to_html(full_html=False, include_plotlyjs=False, div_id=re.sub(r"[^A-Za-z0-9_-]+", "-", f"{ds}-{key}"),
-                                         config={"displaylogo": False}))
+                parts.append(_plot(_front_figure(entry, key, label, colors), _div_id("front", g, key)))
             parts.append("</div>")
-            parts.append("<h3>Best configuration of each method variant, chosen on validation</h3>" + _table(entry))
-            parts.append("<p class='note'>HV: hypervolume of the method's own trials in that plane (cost × score), "
-                         "measured from a reference just past the worst cost and score of the dataset; larger is "
-                         "better.</p>")
-        if entry["failed"]:
-            items = "".join(
-                f"<li>{html.escape(r.get('method', '?'))} #{r.get('optuna_trial')}: "
-                f"{html.escape(str(r.get('error', ''))[:300])}</li>" for r in entry["failed"]
-            )
-            parts.append(f"<h3>Failed trials</h3><ul>{items}</ul>")
+            knees = {k: p["knee"] for k, p in entry["planes"].items() if p["knee"] is not None}
+            cmds = "".join(
+                f"<li>{E(entry['plane_labels'][k])}: {E(entry['trials'][i]['method'])} trial "
+                f"{entry['trials'][i].get('optuna_trial')}<pre>{E(rerun_command(entry['trials'][i], spec_path))}</pre>"
+                "</li>" for k, i in knees.items())
+            parts.append("<h4>Knee of each front, and the command that re-runs it</h4>"
+                         f"<ul class='knees'>{cmds}</ul><p class='note'>Knee: the front point farthest from the line "
+                         "joining the front's ends, cost on a log scale, both axes scaled to the front.</p>")
+            parts.append("<h4>Hypervolume per variant</h4>" + _hv_table(entry))
+            parts.append(_plot(_hv_figure(entry, colors), _div_id("hv", g)))
+            parts.append("<h4>Pareto-optimal configurations of each variant (score and every searched cost; click "
+                         "a column to sort)</h4>" + _pareto_table(entry, knees))
+            parts.append("<h4>Parameter importance</h4>" + _importance_table(entry))
+        parts.append(_problems(entry))
+        parts.append("</section>")
         sections.append("\n".join(parts))
     env_html = ""
     if env:
         pk = ", ".join(f"{k} {v}" for k, v in env.get("packages", {}).items() if v)
-        env_html = (f"<p class='env'>device {html.escape(str(env.get('device')))}, host "
-                    f"{html.escape(str(env.get('host')))}, git {html.escape(str(env.get('git_sha')))}<br>"
-                    f"{html.escape(pk)}</p>")
+        env_html = (f"<p class='env'>device {E(str(env.get('device')))}, host {E(str(env.get('host')))}, "
+                    f"python {E(str(env.get('python')))}<br>{E(pk)}</p>")
+    filt = "".join(f"<label style='color:{colors[m]}'><input type='checkbox' class='mfilter' value='{E(m)}' checked>"
+                   f"{E(m)}</label> " for m in methods)
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return f"""<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<html><head><meta charset="utf-8"><title>{E(title)}</title>
+<script>{ERRORS}</script>
 <script type="text/javascript">{get_plotlyjs()}</script>
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 24px; color: #222; }}
-.row {{ display: grid; grid-template-columns: 1fr 1fr; gap: 12px; }}
-table {{ border-collapse: collapse; font-size: 13px; margin-bottom: 24px; }}
-th, td {{ border: 1px solid #ccc; padding: 4px 8px; text-align: left; }}
-th {{ background: #f3f3f3; }}
+.row {{ display: grid; gap: 12px; }}
+.plot {{ min-width: 0; }}
+table {{ border-collapse: collapse; font-size: 13px; margin-bottom: 16px; }}
+th, td {{ border: 1px solid #ccc; padding: 3px 7px; text-align: left; }}
+th {{ background: #f3f3f3; }} table.sortable th {{ cursor: pointer; }}
+th[data-dir=asc]::after {{ content: " ▲"; }} th[data-dir=desc]::after {{ content: " ▼"; }}
 .env, .note {{ font-size: 12px; color: #666; }}
+pre {{ background: #f6f6f6; padding: 6px; white-space: pre-wrap; font-size: 12px; }}
+dl.facts {{ display: grid; grid-template-columns: max-content 1fr; gap: 2px 16px; }} dt {{ font-weight: 600; }}
+#filter {{ position: sticky; top: 0; background: white; padding: 6px 0; border-bottom: 1px solid #ddd; z-index: 10; }}
+#js-errors {{ display: none; background: #fdd; padding: 8px; }}
+h2.family {{ border-bottom: 2px solid #333; margin-top: 36px; }}
 </style></head>
-<body><h1>{html.escape(title)}</h1>
+<body><div id="js-errors"></div><h1>{E(title)}</h1>
 <p>Generated {stamp}. <b>Selection is on validation only</b>: each configuration trains with the same seeds,
-its score is the mean validation score over them (error bars: their standard deviation), and the fronts, hypervolumes and
-best configurations are built from it. Test scores are reported (mean ± std over seeds) for the configurations
-validation chose and never used to choose. Memory: measured peak of live tensor bytes during training steps
-(the CUDA allocator's peak on GPUs, the allocator's events through the PyTorch profiler on CPUs); latency: median
-no-grad forward time of the deployable model (LoRA merged) per unit of its task: per graph for molecules, per node
-for text graphs, where inference starts from the node's text (the language model included, with early exit where
-the method has it).</p>
+its score is the mean validation score over them, and the fronts, hypervolumes, knees and best configurations are
+built from it. Test scores are reported (mean ± std over seeds) beside what validation chose, never used to choose.
+Memory: measured peak of live tensor bytes during training steps (the CUDA allocator's peak on GPUs, the allocator's
+events through the PyTorch profiler on CPUs); latency: median no-grad forward time of the deployable model (LoRA
+merged) per unit of its task: per graph for molecules, per node for text graphs (from the node's text, the language
+model included, with early exit where the method has it). Exports: <code>results.csv</code> and
+<code>results.parquet</code> beside this file, one row per trial with every seed's scores.</p>
 {env_html}
-{''.join(f'<section>{s}</section>' for s in sections)}
+<div id="filter"><b>Method variants shown:</b> {filt}</div>
+{_overview_html(ov, best_of_cell)}
+{''.join(sections)}
+<script>{SCRIPT}</script>
 </body></html>
 """
 
 
 def build_report(run_path: str | Path) -> Path:
+    """Write report.html, results.csv and results.parquet from what the run folder holds
+    now (a running sweep's finished trials included); returns the report's path."""
+    from reports.export import write_exports
+
     run = RunDir(Path(run_path))
     if not run.path.is_dir():
         raise FileNotFoundError(f"{run.path}: no such run folder")
     records = run.trial_records()
     if not records:
         raise ValueError(f"{run.path}: no trial records under trials/ to report on")
-    env = run.read_env()
-    page = render(summarize(records), f"Sweep report: {run.path.name}", env)
+    header = run.spec_file.read_text().split("\n", 1)[0] if run.spec_file.exists() else None
+    spec_path = str(run.spec_file)
+    try:
+        spec_path = str(run.spec_file.relative_to(Path.cwd()))
+    except ValueError:
+        pass
+    page = render(records, f"Sweep report: {run.path.name}", run.read_env(), header, spec_path)
+    write_exports(records, run.path)
     return atomic_write_text(run.report_file, page)
+

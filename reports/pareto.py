@@ -60,3 +60,27 @@ def hypervolume_2d(points, directions: Sequence[str], reference: Sequence[float]
             area += (ref[0] - x) * (prev_y - y)
             prev_y = y
     return float(area)
+
+
+def knee_index(points, directions: Sequence[str], log_x: bool = True) -> int | None:
+    """Index (into ``points``) of the knee of their 2-D Pareto front: the front point
+    farthest from the straight line joining the front's two ends, both objectives
+    scaled to [0, 1] over the front (the first, a cost, on a log scale when ``log_x``:
+    costs span orders of magnitude, as the plots show them). With fewer than three
+    points on the front there is no bend: the one with the best second objective."""
+    pts = np.asarray(points, dtype=float)
+    front = front_order(pts, directions)
+    if len(front) == 0:
+        return None
+    if len(front) < 3:
+        best = np.argmin(_as_minimize(pts[front], directions)[:, 1])
+        return int(front[best])
+    f = pts[front].copy()
+    if log_x and np.all(f[:, 0] > 0):
+        f[:, 0] = np.log10(f[:, 0])
+    span = f.max(0) - f.min(0)
+    f = (f - f.min(0)) / np.where(span > 0, span, 1.0)
+    a, b = f[0], f[-1]
+    d = b - a
+    dist = np.abs(d[0] * (f[:, 1] - a[1]) - d[1] * (f[:, 0] - a[0])) / max(float(np.hypot(*d)), 1e-12)
+    return int(front[int(np.argmax(dist))])

@@ -1,35 +1,53 @@
 """What a report shows, computed from trial records without any plotting library:
-per dataset, the finished and failed trials, each cost plane's Pareto front over
-all method variants, each variant's hypervolume, and each variant's best trial.
+an overview of the sweep, then per task family, dataset and backbone (a *group*)
+the finished, failed and infeasible trials, each cost plane's Pareto front over all
+method variants with its knee, each variant's hypervolume (and its course over the
+trials), Pareto-optimal configurations and parameter importance.
 
 Everything is chosen on validation: a trial's ``objectives.score`` is its mean
-validation score over seeds, and fronts, hypervolumes and best trials are built
-from it. Test scores (mean ± std over seeds) are only reported for what
-validation chose."""
+validation score over seeds, and fronts, hypervolumes, knees and best trials are
+built from it. Test scores (mean ± std over seeds) are only reported beside them."""
 from __future__ import annotations
 
-from collections import defaultdict
+import shlex
+from collections import Counter, defaultdict
 
 import numpy as np
 
-from reports.pareto import front_order, hypervolume_2d, non_dominated
+from reports.pareto import front_order, hypervolume_2d, knee_index, non_dominated
+
+PARAMS_PLANE = "trainable_params"
+REFERENCE_RULE = ("the worst cost of the group × 1.1 and its worst validation score moved 10% of the score "
+                  "range further, so every finished trial adds area; the same point for every variant")
+
 
 def plane_label(objective: str) -> str:
-    """Axis label of a cost objective; the names come from the task (e.g. latency_ms_per_node)."""
+    """Axis label of a cost; the names come from the task (e.g. latency_ms_per_node)."""
     if objective == "train_memory_mb":
         return "peak training memory (MB)"
     if objective.startswith("latency_ms_per_"):
         return f"inference latency (ms / {objective.removeprefix('latency_ms_per_')})"
+    if objective == PARAMS_PLANE:
+        return "trainable parameters"
     return objective
 
 
+def cost(r: dict, key: str) -> float:
+    """A trial's value of a cost plane: an objective, or its trainable parameters."""
+    return float(r["objectives"][key] if key in r["objectives"] else r[key])
+
+
 def planes_of(records: list[dict]) -> list[tuple[str, str]]:
-    """The cost planes of a dataset: every objective but the score, in the records' order."""
+    """The cost planes of a group: every objective but the score, in the records'
+    order, then trainable parameters (not an objective Optuna searched, but what a
+    PEFT user budgets too)."""
     keys: list[str] = []
     for r in records:
         for k in r.get("objective_names") or r["objectives"]:
             if k != "score" and k not in keys and all(k in x["objectives"] for x in records):
                 keys.append(k)
+    if records and all(r.get(PARAMS_PLANE) for r in records):
+        keys.append(PARAMS_PLANE)
     return [(k, plane_label(k)) for k in keys]
 
 
@@ -42,61 +60,121 @@ def seed_stats(r: dict) -> dict:
     return {
         "val": m.get("val_score", r["objectives"]["score"]), "val_std": m.get("val_std", 0.0),
         "test": m.get("test_score", float("nan")), "test_std": m.get("test_std", 0.0), "seeds": len(vals),
-        "test_scores": tests,
+        "test_scores": tests, "val_scores": vals,
     }
 
 
-def summarize(records: list[dict]) -> dict:
-    """Everything the page shows, computed without any plotting: per dataset, the
-    trials, each plane's global front, per-method hypervolume and best trials."""
-    by_ds: dict[str, list[dict]] = defaultdict(list)
-    failed: dict[str, list[dict]] = defaultdict(list)
-    interrupted: dict[str, int] = defaultdict(int)  # cut short by a crash and re-run: not the method's failure
-    # Fronts are per dataset and backbone: a dataset trained on two backbones gets a group each.
-    backbones: dict[str, set] = defaultdict(set)
+def family_of(r: dict) -> str:
+    return r.get("task") or r.get("config", {}).get("task") or "graph_property"
+
+
+def group_label(r: dict) -> str:
+    return f"{r.get('dataset_name', '?')} / {r.get('backbone_name', '?')}"
+
+
+def is_full_finetuning(r: dict) -> bool:
+    return (r.get("base_method") or r.get("method")) in ("full", "lm_full") and not r.get("plugins")
+
+
+def rerun_command(r: dict, spec_path: str) -> str:
+    """The ``orchestrator run`` line that trains this trial's configuration again, with
+    its seeds (values written in full, so the configuration is exactly the trial's)."""
+    parts = ["orchestrator", "run", spec_path, "--dataset", r["dataset_name"], "--backbone", r["backbone_name"],
+             "--method", r["method"]]
+    if r.get("params"):
+        parts += ["--set"] + [f"{k}={v!r}" if isinstance(v, float) else f"{k}={v}" for k, v in r["params"].items()]
+    parts += ["--seeds", str(seed_stats(r)["seeds"])]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def _plane(ok: list[dict], key: str, direction: str) -> dict:
+    score = np.array([r["objectives"]["score"] for r in ok])
+    c = np.array([cost(r, key) for r in ok])
+    pts = np.column_stack([c, score])
+    dirs = ["minimize", direction]
+    span = float(score.max() - score.min()) or 1.0
+    ref = [float(c.max()) * 1.1 + 1e-9,
+           float(score.min()) - 0.1 * span if direction == "maximize" else float(score.max()) + 0.1 * span]
+    hv, trace = {}, {}
+    for m in sorted({r["method"] for r in ok}):
+        sel = sorted((i for i, r in enumerate(ok) if r["method"] == m), key=lambda i: ok[i].get("optuna_trial") or 0)
+        hv[m] = hypervolume_2d(pts[sel], dirs, ref)
+        # its course: after each of the variant's trials, in the order Optuna ran them
+        trace[m] = {"trial": [ok[i].get("optuna_trial") for i in sel],
+                    "hypervolume": [hypervolume_2d(pts[sel[:k + 1]], dirs, ref) for k in range(len(sel))]}
+    return {"pareto_mask": non_dominated(pts, dirs).tolist(), "front": front_order(pts, dirs).tolist(),
+            "knee": knee_index(pts, dirs), "hypervolume": hv, "hv_over_trials": trace, "reference": ref}
+
+
+def _group(ok: list[dict], failed: list[dict], infeasible: list[dict], interrupted: int, importance: bool) -> dict:
+    entry: dict = {"trials": ok, "failed": failed, "infeasible": infeasible, "interrupted": interrupted,
+                   "family": family_of((ok + failed + infeasible)[0]) if ok + failed + infeasible else "?",
+                   "planes": {}, "best": [], "method_fronts": {}, "importance": {}, "full_reference": None}
+    if not ok:
+        return entry
+    direction = ok[0]["metrics"]["direction"]
+    entry.update(metric=ok[0]["metrics"]["metric"], direction=direction, plane_labels=dict(planes_of(ok)))
+    for key in entry["plane_labels"]:
+        entry["planes"][key] = _plane(ok, key, direction)
+    pick = max if direction == "maximize" else min
+    objectives = [k for k in entry["plane_labels"] if k != PARAMS_PLANE]
+    for m in sorted({r["method"] for r in ok}):
+        idx = [i for i, r in enumerate(ok) if r["method"] == m]
+        entry["best"].append(pick((ok[i] for i in idx), key=lambda r: r["objectives"]["score"]))
+        # the variant's own Pareto-optimal configurations over the score and every searched cost
+        pts = np.array([[ok[i]["objectives"]["score"]] + [cost(ok[i], k) for k in objectives] for i in idx])
+        mask = non_dominated(pts, [direction] + ["minimize"] * len(objectives))
+        entry["method_fronts"][m] = [i for i, keep in zip(idx, mask) if keep]
+        if importance:
+            from reports.importance import importances
+
+            names = {"score": lambda r: r["objectives"]["score"]} | {k: (lambda r, k=k: cost(r, k)) for k in objectives}
+            entry["importance"][m] = importances([ok[i] for i in idx], names)
+    full = [r for r in ok if is_full_finetuning(r)]
+    if full:
+        entry["full_reference"] = pick(full, key=lambda r: r["objectives"]["score"])
+    return entry
+
+
+def summarize(records: list[dict], importance: bool = True) -> dict:
+    """Everything the page shows, per group (``"dataset / backbone"``), in task-family
+    then name order. Trials cut short by a crash and re-run are counted, not shown."""
+    groups: dict[str, dict[str, list]] = defaultdict(lambda: {"ok": [], "failed": [], "infeasible": []})
+    interrupted: Counter = Counter()
     for r in records:
-        backbones[r.get("dataset_name", "?")].add(r.get("backbone_name"))
-    for r in records:
-        ds = r.get("dataset_name", "?")
-        if len(backbones[ds]) > 1:
-            ds = f"{ds} / {r.get('backbone_name')}"
+        g = group_label(r)
         if r.get("interrupted"):
-            interrupted[ds] += 1
+            interrupted[g] += 1
+            groups[g]  # noqa: B018 - the group exists even if every trial was cut short
             continue
-        (by_ds if r.get("status") == "ok" else failed)[ds].append(r)
-    out = {}
-    for ds in sorted(set(by_ds) | set(failed) | set(interrupted)):
-        ok = by_ds.get(ds, [])
-        entry: dict = {"trials": ok, "failed": failed.get(ds, []), "interrupted": interrupted.get(ds, 0),
-                       "planes": {}, "best": []}
-        if ok:
-            direction = ok[0]["metrics"]["direction"]
-            entry["metric"] = ok[0]["metrics"]["metric"]
-            entry["direction"] = direction
-            score = np.array([r["objectives"]["score"] for r in ok])
-            entry["plane_labels"] = dict(planes_of(ok))
-            for key, _label in planes_of(ok):
-                cost = np.array([r["objectives"][key] for r in ok])
-                pts = np.column_stack([cost, score])
-                dirs = ["minimize", direction]
-                mask = non_dominated(pts, dirs)
-                # reference: just beyond the worst cost and score seen, so every trial counts
-                span = float(score.max() - score.min()) or 1.0
-                ref = [float(cost.max()) * 1.1 + 1e-9,
-                       float(score.min()) - 0.1 * span if direction == "maximize" else float(score.max()) + 0.1 * span]
-                hv = {}
-                for m in sorted({r["method"] for r in ok}):
-                    sel = [i for i, r in enumerate(ok) if r["method"] == m]
-                    hv[m] = hypervolume_2d(pts[sel], dirs, ref)
-                entry["planes"][key] = {
-                    "pareto_mask": mask.tolist(),
-                    "front": front_order(pts, dirs).tolist(),
-                    "hypervolume": hv,
-                    "reference": ref,
-                }
-            for m in sorted({r["method"] for r in ok}):
-                rs = [r for r in ok if r["method"] == m]
-                pick = max if direction == "maximize" else min
-                entry["best"].append(pick(rs, key=lambda r: r["objectives"]["score"]))
-        out[ds] = entry
-    return out
+        status = r.get("status")
+        groups[g]["ok" if status == "ok" else "infeasible" if status == "infeasible" else "failed"].append(r)
+    out = {g: _group(v["ok"], v["failed"], v["infeasible"], interrupted[g], importance) for g, v in groups.items()}
+    return dict(sorted(out.items(), key=lambda kv: (kv[1]["family"], kv[0])))
+
+
+def overview(records: list[dict], env: dict | None = None, spec_header: str | None = None) -> dict:
+    """The sweep at a glance: when, where, and per cell how many trials finished,
+    failed or were infeasible; compute time and orchestration overhead."""
+    cells: dict[str, Counter] = defaultdict(Counter)
+    for r in records:
+        key = "interrupted" if r.get("interrupted") else r.get("status", "failed")
+        cells[r.get("cell", "?")][key if key in ("ok", "infeasible", "interrupted") else "failed"] += 1
+    compute = sum(float(r.get("timings", {}).get("total_s") or 0.0) for r in records)
+    wall = sum(float(r.get("wall_s") or 0.0) for r in records)
+    starts = [r["timings"]["submitted_unix"] for r in records if r.get("timings", {}).get("submitted_unix")]
+    ends = [r["timings"]["driver_received_unix"] for r in records
+            if r.get("timings", {}).get("driver_received_unix")]
+    hosts = Counter(r.get("device", {}).get("host") for r in records if r.get("device"))
+    devices = Counter(str(r.get("device", {}).get("name")) for r in records if r.get("device"))
+    return {
+        "spec_hash": spec_header.rsplit(" ", 1)[-1] if spec_header and "content hash" in spec_header else None,
+        "first_unix": min(starts) if starts else None, "last_unix": max(ends) if ends else None,
+        "hosts": dict(hosts), "devices": dict(devices),
+        "cells": {c: dict(v) for c, v in sorted(cells.items())},
+        "compute_s": compute,
+        # driver-observed time per trial beyond the trial's own run: queueing to a worker, transfer, glue
+        "overhead_s": max(0.0, wall - compute) if wall else None,
+        "trials": len(records),
+        "env": env,
+    }
