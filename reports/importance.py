@@ -52,6 +52,7 @@ def importances(trials: list[dict], objectives: dict[str, callable]) -> dict | N
     if not dists:
         return None
     names = list(objectives)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(directions=["minimize"] * len(names))
     for r in trials:
         params = {p: (float(r["params"][p]) if _is_number(r["params"][p]) else str(r["params"][p])) for p in dists}
@@ -59,11 +60,13 @@ def importances(trials: list[dict], objectives: dict[str, callable]) -> dict | N
                                                   values=[float(objectives[n](r)) for n in names]))
     out: dict = {p: {} for p in dists}
     for i, n in enumerate(names):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # Optuna flags its evaluators as experimental
-            imp = get_param_importances(study, evaluator=FanovaImportanceEvaluator(seed=0),
-                                        target=lambda t, i=i: t.values[i])
         ys = np.array([float(objectives[n](r)) for r in trials])
+        imp = {}
+        if np.ptp(ys) > 0:  # an objective that never moved owes nothing to any parameter
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # Optuna flags its evaluators as experimental
+                imp = get_param_importances(study, evaluator=FanovaImportanceEvaluator(seed=0),
+                                            target=lambda t, i=i: t.values[i])
         for p in dists:
             xs = [r["params"][p] for r in trials]
             rho = float("nan")

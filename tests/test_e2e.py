@@ -110,7 +110,7 @@ def test_sweep_end_to_end_and_resume(tmp_path, cache_dir, local_ray):
     assert len(rd.trial_records()) == 9  # the interrupted trial is recorded as failed too
     assert rd.read_trial("freesolv__graphormer__lora", 2)["status"] == "failed"
     assert rd.read_trial("freesolv__graphormer__lora", 2)["interrupted"] is True
-    assert "1 interrupted by a crash and re-run" in build_report(rd.path).read_text()
+    assert "1 trial(s) were cut short by a crash of the driver" in build_report(rd.path).read_text()
 
     # the spec may not change under a run (budget aside)
     d3 = spec_dict(tmp_path, cache_dir, train={"epochs": 3, "batch_size": 32})
@@ -133,7 +133,7 @@ def test_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path, cache_dir, lo
     assert study.trials[0].state == TrialState.FAIL
     assert "no_such_layer" in study.trials[0].user_attrs["error"]
     page = build_report(rd.path).read_text()
-    assert "Failed trials" in page and "no_such_layer" in page
+    assert "Failed and infeasible trials" in page and "no_such_layer" in page
 
 
 def test_two_worker_trial_trains_with_ddp(tmp_path, cache_dir, local_ray):

@@ -3,11 +3,13 @@ import pytest
 from reports.summary import summarize
 
 
-def rec(ds, method, score, mem, lat, n, direction="maximize", status="ok"):
+def rec(ds, method, score, mem, lat, n, direction="maximize", status="ok", backbone="g"):
     if status != "ok":
-        return {"status": status, "dataset_name": ds, "method": method, "error": "boom", "optuna_trial": n}
+        return {"status": status, "dataset_name": ds, "backbone_name": backbone, "method": method, "error": "boom",
+                "optuna_trial": n}
     return {
-        "status": "ok", "dataset_name": ds, "method": method, "optuna_trial": n, "params": {},
+        "status": "ok", "dataset_name": ds, "backbone_name": backbone, "method": method, "optuna_trial": n,
+        "params": {}, "cell": f"{ds}__{backbone}__{method}",
         "trainable_params": 10, "total_params": 100,
         "metrics": {"metric": "roc_auc" if direction == "maximize" else "rmse", "direction": direction},
         "objectives": {"score": score, "train_memory_mb": mem, "latency_ms_per_graph": lat},
@@ -27,7 +29,7 @@ def test_fronts_best_trials_and_failures_per_dataset():
         rec("b", "probe", 3.0, 1, 1.0, 0, direction="minimize"),
     ]
     s = summarize(records)
-    a = s["a"]
+    a = s["a / g"]
     assert len(a["trials"]) == 5 and len(a["failed"]) == 1 and a["interrupted"] == 1
     assert a["planes"]["train_memory_mb"]["pareto_mask"] == [True, False, True, True, False]
     assert a["planes"]["latency_ms_per_graph"]["pareto_mask"] == [True, True, False, False, False]
@@ -38,7 +40,7 @@ def test_fronts_best_trials_and_failures_per_dataset():
     assert set(hv) == {"full", "lora", "probe"} and all(v > 0 for v in hv.values())
     # probe: (1, 0.7) against the reference (120 * 1.1, 0.6 - 0.1 * 0.3)
     assert hv["probe"] == pytest.approx((120 * 1.1 + 1e-9 - 1) * (0.7 - 0.57), rel=1e-6)
-    b = s["b"]
+    b = s["b / g"]
     assert b["direction"] == "minimize"
     assert {r["method"]: r["objectives"]["score"] for r in b["best"]} == {"full": 2.0, "probe": 3.0}
     assert b["planes"]["train_memory_mb"]["pareto_mask"] == [True, True]
@@ -46,7 +48,7 @@ def test_fronts_best_trials_and_failures_per_dataset():
 
 def test_hypervolume_ranks_a_dominating_method_higher():
     records = [rec("a", "good", 0.9, 10, 1.0, 0), rec("a", "bad", 0.7, 20, 2.0, 0)]
-    hv = summarize(records)["a"]["planes"]["train_memory_mb"]["hypervolume"]
+    hv = summarize(records)["a / g"]["planes"]["train_memory_mb"]["hypervolume"]
     assert hv["good"] > hv["bad"] > 0
     assert hv["good"] == pytest.approx((20 * 1.1 - 10) * (0.9 - (0.7 - 0.02)), rel=1e-6)
 
@@ -62,7 +64,7 @@ def test_best_configuration_is_chosen_on_validation_not_test():
     b = rec("a", "lora", 0.70, 10, 1.0, 1)
     b["metrics"].update(val_score=0.70, val_std=0.01, test_score=0.90, test_std=0.0,
                         val_scores=[0.70, 0.70], test_scores=[0.90, 0.90])
-    (best,) = summarize([a, b])["a"]["best"]
+    (best,) = summarize([a, b])["a / g"]["best"]
     assert best["optuna_trial"] == 0
     st = seed_stats(best)
     assert (st["val"], st["test"], st["seeds"]) == (0.80, 0.60, 2)
@@ -75,16 +77,122 @@ def test_report_page_says_how_it_selects(tmp_path):
     a.update(memory={"method": "cpu_allocator_events_peak(x)", "device": "cpu"})
     a["metrics"].update(val_score=0.80, val_std=0.01, test_score=0.60, test_std=0.02,
                         val_scores=[0.79, 0.81], test_scores=[0.58, 0.62])
-    page = render(summarize([a]), "t", None)
+    page = render([a], "t", None)
     assert "Selection is on validation only" in page
     assert "0.8000 ± 0.0100" in page and "0.6000 ± 0.0200" in page
 
 
-def test_fronts_are_per_dataset_and_backbone_when_a_dataset_has_two():
-    records = [dict(rec("a", "full", 0.9, 100, 1.0, 0), backbone_name="graphormer"),
-               dict(rec("a", "full", 0.8, 90, 1.0, 0), backbone_name="mat"),
-               dict(rec("a", "lora", 0.7, 50, 1.0, 0), backbone_name="mat"),
-               dict(rec("b", "full", 0.5, 10, 1.0, 0), backbone_name="graphormer")]
+def test_fronts_are_per_dataset_and_backbone():
+    records = [rec("a", "full", 0.9, 100, 1.0, 0, backbone="graphormer"),
+               rec("a", "full", 0.8, 90, 1.0, 0, backbone="mat"),
+               rec("a", "lora", 0.7, 50, 1.0, 0, backbone="mat"),
+               rec("b", "full", 0.5, 10, 1.0, 0, backbone="graphormer")]
     s = summarize(records)
-    assert sorted(s) == ["a / graphormer", "a / mat", "b"]
+    assert sorted(s) == ["a / graphormer", "a / mat", "b / graphormer"]
     assert len(s["a / mat"]["trials"]) == 2 and len(s["a / graphormer"]["trials"]) == 1
+
+
+def test_trainable_parameters_plane_knee_and_full_reference():
+    records = [rec("a", "full", 0.90, 100, 1.0, 0), rec("a", "lora", 0.88, 40, 1.1, 0),
+               rec("a", "probe", 0.60, 5, 0.9, 0)]
+    records[0].update(base_method="full", trainable_params=1000)
+    records[1]["trainable_params"], records[2]["trainable_params"] = 50, 2
+    a = summarize(records)["a / g"]
+    assert list(a["plane_labels"]) == ["train_memory_mb", "latency_ms_per_graph", "trainable_params"]
+    assert a["planes"]["trainable_params"]["front"] == [2, 1, 0]
+    # lora: nearly full's score for far less memory: the bend of the memory front
+    assert a["planes"]["train_memory_mb"]["knee"] == 1
+    assert a["full_reference"]["method"] == "full"
+    # each variant's own front over score and every searched cost (not trainable parameters)
+    assert a["method_fronts"] == {"full": [0], "lora": [1], "probe": [2]}
+
+
+def test_hypervolume_over_trials_grows_and_ends_at_the_variant_total():
+    records = [rec("a", "lora", 0.70, 50, 1.0, 0), rec("a", "lora", 0.60, 60, 1.0, 1),
+               rec("a", "lora", 0.90, 40, 1.0, 2), rec("a", "full", 0.80, 100, 1.0, 0)]
+    plane = summarize(records)["a / g"]["planes"]["train_memory_mb"]
+    tr = plane["hv_over_trials"]["lora"]
+    assert tr["trial"] == [0, 1, 2]
+    h = tr["hypervolume"]
+    assert h[0] > 0 and h[1] == h[0] and h[2] > h[1]  # a dominated trial adds nothing
+    assert h[-1] == pytest.approx(plane["hypervolume"]["lora"])
+
+
+def test_importance_finds_what_drives_each_objective():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    records = []
+    for n in range(24):
+        r_, lr = int(rng.choice([2, 4, 8, 16])), float(10 ** rng.uniform(-4, -2))
+        x = rec("a", "lora", 0.5 + 10 * lr, 10.0 + 3 * r_, 1.0, n)  # score follows lr, memory follows r
+        x["params"] = {"r": r_, "lr": lr, "fixed": 1}
+        records.append(x)
+    imp = summarize(records)["a / g"]["importance"]["lora"]
+    assert set(imp) == {"r", "lr"}  # a parameter that never varied has no importance
+    assert imp["r"]["train_memory_mb"]["importance"] > 0.9 and imp["r"]["train_memory_mb"]["rho"] > 0.99
+    assert imp["lr"]["score"]["importance"] > 0.9 and imp["lr"]["score"]["rho"] > 0.99
+    assert summarize(records[:3])["a / g"]["importance"]["lora"] is None  # too few trials
+
+
+def test_rerun_command_writes_every_value_in_full():
+    import shlex
+
+    from reports.summary import rerun_command
+
+    r = rec("a", "g_adapter_proximal", 0.9, 10, 1.0, 0)
+    r["params"] = {"bottleneck": 8, "lr": 0.0012345678901234567, "proximal.weight": 0.1}
+    r["metrics"]["val_scores"] = [0.9, 0.9, 0.9]
+    cmd = shlex.split(rerun_command(r, "runs/x y/spec.resolved.yaml"))
+    assert cmd[:3] == ["orchestrator", "run", "runs/x y/spec.resolved.yaml"]
+    assert cmd[cmd.index("--set") + 1:cmd.index("--seeds")] == ["bottleneck=8", "lr=0.0012345678901234567",
+                                                                "proximal.weight=0.1"]
+    assert cmd[-2:] == ["--seeds", "3"] and cmd[cmd.index("--backbone") + 1] == "g"
+
+
+def test_the_page_escapes_names_params_and_errors_from_specs_and_data():
+    from reports.html import render
+
+    evil = "<script>alert(1)</script>"
+    a = rec(evil, evil, 0.8, 10, 1.0, 0)
+    a["params"] = {evil: evil}
+    a.update(memory={"method": "x", "device": "cpu"})
+    bad = rec(evil, evil, 0, 0, 0, 1, status="failed")
+    bad["error"] = evil
+    page = render([a, bad], evil, {"host": evil, "packages": {}})
+    assert evil not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_overview_counts_per_cell_and_overhead():
+    from reports.summary import overview
+
+    a, b = rec("a", "lora", 0.8, 10, 1.0, 0), rec("a", "lora", 0, 0, 0, 1, status="failed")
+    c = dict(rec("a", "lora", 0, 0, 0, 2, status="infeasible"), cell="a__g__lora")
+    b["cell"] = "a__g__lora"
+    a.update(timings={"total_s": 10.0, "submitted_unix": 100.0, "driver_received_unix": 111.0}, wall_s=11.0,
+             device={"host": "n1", "name": "cpu"})
+    ov = overview([a, b, c], None, "# resolved sweep spec; content hash abc123")
+    assert ov["cells"] == {"a__g__lora": {"ok": 1, "failed": 1, "infeasible": 1}}
+    assert ov["spec_hash"] == "abc123" and ov["compute_s"] == 10.0 and ov["overhead_s"] == pytest.approx(1.0)
+    assert ov["hosts"] == {"n1": 1}
+    s = summarize([a, b, c])["a / g"]
+    assert len(s["infeasible"]) == 1 and len(s["failed"]) == 1
+
+
+def test_exports_one_row_per_trial_with_every_seed(tmp_path):
+    import pandas as pd
+
+    from reports.export import write_exports
+
+    a = rec("a", "lora", 0.8, 10, 1.0, 0)
+    a["params"] = {"r": 4, "lr": 0.01}
+    a["metrics"].update(val_score=0.8, val_std=0.01, test_score=0.7, test_std=0.02,
+                        val_scores=[0.79, 0.81], test_scores=[0.68, 0.72])
+    b = rec("a", "lora", 0, 0, 0, 1, status="failed")
+    b["params"] = {"r": "8", "lr": 0.1}  # mixed types in one column survive parquet
+    csv, parquet = write_exports([a, b], tmp_path)
+    for df in (pd.read_csv(csv), pd.read_parquet(parquet)):
+        assert len(df) == 2 and list(df["status"]) == ["ok", "failed"]
+        assert df.loc[0, "val_seed1"] == 0.81 and df.loc[0, "test_seed0"] == 0.68
+        assert df.loc[0, "objective.train_memory_mb"] == 10 and df.loc[1, "error"] == "boom"
+    assert pd.read_csv(csv)["param.lr"].tolist() == [0.01, 0.1]

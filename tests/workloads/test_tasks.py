@@ -3,6 +3,8 @@ and the latency unit; its objective names flow unchanged to the spec, Optuna, th
 records and the report. A second (test-only) family runs through the same loop
 and the same sweep as the molecular one."""
 import dataclasses
+import html
+import json
 
 import optuna
 import pytest
@@ -74,6 +76,22 @@ def test_two_families_in_one_sweep_keep_their_own_objectives(tmp_path, cache_dir
         assert list(study.trials[0].values) == [recs[ds]["objectives"][k] for k in names]
     page = build_report(run.path).read_text()
     assert "inference latency (ms / atom)" in page and "inference latency (ms / graph)" in page
+    # the knee's re-run command, as the page prints it, trains exactly that trial's configuration
+    import shlex
+
+    from orchestrator.cli import main
+    from reports.summary import rerun_command, summarize
+
+    entry = summarize(run.trial_records())["freesolv / graphormer"]
+    knee = entry["trials"][entry["planes"]["train_memory_mb"]["knee"]]
+    cmd = rerun_command(knee, str(run.spec_file))
+    assert html.escape(cmd) in page
+    out = tmp_path / "rerun.json"
+    assert main(shlex.split(cmd)[1:] + ["--out", str(out)]) == 0
+    again = json.loads(out.read_text())
+    drop = lambda c: {k: v for k, v in c.items() if k != "trial_id"}  # noqa: E731
+    assert drop(again["config"]) == drop(knee["config"])
+    assert again["objectives"]["score"] == pytest.approx(knee["objectives"]["score"])  # same seeds, same numbers
     # one objective list for both families must fit both
     d["objectives"] = ["score", "latency_ms_per_graph"]
     with pytest.raises(SpecError, match=r"objectives\[1\]: 'latency_ms_per_graph' is not an objective of dataset "
