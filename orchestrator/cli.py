@@ -123,6 +123,17 @@ def cmd_pretrain(args) -> int:
     return 0
 
 
+def cmd_status(args) -> int:
+    from orchestrator.progress import status_table, sweep_status
+
+    cells, note = sweep_status(args.run_dir)
+    done = sum(c.done + c.failed + c.infeasible for c in cells.values())
+    budget = sum(c.budget for c in cells.values())
+    console.print(status_table(cells, f"{Path(args.run_dir).resolve().name}: {done} of {budget} trials ended",
+                               note))
+    return 0
+
+
 def cmd_report(args) -> int:
     from reports.html import build_report
 
@@ -177,7 +188,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_override(t)
     t.set_defaults(fn=cmd_pretrain)
 
-    rp = sub.add_parser("report", help="write runs/<sweep>/report.html from a run folder")
+    st = sub.add_parser("status", help="per-cell progress of a sweep, running or finished",
+                        description="Trials done, running, failed and infeasible per cell against the budget, "
+                        "and the best validation score so far, from the run folder and its Optuna storage.")
+    st.add_argument("run_dir", help="e.g. runs/quick")
+    st.set_defaults(fn=cmd_status)
+
+    rp = sub.add_parser("report", help="write runs/<sweep>/report.html, results.csv and results.parquet "
+                        "(at any moment: a running sweep's finished trials)")
     rp.add_argument("run_dir", help="e.g. runs/quick")
     rp.set_defaults(fn=cmd_report)
     return p

@@ -20,8 +20,10 @@ import optuna
 import yaml
 from optuna.trial import Trial, TrialState
 from rich.console import Console
+from rich.live import Live
 
 from orchestrator.executor import Executor, overhead_breakdown, resource_problems
+from orchestrator.progress import CellProgress, LiveProgress
 from orchestrator.search import distributions
 from orchestrator.spec import Cell, SpecError, SweepSpec, dump_resolved, mask_url, parse_spec, redact, search_target
 from orchestrator.storage import RunDir, environment
@@ -121,6 +123,7 @@ class Sweep:
         # The spec's URL, else $GRAPH_PEFT_OPTUNA_URL (a password need not sit in a spec
         # file), else SQLite in the run folder.
         self.storage_url = spec.storage.optuna_url or os.environ.get(STORAGE_ENV) or self.run.sqlite_url()
+        self.progress: LiveProgress | None = None
 
     def say(self, msg: str) -> None:
         """Progress lines; never read as rich markup (they hold params and error text)."""
@@ -263,7 +266,16 @@ class Sweep:
         ex = executor or self.make_executor(address, num_cpus)
         inflight: dict[str, Pending] = {}
         finished = 0
-        with contextlib.closing(ex):  # stops the workers however the loop ends
+        self.progress = LiveProgress(self.spec.name, self.spec.resources.max_concurrent_trials)
+        for c in self.cells:
+            self.progress.cells[c.id] = CellProgress(budget=self.spec.budget.trials_per_cell)
+        for r in self.run.trial_records():  # a resumed sweep starts from what is done
+            if r.get("cell") in self.progress.cells:
+                self.progress.cells[r["cell"]].add(r)
+        # A live table on a terminal; plain log lines otherwise (CI, nohup, a pipe).
+        live = Live(self.progress, console=self.console, refresh_per_second=2) if self.console.is_terminal \
+            else contextlib.nullcontext()
+        with contextlib.closing(ex), live:  # stops the workers however the loop ends
             ex.start()  # workers start (seconds) while the driver featurizes and pretrains
             self.prepare()
             self.say(f"sweep {self.spec.name}: {len(self.cells)} studies, {total} trials to run")
@@ -285,11 +297,14 @@ class Sweep:
                     trial.set_user_attr("trial_config", dumped)
                     key = ex.submit(f"{cell.id}#{trial.number}", dumped)
                     inflight[key] = Pending(cell, study, trial, time.perf_counter(), time.time())
+                    self.progress.cells[cell.id].running += 1
                 if not inflight:
                     continue
                 for key, record in ex.wait():
                     finished += 1
-                    self._finish(inflight.pop(key), record, finished, total)
+                    p = inflight.pop(key)
+                    self.progress.cells[p.cell.id].running -= 1
+                    self._finish(p, record, finished, total)
         return self.run
 
     def _finish(self, p: Pending, record: dict, finished: int, total: int) -> None:
@@ -311,6 +326,9 @@ class Sweep:
                 values = None
         record["values"] = values
         self.run.write_trial(p.cell.id, p.trial.number, record)
+        if self.progress is not None:
+            self.progress.cells[p.cell.id].add(record)
+            self.progress.durations.append(record["wall_s"])
         if values is None:
             p.trial.set_user_attr("error", record["error"])
             p.study.tell(p.trial, state=TrialState.FAIL)

@@ -1,0 +1,126 @@
+"""How far a sweep has got: a live table while it runs (when the output is a
+terminal), and ``orchestrator status runs/<sweep>`` at any moment, from the run
+folder and its Optuna storage.
+
+Both show per cell the trials done, running, failed and infeasible against the
+budget, and the best validation score so far."""
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.table import Table
+
+
+@dataclass
+class CellProgress:
+    budget: int = 0
+    done: int = 0
+    running: int = 0
+    failed: int = 0
+    infeasible: int = 0
+    best: float | None = None
+    metric: str = ""
+    direction: str = "maximize"
+
+    def add(self, record: dict) -> None:
+        status = record.get("status")
+        if record.get("interrupted"):
+            return  # re-run: does not count
+        if status == "ok":
+            self.done += 1
+            m, score = record.get("metrics", {}), record["objectives"]["score"]
+            self.metric, self.direction = m.get("metric", ""), m.get("direction", "maximize")
+            if self.best is None or (score > self.best if self.direction == "maximize" else score < self.best):
+                self.best = score
+        elif status == "infeasible":
+            self.infeasible += 1
+        else:
+            self.failed += 1
+
+
+def _duration(s: float | None) -> str:
+    if s is None or not math.isfinite(s):
+        return "?"
+    s = int(s)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def status_table(cells: dict[str, CellProgress], title: str, caption: str = "") -> Table:
+    t = Table(title=title, caption=caption or None, title_justify="left", caption_justify="left")
+    for col in ("cell", "done", "running", "failed", "infeasible", "budget", "best validation"):
+        t.add_column(col, justify="left" if col == "cell" else "right", no_wrap=col in ("cell", "best validation"))
+    for cell, c in cells.items():
+        arrow = "↑" if c.direction == "maximize" else "↓"
+        best = f"{c.metric} {c.best:.4f} {arrow}" if c.best is not None else "–"
+        t.add_row(cell, str(c.done), str(c.running), str(c.failed), str(c.infeasible), str(c.budget), best)
+    return t
+
+
+@dataclass
+class LiveProgress:
+    """The driver's counters, drawn as :func:`status_table` with elapsed time and an
+    estimate of what remains (mean trial time × trials left ÷ concurrent slots)."""
+
+    name: str
+    slots: int
+    cells: dict[str, CellProgress] = field(default_factory=dict)
+    started: float = field(default_factory=time.perf_counter)
+    durations: list[float] = field(default_factory=list)
+
+    def remaining_s(self) -> float | None:
+        left = sum(max(0, c.budget - c.done - c.failed - c.infeasible) for c in self.cells.values())
+        if not self.durations:
+            return None
+        return sum(self.durations) / len(self.durations) * left / max(1, self.slots)
+
+    def __rich__(self) -> Table:
+        caption = (f"elapsed {_duration(time.perf_counter() - self.started)}, about "
+                   f"{_duration(self.remaining_s())} left")
+        return status_table(self.cells, f"sweep {self.name}", caption)
+
+
+def sweep_status(run_path: str | Path) -> tuple[dict[str, CellProgress], str]:
+    """Per-cell progress of the sweep in ``run_path`` (finished or running) and a
+    one-line note on where the running counts came from."""
+    import yaml
+
+    from orchestrator.spec import parse_spec
+    from orchestrator.storage import RunDir
+
+    run = RunDir(Path(run_path))
+    if not run.spec_file.exists():
+        raise FileNotFoundError(f"{run.path}: not a run folder (no spec.resolved.yaml)")
+    spec = parse_spec(yaml.safe_load(run.spec_file.read_text()), str(run.spec_file))
+    cells: dict[str, CellProgress] = defaultdict(CellProgress)
+    for c in spec.cells():
+        cells[c.id].budget = spec.budget.trials_per_cell
+    for r in run.trial_records():
+        cells[r.get("cell", "?")].add(r)
+    note = _running_from_storage(spec, run, cells)
+    return dict(cells), note
+
+
+def _running_from_storage(spec, run, cells: dict[str, CellProgress]) -> str:
+    import os
+
+    import optuna
+    from optuna.trial import TrialState
+
+    from orchestrator.spec import mask_url
+
+    url = spec.storage.optuna_url or os.environ.get("GRAPH_PEFT_OPTUNA_URL") or run.sqlite_url()
+    if url == run.sqlite_url() and not (run.path / "optuna.db").exists():
+        return "no Optuna storage yet: nothing has run"
+    try:
+        storage = optuna.storages.RDBStorage(url, skip_table_creation=True)
+        for s in optuna.study.get_all_study_summaries(storage, include_best_trial=False):
+            if s.study_name in cells:
+                study = optuna.load_study(study_name=s.study_name, storage=storage)
+                cells[s.study_name].running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+    except Exception as e:  # the storage may be down or elsewhere: the records still tell most
+        return f"running trials unknown: cannot read {mask_url(url)} ({type(e).__name__})"
+    return f"running trials from {mask_url(url)}"
