@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import plotly.graph_objects as go
+import plotly.io as pio
 from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
@@ -34,11 +35,14 @@ def _div_id(*parts: str) -> str:
 
 
 def _plot(fig: go.Figure, div_id: str) -> str:
-    """The figure's div inside a wrapper saying how many points it must draw (the
-    browser test counts them)."""
+    """A placeholder drawn when it scrolls into view (a report of thousands of trials
+    opens at once), its figure as JSON beside it, inside a wrapper saying how many
+    points it must draw (the browser test counts them)."""
     n = sum(len(t.x) for t in fig.data if t.x is not None and "markers" in (t.mode or ""))
-    body = fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id, config={"displaylogo": False, "responsive": True})
-    return f'<div class="plot" data-points="{n}">{body}</div>'
+    data = pio.to_json(fig, validate=False).replace("</", "<\\/")  # nothing in it can close the script tag
+    height = fig.layout.height or 450
+    return (f'<div class="plot" data-points="{n}"><div id="{div_id}" class="lazy-plot" style="min-height:{height}px">'
+            f'</div><script type="application/json" id="{div_id}-fig">{data}</script></div>')
 
 
 def _front_figure(entry: dict, key: str, label: str, colors: dict) -> go.Figure:
@@ -179,7 +183,7 @@ def _importance_table(entry: dict) -> str:
     if empty:
         out += (f"<p class='note'>Too few finished trials (or nothing varied) for importance: "
                 f"{E(', '.join(empty))}.</p>")
-    return out + ("<p class='note'>Optuna's fANOVA importance (FanovaImportanceEvaluator, seed 0) of each searched "
+    return out + ("<p class='note'>Optuna's fANOVA importance (FanovaImportanceEvaluator, 16 trees, seed 0) of each searched "
                   "parameter, per objective, over the variant's finished trials (it sums to 1 per objective); ρ: "
                   "Spearman's rank correlation of the parameter with that objective (positive: larger values raise "
                   "it), where the parameter is a number.</p>")
@@ -217,15 +221,45 @@ def _overview_html(ov: dict, title_cells: dict) -> str:
             for c, v in ov["cells"].items()]
     table = _table(["cell (dataset__backbone__variant)", "completed", "failed", "infeasible",
                     "interrupted (re-run)", "best validation"], rows)
-    return f"<section id='overview'><h2>Overview</h2><dl class='facts'>{dl}</dl>{table}</section>"
+    opened = " open" if len(rows) <= 30 else ""  # a long sweep's list stays folded
+    return (f"<section id='overview'><h2>Overview</h2><dl class='facts'>{dl}</dl><details{opened}><summary>Trials "
+            f"per cell ({len(rows)} cells)</summary>{table}</details></section>")
 
 
 SCRIPT = """
+function shownMethods() {
+  return new Set([...document.querySelectorAll('.mfilter:checked')].map(x => x.value));
+}
+function drawPlot(div) {
+  if (div.dataset.drawn) return;
+  div.dataset.drawn = '1';
+  const fig = JSON.parse(document.getElementById(div.id + '-fig').textContent), on = shownMethods();
+  fig.data.forEach(t => { if (t.legendgroup && !on.has(t.legendgroup)) t.visible = false; });
+  Plotly.newPlot(div, fig.data, fig.layout, {displaylogo: false, responsive: true});
+}
+function restyle(div) {
+  const on = shownMethods(), vis = div.data.map(t => !t.legendgroup || on.has(t.legendgroup));
+  const idx = vis.map((v, i) => i).filter(i => (div.data[i].visible !== false) !== vis[i]);
+  if (idx.length) Plotly.restyle(div, {visible: idx.map(i => vis[i])}, idx);
+}
+// Plots are drawn as they come near the viewport, and a filter change reaches a drawn plot
+// far from it when it comes back; '#all' in the address draws every plot at once.
+const observer = new IntersectionObserver(entries => entries.forEach(e => {
+  if (!e.isIntersecting) return;
+  if (!e.target.dataset.drawn) drawPlot(e.target); else if (e.target.dataset.stale) restyle(e.target);
+  delete e.target.dataset.stale;
+  observer.unobserve(e.target);
+}), {rootMargin: '800px'});
+document.querySelectorAll('.lazy-plot').forEach(d => location.hash === '#all' ? drawPlot(d) : observer.observe(d));
+function near(div) {
+  const r = div.getBoundingClientRect();
+  return r.bottom > -800 && r.top < window.innerHeight + 800;
+}
 function applyFilter() {
-  const on = new Set([...document.querySelectorAll('.mfilter:checked')].map(x => x.value));
-  document.querySelectorAll('.plotly-graph-div').forEach(div => {
-    if (!div.data) return;
-    Plotly.restyle(div, {visible: div.data.map(t => !t.legendgroup || on.has(t.legendgroup))});
+  const on = shownMethods();
+  document.querySelectorAll('.lazy-plot').forEach(div => {
+    if (!div.data) return;  // not drawn yet: it reads the filter when it is
+    if (near(div)) restyle(div); else { div.dataset.stale = '1'; observer.observe(div); }
   });
   document.querySelectorAll('tr[data-method]').forEach(tr => {
     tr.style.display = (on.has(tr.dataset.method) || !document.querySelector(

@@ -65,7 +65,7 @@ def importances(trials: list[dict], objectives: dict[str, callable]) -> dict | N
         if np.ptp(ys) > 0:  # an objective that never moved owes nothing to any parameter
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # Optuna flags its evaluators as experimental
-                imp = get_param_importances(study, evaluator=FanovaImportanceEvaluator(seed=0),
+                imp = get_param_importances(study, evaluator=FanovaImportanceEvaluator(n_trees=16, seed=0),
                                             target=lambda t, i=i: t.values[i])
         for p in dists:
             xs = [r["params"][p] for r in trials]

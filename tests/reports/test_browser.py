@@ -1,5 +1,6 @@
 """The report of a real small sweep, opened in headless Chromium as a person would:
 no script error, every plot has drawn all its points, and a screenshot is taken."""
+import html
 import re
 import shutil
 import subprocess
@@ -38,8 +39,9 @@ def _chromium(*args, timeout=120):
 
 
 def test_report_draws_every_point_without_script_errors(report, tmp_path):
+    # '#all' draws every plot at once (otherwise each is drawn as it nears the viewport)
     out = _chromium("--enable-logging=stderr", "--v=0", "--virtual-time-budget=15000", "--dump-dom",
-                    report.as_uri())
+                    report.as_uri() + "#all")
     dom = out.stdout
     assert out.returncode == 0 and "</html>" in dom, out.stderr[-2000:]
     assert "Uncaught" not in out.stderr, out.stderr[-2000:]
@@ -53,9 +55,46 @@ def test_report_draws_every_point_without_script_errors(report, tmp_path):
         assert expected > 0 and drawn == expected, (expected, drawn)
     assert 'id="overview"' in dom and "Parameter importance" in dom and "orchestrator run" in dom
 
+    # without '#all', plots below the fold wait until scrolled to: the first ones are drawn, not the last
+    out = _chromium("--virtual-time-budget=15000", "--window-size=1400,900", "--dump-dom", report.as_uri())
+    drawn = [len(re.findall(r'class="point"', seg)) for seg in out.stdout.split('<div class="plot" data-points="')[1:]]
+    assert drawn[0] > 0 and drawn[-1] == 0, drawn
+
+
+PROBE = """<script>
+window.addEventListener('load', () => setTimeout(() => {
+  const box = document.querySelector('.mfilter[value="lora"]'); box.checked = false; applyFilter();
+  const hidden = [...document.querySelectorAll('tr[data-method="lora"]')].filter(tr => tr.style.display === 'none');
+  const shown = [...document.querySelectorAll('tr[data-method="full"]')].filter(tr => tr.style.display !== 'none');
+  const lora = () => [...document.querySelectorAll('.lazy-plot')].flatMap(d => d.data || [])
+    .filter(t => t.legendgroup === 'lora');
+  const now = lora().filter(t => t.visible !== false).length;
+  // scroll down the page as a reader would: plots far away when the filter changed catch up
+  const steps = Math.ceil(document.body.scrollHeight / 400);
+  for (let k = 0; k <= steps; k++) setTimeout(() => window.scrollTo(0, 400 * k), 100 * (k + 1));
+  setTimeout(() => document.documentElement.setAttribute('data-probe', JSON.stringify({
+    hidden: hidden.length, shown: shown.length, lora_traces: lora().length, visible_at_once: now,
+    visible_after_scrolling: lora().filter(t => t.visible !== false).length})), 100 * (steps + 3));
+}, 0));
+</script></body>"""
+
+
+def test_the_method_filter_hides_a_variant_in_plots_and_tables(report, tmp_path):
+    import json
+
+    page = tmp_path / "probe.html"
+    page.write_text(report.read_text().replace("</body>", PROBE))
+    out = _chromium("--virtual-time-budget=30000", "--window-size=1400,900", "--dump-dom", page.as_uri() + "#all")
+    head = out.stdout[:out.stdout.index(">", out.stdout.index("<html"))]
+    assert "data-js-errors" not in head, head
+    probe = json.loads(html.unescape(re.search(r'data-probe="([^"]+)"', head).group(1)))
+    assert probe["hidden"] > 0 and probe["shown"] > 0  # lora's rows hidden, full's kept
+    assert probe["lora_traces"] > 0 and probe["visible_after_scrolling"] == 0
+
 
 def test_report_screenshot(report, tmp_path):
     shot = tmp_path / "report.png"
-    out = _chromium("--hide-scrollbars", "--window-size=1400,1800", f"--screenshot={shot}", report.as_uri())
+    out = _chromium("--hide-scrollbars", "--window-size=1400,1800", "--virtual-time-budget=15000",
+                    f"--screenshot={shot}", report.as_uri())
     assert out.returncode == 0, out.stderr[-2000:]
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
