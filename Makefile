@@ -12,7 +12,7 @@ TORCH_INDEX ?=
 STAMP := $(VENV)/.installed
 SPEC ?= sweeps/quick.yaml
 
-.PHONY: setup sweep test report pretrain benchmark benchmark-memory benchmark-engine clean
+.PHONY: setup sweep smoke-full test report pretrain benchmark benchmark-memory benchmark-engine clean
 
 $(STAMP): pyproject.toml requirements-data.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,21 @@ setup: $(STAMP)
 
 sweep: $(STAMP)
 	$(BIN)/orchestrator sweep $(SPEC)
+
+# sweeps/full.yaml end to end on one small machine: every cell of the cluster spec
+# (nine molecular sets and WordNet × three backbones × every variant), one trial each,
+# on small backbones and data slices; see README "The command line".
+SMALL_ARCH := {hidden_dim: 32, num_layers: 2, num_heads: 4, ffn_dim: 64}
+SMALL_PRETRAIN := {max_molecules: 2000, epochs: 1, batch_size: 128, lr: 0.001}
+SMOKE_OVERRIDES := name=full-smoke budget.trials_per_cell=1 budget.seeds=1 budget.n_startup_trials=1 \
+	train.epochs=1 resources.cpus_per_worker=1 resources.max_concurrent_trials=2 \
+	'backbones.graphormer.params=$(SMALL_ARCH)' 'backbones.mat.params=$(SMALL_ARCH)' \
+	'backbones.graphormer.pretrain=$(SMALL_PRETRAIN)' 'backbones.mat.pretrain=$(SMALL_PRETRAIN)' \
+	backbones.lm.params.max_length=32 datasets.wordnet.max_train_nodes=100 \
+	$(foreach d,b3db b3db_regression freesolv solubility CHEMBL214_Ki CHEMBL234_Ki CHEMBL237_Ki CHEMBL262_Ki CHEMBL2147_Ki,datasets.$(d).max_molecules=300)
+
+smoke-full: $(STAMP)
+	$(BIN)/orchestrator sweep sweeps/full.yaml --override $(SMOKE_OVERRIDES)
 
 pretrain: $(STAMP)
 	$(BIN)/orchestrator pretrain $(SPEC)

@@ -136,7 +136,9 @@ def test_gist_and_proximal_combine_on_one_trial(cache_dir):
         update={"plugins": {"gist": {"kl_weight": 0.5}, "proximal": {"weight": 0.1}}, "variant": "adapter_both"})})
     r = run_trial(c)
     assert r["method"] == "adapter_both" and r["base_method"] == "adapter"
-    assert r["plugins"] == ["gist", "proximal"] and set(r["notes"]) == {"gist", "proximal"}
+    assert r["plugins"] == ["gist", "proximal"] and set(r["notes"]) == {"gist", "proximal", "plugin_params"}
+    # what each plug-in itself adds to the trainable parameters: GIST its token, proximal nothing
+    assert r["notes"]["plugin_params"] == {"gist": TINY_ARCH["hidden_dim"], "proximal": 0}
     assert math.isfinite(r["metrics"]["val_score"]) and math.isfinite(r["metrics"]["test_score"])
     plain = run_trial(cfg(cache_dir, "b3db", "adapter"))
     assert r["trainable_params"] == plain["trainable_params"] + D
