@@ -33,8 +33,13 @@ def cmd_sweep(args) -> int:
     from orchestrator.sweep import Sweep
     from reports.html import build_report
 
+    from orchestrator.spec import SpecError
+
     spec = load_spec(args.spec, args.override or ())
-    run = Sweep(spec, console=console).execute(address=args.address, num_cpus=args.num_cpus)
+    try:
+        run = Sweep(spec, console=console).execute(address=args.address, num_cpus=args.num_cpus)
+    except SpecError as e:  # found by the driver before any work: name the file it came from
+        raise SpecError(f"{args.spec}: {e}") from None
     report = build_report(run.path)
     console.print(f"report: {report}")
     print(report)

@@ -259,8 +259,9 @@ def _semantic_errors(spec: SweepSpec) -> list[str]:
                     errors.append(f"objectives[{i}]: '{o}' is not an objective of dataset '{d.name}' "
                                   f"(task {task.name}: {', '.join(task.objectives)})")
     names = [d.name for d in spec.datasets]
-    for dup in {n for n in names if names.count(n) > 1}:
-        errors.append(f"datasets: dataset '{dup}' listed twice")
+    for i, n in enumerate(names):
+        if n in names[:i]:
+            errors.append(f"datasets[{i}].name: dataset '{n}' listed twice (first at datasets[{names.index(n)}])")
     train_fields = set(TrainConfig.model_fields)
     for name, entry in spec.methods.items():
         where = f"methods.{name}"
@@ -365,19 +366,26 @@ def search_target(key: str, method_fields: set, train_fields: set, plugins: dict
     return f"error:not a parameter of the method or of training; known: {', '.join(sorted(method_fields | train_fields))}"
 
 
+def _invalid(source: str, errors: list[str]) -> str:
+    """One line: the file, then each error naming its YAML path."""
+    if len(errors) == 1:
+        return f"{source}: invalid sweep spec: {errors[0]}"
+    return f"{source}: invalid sweep spec ({len(errors)} errors): " + "; ".join(errors)
+
+
 def parse_spec(data: Any, source: str = "<spec>") -> SweepSpec:
     if not isinstance(data, dict):
         raise SpecError(f"{source}: the spec must be a mapping at the top level")
     bad = _non_finite(data)
     if bad:
-        raise SpecError(f"{source}: invalid sweep spec\n  " + "\n  ".join(bad))
+        raise SpecError(_invalid(source, bad))
     try:
         spec = SweepSpec.model_validate(data)
     except ValidationError as e:
-        raise SpecError(f"{source}: invalid sweep spec\n  " + "\n  ".join(_pydantic_errors(e))) from None
+        raise SpecError(_invalid(source, _pydantic_errors(e))) from None
     errors = _semantic_errors(spec)
     if errors:
-        raise SpecError(f"{source}: invalid sweep spec\n  " + "\n  ".join(errors))
+        raise SpecError(_invalid(source, errors))
     return spec
 
 
@@ -420,12 +428,20 @@ def load_spec(path: str | Path, overrides: list[str] | tuple = ()) -> SweepSpec:
     try:
         data = yaml.load(path.read_text(), Loader=_StrictLoader)  # noqa: S506 - a safe loader
     except yaml.YAMLError as e:
-        raise SpecError(f"{path}: not valid YAML: {e}") from None
+        raise SpecError(f"{path}: not valid YAML: {_yaml_error(e)}") from None
     source = str(path)
     if overrides:
         data = apply_overrides(data, overrides, source)
         source += " with --override " + " ".join(overrides)
     return parse_spec(data, source)
+
+
+def _yaml_error(e: yaml.YAMLError) -> str:
+    """PyYAML's message on one line, with where it happened."""
+    mark = getattr(e, "problem_mark", None)
+    what = " ".join(str(x) for x in (getattr(e, "context", None), getattr(e, "problem", None)) if x) or str(e)
+    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+    return " ".join(what.split()) + where
 
 
 def apply_overrides(data: Any, items: list[str] | tuple, source: str = "<spec>") -> Any:

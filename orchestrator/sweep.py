@@ -124,6 +124,7 @@ class Sweep:
         # file), else SQLite in the run folder.
         self.storage_url = spec.storage.optuna_url or os.environ.get(STORAGE_ENV) or self.run.sqlite_url()
         self.progress: LiveProgress | None = None
+        self._storage: optuna.storages.RDBStorage | None = None
 
     def say(self, msg: str) -> None:
         """Progress lines; never read as rich markup (they hold params and error text)."""
@@ -163,15 +164,22 @@ class Sweep:
             path = ensure_pretrained(backbone_config(self.spec, i), cache, progress=self.console.print)
             self.say(f"backbone {self.spec.backbones[i].name}: checkpoint {path}")
 
+    def open_storage(self) -> optuna.storages.RDBStorage:
+        """Optuna's storage, opened once; a URL that cannot be opened is a spec error
+        (its password masked), found before the run folder is created."""
+        if self._storage is None:
+            try:
+                self._storage = optuna.storages.RDBStorage(
+                    self.storage_url, engine_kwargs={"connect_args": {"timeout": 60}}
+                    if self.storage_url.startswith("sqlite") else {}
+                )
+            except Exception as e:  # SQLAlchemy raises several types for bad URLs or servers
+                what = " ".join(redact(str(e), self.storage_url).split())
+                raise SpecError(f"storage.optuna_url: cannot open '{mask_url(self.storage_url)}': {what}") from None
+        return self._storage
+
     def open_studies(self) -> dict[str, optuna.Study]:
-        try:
-            storage = optuna.storages.RDBStorage(
-                self.storage_url, engine_kwargs={"connect_args": {"timeout": 60}}
-                if self.storage_url.startswith("sqlite") else {}
-            )
-        except Exception as e:  # SQLAlchemy raises several types for bad URLs or servers
-            raise SpecError(f"storage.optuna_url: cannot open '{mask_url(self.storage_url)}': "
-                            f"{redact(str(e), self.storage_url)}") from None
+        storage = self.open_storage()
         studies = {}
         for i, cell in enumerate(self.cells):
             study = optuna.create_study(
@@ -250,6 +258,8 @@ class Sweep:
                 executor: Executor | None = None) -> RunDir:
         if executor is None and address is None:
             self.check_local_resources(num_cpus)
+        if self.storage_url != self.run.sqlite_url():  # a server: reachable before anything is written
+            self.open_storage()
         self.write_spec()
         studies = self.open_studies()
         queue: list[Cell] = []

@@ -95,5 +95,5 @@ def test_sweep_override_errors_name_it_and_create_nothing(tmp_path, capsys, monk
     f.write_text("name: x\ndatasets: [{name: freesolv}]\nbackbones: [{name: graphormer}]\nmethods: {lora: {}}\n")
     assert main(["sweep", str(f), "--override", "budget.trials_per_cell=0"]) == 2
     err = capsys.readouterr().err
-    assert "with --override budget.trials_per_cell=0" in err and "budget.trials_per_cell" in err.split("\n", 1)[1]
+    assert "with --override budget.trials_per_cell=0: invalid sweep spec: budget.trials_per_cell: " in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.yaml"]

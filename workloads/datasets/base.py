@@ -41,6 +41,8 @@ class MoleculeSource:
     fingerprint: Callable[[DatasetConfig], str]  # content digest of the data it reads
     build: Callable[[DatasetConfig], dict]  # featurized train/valid/test and label statistics
     family: str = "graph_property"  # the task family (workloads.tasks) that trains on it
+    # DatasetConfig -> problems (empty: usable), run when the spec loads, before any work
+    check: Callable[[DatasetConfig], list[str]] | None = None
 
     @property
     def direction(self) -> Literal["maximize", "minimize"]:

@@ -42,7 +42,17 @@ def file_source(name, task, metric, description, locate: Callable[[], list[Path]
     return MoleculeSource(
         name, task, metric, description,
         fingerprint=lambda cfg: stable_hash([file_digest(p) for p in locate()]), build=build,
+        check=lambda cfg: _missing(locate),
     )
+
+
+def _missing(locate: Callable) -> list[str]:
+    """The data files' problem, if ``locate`` cannot find them (nothing is read)."""
+    try:
+        locate()
+    except DataFileMissing as e:
+        return [str(e)]
+    return []
 
 
 def packaged_csv_source(name, task, metric, description, distribution, relpath, read) -> MoleculeSource:
@@ -144,6 +154,7 @@ def _register_ogb() -> None:
             name, task, metric, f"OGB {name}: {desc} (official scaffold split)",
             fingerprint=lambda cfg: stable_hash([file_digest(f) for f in ogb.on_disk_files(cfg.name, cfg.root)]),
             build=lambda cfg: ogb.build_ogb(cfg.name, cfg.root, cfg.max_molecules, cfg.split_seed),
+            check=lambda cfg: _missing(lambda: ogb.on_disk_files(cfg.name, cfg.root)),
         ))
 
 
