@@ -153,6 +153,12 @@ def summarize(records: list[dict], importance: bool = True) -> dict:
     return dict(sorted(out.items(), key=lambda kv: (kv[1]["family"], kv[0])))
 
 
+def _node(r: dict) -> str:
+    ex = r.get("executor") or {}
+    host = (r.get("device") or {}).get("host") or "?"
+    return f"{host} ({ex['node_ip']}, node {ex['node_id'][:8]})" if ex.get("node_id") else host
+
+
 def overview(records: list[dict], env: dict | None = None, spec_header: str | None = None) -> dict:
     """The sweep at a glance: when, where, and per cell how many trials finished,
     failed or were infeasible; compute time and orchestration overhead."""
@@ -165,7 +171,8 @@ def overview(records: list[dict], env: dict | None = None, spec_header: str | No
     starts = [r["timings"]["submitted_unix"] for r in records if r.get("timings", {}).get("submitted_unix")]
     ends = [r["timings"]["driver_received_unix"] for r in records
             if r.get("timings", {}).get("driver_received_unix")]
-    hosts = Counter(r.get("device", {}).get("host") for r in records if r.get("device"))
+    # nodes: Ray's node of each trial where the executor recorded it, else the host name
+    hosts = Counter(_node(r) for r in records if r.get("device") or r.get("executor", {}).get("node_id"))
     devices = Counter(str(r.get("device", {}).get("name")) for r in records if r.get("device"))
     return {
         "spec_hash": spec_header.rsplit(" ", 1)[-1] if spec_header and "content hash" in spec_header else None,

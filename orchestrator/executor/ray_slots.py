@@ -98,7 +98,10 @@ def slot_loop(config: dict) -> None:
         served += 1
         record["timings"].update(worker_process_start_unix=t_enter, worker_ready_unix=t_ready)
         record["executor"] = {"kind": "ray_slots", "slot": config["slot"], "worker_pid": os.getpid(),
-                              "trials_served_by_worker": served, "world_size": world}
+                              "trials_served_by_worker": served, "world_size": world,
+                              # which Ray node ran it: several nodes may share one host name
+                              "node_id": ray.get_runtime_context().get_node_id(),
+                              "node_ip": ray.util.get_node_ip_address()}
         if rank == 0:
             ray.get(mailbox.put_result.remote((key, record)))
 
