@@ -33,6 +33,7 @@ from workloads.util import default_cache_dir
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 STORAGE_ENV = "GRAPH_PEFT_OPTUNA_URL"
+PENALTY = 1e12  # the objective value an out-of-memory trial is told with (see Sweep._infeasible)
 
 
 def cache_dir_for(spec: SweepSpec) -> Path:
@@ -204,6 +205,10 @@ class Sweep:
                 study.tell(t.number, record["values"])
                 self.say(f"resume: {cell.id} trial {t.number} had finished; recorded its values")
                 continue
+            if record and record.get("status") == "infeasible":
+                study.tell(t.number, [-PENALTY if d == "maximize" else PENALTY for d in directions(self.spec, cell)])
+                self.say(f"resume: {cell.id} trial {t.number} had run out of memory; recorded it as infeasible")
+                continue
             error = (record or {}).get("error") or "interrupted: the sweep stopped mid-trial"
             # Optuna has no public call to annotate a trial by number; its storage API does it.
             study._storage.set_trial_user_attr(t._trial_id, "error", error)
@@ -317,6 +322,20 @@ class Sweep:
                     self._finish(p, record, finished, total)
         return self.run
 
+    def _infeasible(self, p: Pending, record: dict, finished: int, total: int) -> None:
+        """A trial out of memory teaches the sampler through a penalised value: it is told
+        as complete with the worst value in every objective (finite, dominated by every
+        real trial, so never on a front), and marked ``infeasible`` in its attributes. TPE
+        then counts it among the bad trials and moves away from that region."""
+        penalty = [-PENALTY if d == "maximize" else PENALTY for d in directions(self.spec, p.cell)]
+        p.trial.set_user_attr("error", record["error"])
+        p.trial.set_user_attr("infeasible", True)
+        p.study.tell(p.trial, penalty)
+        if self.progress is not None:
+            self.progress.cells[p.cell.id].add(record)
+            self.progress.durations.append(record["wall_s"])
+        self.say(f"[{finished}/{total}] {p.cell.id} #{p.trial.number} {p.trial.params} infeasible: {record['error']}")
+
     def _finish(self, p: Pending, record: dict, finished: int, total: int) -> None:
         record.update(
             cell=p.cell.id, dataset_name=p.cell.dataset, backbone_name=p.cell.backbone,
@@ -336,6 +355,9 @@ class Sweep:
                 values = None
         record["values"] = values
         self.run.write_trial(p.cell.id, p.trial.number, record)
+        if record["status"] == "infeasible":
+            self._infeasible(p, record, finished, total)
+            return
         if self.progress is not None:
             self.progress.cells[p.cell.id].add(record)
             self.progress.durations.append(record["wall_s"])

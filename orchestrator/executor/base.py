@@ -9,8 +9,8 @@ The driver never calls Ray (or any other runner) directly; it talks to an
   worker groups, one per concurrent slot, that pull trials from a mailbox.
 
 A *trial* is a key (unique in the sweep) and a JSON-ready ``TrialConfig`` dump.
-A *result* is the trial record (a dict) with ``status`` ``"ok"`` or ``"failed"``
-(and ``error``, ``traceback`` when failed). An executor never raises for a
+A *result* is the trial record (a dict) with ``status`` ``"ok"``, ``"failed"``, or
+``"infeasible"`` when it ran out of memory (and ``error``, ``traceback`` unless ok). An executor never raises for a
 trial's failure: a trial that raises, kills its worker, or outlives its timeout
 comes back as a failed record, and its slot comes back for the next trial.
 """
@@ -43,6 +43,31 @@ def root_cause(exc: BaseException) -> str:
     return f"{type(seen).__name__}: {text[-1] if text else ''}"
 
 
+OOM_MARKERS = ("out of memory", "can't allocate memory", "cannot allocate memory")
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """Whether an error (anywhere in its chain) is an allocation failure: CUDA's
+    ``OutOfMemoryError``, Python's ``MemoryError``, or torch's CPU allocator refusing."""
+    while exc is not None:
+        if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+            return True
+        if isinstance(exc, RuntimeError) and any(m in str(exc).lower() for m in OOM_MARKERS):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _release_cached_memory() -> None:
+    import gc
+    import sys
+
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()  # the long-lived worker serves the next trial with its memory back
+
+
 def failed(error: str, tb: str = "") -> dict:
     return {"status": "failed", "error": error[:2000], "traceback": tb[-8000:]}
 
@@ -71,6 +96,9 @@ def run_one(fn: Callable, trial: dict, rank: int = 0, world_size: int = 1) -> di
         record["status"] = "ok"
     except Exception as exc:  # noqa: BLE001 - a failed trial is data, the sweep goes on
         record = failed(root_cause(exc), "".join(traceback.format_exception(exc)))
+        if out_of_memory(exc):  # the configuration does not fit this device: data too, not a crash
+            record.update(status="infeasible", error=f"infeasible at this memory: {record['error']}")
+            _release_cached_memory()
     record.setdefault("timings", {}).update(worker_start_unix=t0, worker_done_unix=time.time())
     return record
 

@@ -1,0 +1,57 @@
+"""A configuration that does not fit in memory is infeasible, not a crash: a real
+allocation failure (an adapter whose bottleneck needs terabytes) is recorded as
+"infeasible at this memory", told to Optuna as a penalised value the sampler learns
+from, counted apart in progress and report, and the sweep goes on."""
+import io
+
+import optuna
+from rich.console import Console
+
+from orchestrator.executor import InProcessExecutor
+from orchestrator.executor.base import out_of_memory
+from orchestrator.spec import parse_spec
+from orchestrator.sweep import PENALTY, Sweep
+from reports.html import build_report
+from reports.summary import summarize
+from tests.conftest import tiny_spec
+
+
+def test_out_of_memory_is_recognised_through_the_chain():
+    import torch
+
+    try:
+        torch.empty(2**50, dtype=torch.uint8)  # a petabyte: the CPU allocator refuses
+    except RuntimeError as e:
+        assert out_of_memory(e)
+    assert out_of_memory(MemoryError()) and not out_of_memory(ValueError("out of range"))
+    try:
+        try:
+            raise MemoryError
+        except MemoryError as inner:
+            raise RuntimeError("trial failed") from inner
+    except RuntimeError as outer:
+        assert out_of_memory(outer)
+
+
+def test_a_trial_out_of_memory_is_infeasible_and_the_sweep_goes_on(tmp_path, cache_dir):
+    spec = parse_spec(tiny_spec(tmp_path, cache_dir, {
+        "adapter": {"search": {"bottleneck": {"type": "categorical", "choices": [4]}}},
+        "adapter_huge": {"method": "adapter", "params": {"bottleneck": 2**34}},  # 32 × 2^34 floats per layer
+    }, name="oom", train={"epochs": 1, "batch_size": 32}, budget={"trials_per_cell": 2}))
+    out = io.StringIO()
+    run = Sweep(spec, console=Console(file=out, width=200)).execute(executor=InProcessExecutor())
+    recs = {(r["method"], r["optuna_trial"]): r for r in run.trial_records()}
+    assert [recs[("adapter", i)]["status"] for i in range(2)] == ["ok", "ok"]
+    huge = [recs[("adapter_huge", i)] for i in range(2)]
+    assert all(r["status"] == "infeasible" for r in huge)
+    assert all(r["error"].startswith("infeasible at this memory: RuntimeError") and "allocate" in r["error"]
+               for r in huge)
+    study = optuna.load_study(study_name="freesolv__graphormer__adapter_huge", storage=run.sqlite_url())
+    for t in study.trials:  # complete with the penalty in every objective: the sampler sees a bad trial
+        assert t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs["infeasible"]
+        assert t.values == [PENALTY, PENALTY, PENALTY]  # rmse, memory and latency are all minimised
+    assert "infeasible: infeasible at this memory" in out.getvalue()
+    group = summarize(run.trial_records())["freesolv / graphormer"]
+    assert len(group["infeasible"]) == 2 and {r["method"] for r in group["trials"]} == {"adapter"}
+    page = build_report(run.path).read_text()
+    assert "infeasible at this memory" in page and "2 infeasible" in page
