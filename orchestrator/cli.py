@@ -36,8 +36,13 @@ def cmd_sweep(args) -> int:
     from orchestrator.spec import SpecError
 
     spec = load_spec(args.spec, args.override or ())
+    executor = None
+    if args.executor == "inprocess":
+        from orchestrator.executor import InProcessExecutor
+
+        executor = InProcessExecutor()
     try:
-        run = Sweep(spec, console=console).execute(address=args.address, num_cpus=args.num_cpus)
+        run = Sweep(spec, console=console).execute(address=args.address, num_cpus=args.num_cpus, executor=executor)
     except SpecError as e:  # found by the driver before any work: name the file it came from
         raise SpecError(f"{args.spec}: {e}") from None
     report = build_report(run.path)
@@ -169,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--address", default=os.environ.get("RAY_ADDRESS"),
                    help="Ray cluster to join (default: $RAY_ADDRESS, else start Ray locally)")
     s.add_argument("--num-cpus", type=int, default=None, help="CPUs for a local Ray (default: all)")
+    s.add_argument("--executor", choices=["ray", "inprocess"], default="ray",
+                   help="ray: long-lived Ray Train worker groups (default); inprocess: one trial at a time in "
+                   "this process, no Ray (debugging, small machines)")
     _add_override(s)
     s.set_defaults(fn=cmd_sweep)
 

@@ -86,6 +86,9 @@ class Storage(_Strict):
     cache_dir: str | None = Field(
         default=None, description="dataset/checkpoint cache; default $GRAPH_PEFT_CACHE or ~/.cache/graph-peft-sweep"
     )
+    heartbeat_s: float = Field(
+        default=10.0, ge=1.0, le=3600.0, description="a driver's heartbeat for its running trials; a trial silent "
+        "for 3 beats (its driver died) is failed as interrupted by the next driver that looks")
 
 
 class SweepSpec(_Strict):

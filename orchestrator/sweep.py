@@ -10,9 +10,12 @@ as failed otherwise) and the remaining budget runs.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
+import threading
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +34,18 @@ from workloads.config import BackboneConfig, MethodSpec, TrainConfig, TrialConfi
 from workloads.util import default_cache_dir
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def _heartbeat_warnings_off():
+    """The driver asks and tells (trials run elsewhere) and beats for its running trials
+    itself (Sweep._beat), where Optuna's warning assumes only Study.optimize does; and
+    Optuna marks its heartbeat API experimental. Both are used on purpose."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        yield
 
 STORAGE_ENV = "GRAPH_PEFT_OPTUNA_URL"
 PENALTY = 1e12  # the objective value an out-of-memory trial is told with (see Sweep._infeasible)
@@ -113,6 +128,7 @@ class Pending:
     trial: Trial
     started: float  # perf_counter at submission
     submitted_unix: float = 0.0
+    trial_id: int = -1  # the storage's id, for heartbeats
 
 
 class Sweep:
@@ -126,6 +142,11 @@ class Sweep:
         self.storage_url = spec.storage.optuna_url or os.environ.get(STORAGE_ENV) or self.run.sqlite_url()
         self.progress: LiveProgress | None = None
         self._storage: optuna.storages.RDBStorage | None = None
+        self._inflight: dict[str, Pending] = {}
+        self._seen: dict[str, dict[int, bool]] = {}  # per cell: trial number -> its record counts
+        self._full: set[str] = set()  # cells without budget left when last looked at (until the next settle)
+        self._rr = 0
+        self._settled = time.monotonic()
 
     def say(self, msg: str) -> None:
         """Progress lines; never read as rich markup (they hold params and error text)."""
@@ -166,14 +187,21 @@ class Sweep:
             self.say(f"backbone {self.spec.backbones[i].name}: checkpoint {path}")
 
     def open_storage(self) -> optuna.storages.RDBStorage:
-        """Optuna's storage, opened once; a URL that cannot be opened is a spec error
-        (its password masked), found before the run folder is created."""
+        """Optuna's storage, opened once, with heartbeats: every driver beats for its
+        running trials, and a trial whose beat stops (its driver died) is failed by
+        ``optuna.storages.fail_stale_trials`` in whichever driver looks next. A URL that
+        cannot be opened is a spec error (its password masked), found before the run
+        folder is created."""
         if self._storage is None:
+            hb = self.spec.storage.heartbeat_s
             try:
-                self._storage = optuna.storages.RDBStorage(
-                    self.storage_url, engine_kwargs={"connect_args": {"timeout": 60}}
-                    if self.storage_url.startswith("sqlite") else {}
-                )
+                with _heartbeat_warnings_off():
+                    self._storage = optuna.storages.RDBStorage(
+                        self.storage_url, engine_kwargs={"connect_args": {"timeout": 60}}
+                        if self.storage_url.startswith("sqlite") else {},
+                        heartbeat_interval=max(1, round(hb)), grace_period=max(2, round(3 * hb)),
+                        heartbeat_stale_trial_callback=self._stale_trial,
+                    )
             except Exception as e:  # SQLAlchemy raises several types for bad URLs or servers
                 what = " ".join(redact(str(e), self.storage_url).split())
                 raise SpecError(f"storage.optuna_url: cannot open '{mask_url(self.storage_url)}': {what}") from None
@@ -192,48 +220,79 @@ class Sweep:
             study.sampler = make_sampler(self.spec, i, len(study.trials))
             study.set_user_attr("objectives", self.spec.cell_objectives(cell))
             study.set_user_attr("cell", {"dataset": cell.dataset, "backbone": cell.backbone, "method": cell.method})
-            self._recover(cell, study)
             studies[cell.id] = study
         return studies
 
-    def _recover(self, cell: Cell, study: optuna.Study) -> None:
-        """Close trials a crashed driver left RUNNING: with their values if their
-        record was written, as failed (with the recorded or an 'interrupted' error) otherwise."""
-        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            record = self.run.read_trial(cell.id, t.number)
-            if record and record.get("status") == "ok" and record.get("values"):
-                study.tell(t.number, record["values"])
-                self.say(f"resume: {cell.id} trial {t.number} had finished; recorded its values")
-                continue
-            if record and record.get("status") == "infeasible":
-                study.tell(t.number, [-PENALTY if d == "maximize" else PENALTY for d in directions(self.spec, cell)])
-                self.say(f"resume: {cell.id} trial {t.number} had run out of memory; recorded it as infeasible")
-                continue
-            error = (record or {}).get("error") or "interrupted: the sweep stopped mid-trial"
-            # Optuna has no public call to annotate a trial by number; its storage API does it.
-            study._storage.set_trial_user_attr(t._trial_id, "error", error)
-            if not record:  # the crash, not the configuration, ended it: it does not use up budget
-                study._storage.set_trial_user_attr(t._trial_id, "interrupted", True)
-            study.tell(t.number, state=TrialState.FAIL)
-            if not record:
-                self.run.write_trial(cell.id, t.number, {
-                    "status": "failed", "error": error, "cell": cell.id, "dataset_name": cell.dataset,
-                    "backbone_name": cell.backbone, "method": cell.method, "optuna_trial": t.number,
-                    "params": t.params, "values": None, "interrupted": True,
-                })
-            self.say(f"resume: {cell.id} trial {t.number} did not finish ({error}); marked failed")
+    # -- what others left: written-but-untold trials, stale trials ------------
+    def settle(self, studies: dict[str, optuna.Study]) -> None:
+        """Tell the trials whose record was written but whose driver died before telling
+        (with their values, or the infeasible penalty), then fail the stale ones."""
+        for cell in self.cells:
+            study = studies[cell.id]
+            mine = {p.trial.number for p in self._inflight.values() if p.cell.id == cell.id}
+            for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                record = None if t.number in mine else self.run.read_trial(cell.id, t.number)
+                if not record or record.get("interrupted"):
+                    continue
+                values = record.get("values") if record.get("status") == "ok" else (
+                    self._penalty(cell) if record.get("status") == "infeasible" else None)
+                try:  # another live driver may tell it first: then there is nothing to do
+                    if values:
+                        study.tell(t.number, values)
+                    else:
+                        study.tell(t.number, state=TrialState.FAIL)
+                    self.say(f"resume: {cell.id} trial {t.number} had ended ({record.get('status')}); told Optuna")
+                except (ValueError, RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
+                    pass
+            with _heartbeat_warnings_off():
+                optuna.storages.fail_stale_trials(study)
+
+    def _stale_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        """Optuna's callback for a trial failed for a stopped heartbeat: its driver died
+        mid-trial. Recorded as interrupted, which does not use up budget."""
+        cell = next(c for c in self.cells if c.id == study.study_name)
+        if self.run.read_trial(cell.id, trial.number) is None:
+            error = "interrupted: its driver stopped mid-trial (no heartbeat)"
+            self.run.write_trial(cell.id, trial.number, self._stub(cell, trial.number, trial.params, error))
+            self.say(f"resume: {cell.id} trial {trial.number} did not finish ({error}); recorded as interrupted")
+
+    def _stub(self, cell: Cell, number: int, params: dict, error: str) -> dict:
+        return {"status": "failed", "error": error, "cell": cell.id, "dataset_name": cell.dataset,
+                "backbone_name": cell.backbone, "method": cell.method, "optuna_trial": number,
+                "params": params, "values": None, "interrupted": True}
+
+    # -- the budget, shared by every driver ----------------------------------
+    def _counted(self, cell: Cell) -> set[int]:
+        """Trial numbers of the cell that used budget: ended (ok, failed or infeasible),
+        not cut short by a crash. From the records, which every driver writes."""
+        known = self._seen.setdefault(cell.id, {})
+        folder = self.run.trial_file(cell.id, 0).parent
+        for f in folder.glob("trial-*.json") if folder.is_dir() else ():
+            n = int(f.stem.removeprefix("trial-"))
+            if n not in known:
+                r = self.run.read_trial(cell.id, n)
+                known[n] = bool(r) and not r.get("interrupted")
+        return {n for n, counted in known.items() if counted}
+
+    def used(self, cell: Cell, study: optuna.Study, below: int | None = None) -> int:
+        """Budget used by the cell: ended trials plus running ones (any driver's), all or
+        only those numbered below ``below``."""
+        running = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+        nums = self._counted(cell) | running
+        return len(nums if below is None else {n for n in nums if n < below})
+
+    def remaining(self, study: optuna.Study) -> int:
+        """Budget left in a cell: ended trials and running ones count, trials cut short by
+        a crash do not."""
+        cell = next(c for c in self.cells if c.id == study.study_name)
+        return max(0, self.spec.budget.trials_per_cell - self.used(cell, study))
+
+    def _penalty(self, cell: Cell) -> list[float]:
+        return [-PENALTY if d == "maximize" else PENALTY for d in directions(self.spec, cell)]
 
     # -- the loop -----------------------------------------------------------
     def _values(self, cell: Cell, record: dict) -> list[float]:
         return [float(record["objectives"][o]) for o in self.spec.cell_objectives(cell)]
-
-    def remaining(self, study: optuna.Study) -> int:
-        """Budget left: completed and failed trials count, trials cut short by a crash do not."""
-        done = [
-            t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL))
-            if not t.user_attrs.get("interrupted")
-        ]
-        return max(0, self.spec.budget.trials_per_cell - len(done))
 
     def make_executor(self, address: str | None = None, num_cpus: int | None = None) -> Executor:
         """The default executor: one long-lived Ray Train worker group per concurrent trial."""
@@ -259,6 +318,29 @@ class Sweep:
         if problems:
             raise SpecError("resources: " + "; ".join(problems))
 
+    def _beat(self, stop: threading.Event) -> None:
+        """Record a heartbeat for each of this driver's running trials, every interval."""
+        storage, hb = self.open_storage(), max(1, round(self.spec.storage.heartbeat_s))
+        while not stop.wait(hb):
+            for p in list(self._inflight.values()):
+                try:
+                    storage.record_heartbeat(p.trial_id)
+                except Exception:  # noqa: BLE001 - a missed beat is retried next interval
+                    log.debug("heartbeat failed", exc_info=True)
+
+    def _next_cell(self, studies: dict[str, optuna.Study]) -> Cell | None:
+        """The next cell with budget left, round-robin so every cell progresses together."""
+        n = len(self.cells)
+        for k in range(n):
+            cell = self.cells[(self._rr + k) % n]
+            if cell.id in self._full:
+                continue
+            if self.remaining(studies[cell.id]) > 0:
+                self._rr = (self._rr + k + 1) % n
+                return cell
+            self._full.add(cell.id)  # looked at again after the next settle (a crashed trial frees budget)
+        return None
+
     def execute(self, address: str | None = None, num_cpus: int | None = None,
                 executor: Executor | None = None) -> RunDir:
         if executor is None and address is None:
@@ -267,19 +349,13 @@ class Sweep:
             self.open_storage()
         self.write_spec()
         studies = self.open_studies()
-        queue: list[Cell] = []
-        todo = {c.id: self.remaining(studies[c.id]) for c in self.cells}
-        while any(todo.values()):  # round-robin so every cell progresses together
-            for c in self.cells:
-                if todo[c.id]:
-                    queue.append(c)
-                    todo[c.id] -= 1
-        total = len(queue)
-        if not total:
+        self.settle(studies)
+        total = sum(self.remaining(studies[c.id]) for c in self.cells)
+        others = any(studies[c.id].get_trials(deepcopy=False, states=(TrialState.RUNNING,)) for c in self.cells)
+        if not total and not others:
             self.say(f"sweep {self.spec.name}: {len(self.cells)} studies, nothing left to run")
             return self.run
         ex = executor or self.make_executor(address, num_cpus)
-        inflight: dict[str, Pending] = {}
         finished = 0
         self.progress = LiveProgress(self.spec.name, self.spec.resources.max_concurrent_trials)
         for c in self.cells:
@@ -290,47 +366,81 @@ class Sweep:
         # A live table on a terminal; plain log lines otherwise (CI, nohup, a pipe).
         live = Live(self.progress, console=self.console, refresh_per_second=2) if self.console.is_terminal \
             else contextlib.nullcontext()
+        stop = threading.Event()
+        beat = threading.Thread(target=self._beat, args=(stop,), daemon=True, name="optuna-heartbeat")
+        hb = max(1, round(self.spec.storage.heartbeat_s))
         with contextlib.closing(ex), live:  # stops the workers however the loop ends
             ex.start()  # workers start (seconds) while the driver featurizes and pretrains
             self.prepare()
             self.say(f"sweep {self.spec.name}: {len(self.cells)} studies, {total} trials to run")
-            while queue or inflight:
-                while queue and ex.free_slots() > 0:
-                    cell = queue.pop(0)
-                    study = studies[cell.id]
-                    space = self.spec.methods[cell.method].search
-                    trial = study.ask(distributions(space))
-                    try:
-                        cfg = trial_config(self.spec, cell, trial.params, f"{cell.id}/{trial.number}")
-                    except Exception as exc:  # an invalid combination of proposed values
-                        finished += 1
-                        self._finish(Pending(cell, study, trial, time.perf_counter()),
-                                     {"status": "failed", "error": f"invalid trial config: {exc}"[:2000]},
-                                     finished, total)
-                        continue
-                    dumped = cfg.model_dump(mode="json")
-                    trial.set_user_attr("trial_config", dumped)
-                    key = ex.submit(f"{cell.id}#{trial.number}", dumped)
-                    inflight[key] = Pending(cell, study, trial, time.perf_counter(), time.time())
-                    self.progress.cells[cell.id].running += 1
-                if not inflight:
-                    continue
-                for key, record in ex.wait():
-                    finished += 1
-                    p = inflight.pop(key)
-                    self.progress.cells[p.cell.id].running -= 1
-                    self._finish(p, record, finished, total)
+            beat.start()
+            try:
+                while True:
+                    while ex.free_slots() > 0:
+                        cell = self._next_cell(studies)
+                        if cell is None:
+                            break
+                        finished += self._submit(ex, cell, studies[cell.id], finished, total)
+                    if self._inflight:
+                        for key, record in ex.wait(timeout=hb):
+                            finished += 1
+                            p = self._inflight.pop(key)
+                            self.progress.cells[p.cell.id].running -= 1
+                            self._finish(p, record, finished, total)
+                    elif any(studies[c.id].get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                             for c in self.cells):
+                        time.sleep(hb)  # another driver's trials: they end, or go stale and free budget
+                    else:
+                        break
+                    if time.monotonic() - self._settled > hb:
+                        self._full.clear()
+                        self.settle(studies)
+                        self._settled = time.monotonic()
+            finally:
+                stop.set()
         return self.run
+
+    def _submit(self, ex: Executor, cell: Cell, study: optuna.Study, finished: int, total: int) -> int:
+        """Ask, check the budget, hand the trial to the executor; returns 1 if it ended at once."""
+        storage = self.open_storage()
+        space = self.spec.methods[cell.method].search
+        with _heartbeat_warnings_off():
+            trial = study.ask(distributions(space))
+        trial_id = storage.get_trial_id_from_study_id_trial_number(
+            storage.get_study_id_from_name(cell.id), trial.number)
+        storage.record_heartbeat(trial_id)
+        # Two drivers may ask at once: a trial runs only if fewer than the budget of the
+        # cell's counted and running trials precede it (every driver applies the same rule).
+        if self.used(cell, study, below=trial.number) >= self.spec.budget.trials_per_cell:
+            self.run.write_trial(cell.id, trial.number, self._stub(
+                cell, trial.number, trial.params, "interrupted: not run, the budget was taken by another driver"))
+            study.tell(trial, state=TrialState.FAIL)
+            self._full.add(cell.id)
+            return 0
+        try:
+            cfg = trial_config(self.spec, cell, trial.params, f"{cell.id}/{trial.number}")
+        except Exception as exc:  # an invalid combination of proposed values
+            self._finish(Pending(cell, study, trial, time.perf_counter(), trial_id=trial_id),
+                         {"status": "failed", "error": f"invalid trial config: {exc}"[:2000]}, finished + 1, total)
+            return 1
+        dumped = cfg.model_dump(mode="json")
+        trial.set_user_attr("trial_config", dumped)
+        key = ex.submit(f"{cell.id}#{trial.number}", dumped)
+        self._inflight[key] = Pending(cell, study, trial, time.perf_counter(), time.time(), trial_id)
+        self.progress.cells[cell.id].running += 1
+        return 0
 
     def _infeasible(self, p: Pending, record: dict, finished: int, total: int) -> None:
         """A trial out of memory teaches the sampler through a penalised value: it is told
         as complete with the worst value in every objective (finite, dominated by every
         real trial, so never on a front), and marked ``infeasible`` in its attributes. TPE
         then counts it among the bad trials and moves away from that region."""
-        penalty = [-PENALTY if d == "maximize" else PENALTY for d in directions(self.spec, p.cell)]
-        p.trial.set_user_attr("error", record["error"])
-        p.trial.set_user_attr("infeasible", True)
-        p.study.tell(p.trial, penalty)
+        try:
+            p.trial.set_user_attr("error", record["error"])
+            p.trial.set_user_attr("infeasible", True)
+            p.study.tell(p.trial, self._penalty(p.cell))
+        except (ValueError, RuntimeError):
+            pass  # another driver settled it from the record first
         if self.progress is not None:
             self.progress.cells[p.cell.id].add(record)
             self.progress.durations.append(record["wall_s"])
@@ -362,13 +472,19 @@ class Sweep:
             self.progress.cells[p.cell.id].add(record)
             self.progress.durations.append(record["wall_s"])
         if values is None:
-            p.trial.set_user_attr("error", record["error"])
-            p.study.tell(p.trial, state=TrialState.FAIL)
+            try:
+                p.trial.set_user_attr("error", record["error"])
+                p.study.tell(p.trial, state=TrialState.FAIL)
+            except (ValueError, RuntimeError):
+                pass  # another driver settled it from the record first
             self.say(
                 f"[{finished}/{total}] {p.cell.id} #{p.trial.number} failed: {record['error']}"
             )
             return
-        p.study.tell(p.trial, values)
+        try:
+            p.study.tell(p.trial, values)
+        except ValueError:
+            pass  # another driver settled it from the record first, with these values
         o, m = record["objectives"], record["metrics"]
         self.say(
             f"[{finished}/{total}] {p.cell.id} #{p.trial.number} {p.trial.params} → val "

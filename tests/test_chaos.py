@@ -1,5 +1,6 @@
 """Chaos: SIGKILL a running sweep (driver, Ray and the trial) and resume it."""
 import glob
+import json
 import os
 import signal
 import subprocess
@@ -19,7 +20,8 @@ pytestmark = pytest.mark.e2e
 def test_killed_sweep_resumes_to_its_full_budget(tmp_path, cache_dir):
     spec = tiny_spec(tmp_path, cache_dir, {"linear_probe": {}}, name="chaos",
                      budget={"trials_per_cell": 3}, train={"epochs": 25, "batch_size": 32},
-                     resources={"max_concurrent_trials": 1, "cpus_per_worker": 1})
+                     resources={"max_concurrent_trials": 1, "cpus_per_worker": 1},
+                     storage={"root": str(tmp_path / "runs"), "cache_dir": str(cache_dir), "heartbeat_s": 1})
     f = tmp_path / "spec.yaml"
     f.write_text(yaml.safe_dump(spec))
     cmd = [sys.executable, "-m", "orchestrator.cli", "sweep", str(f), "--num-cpus", "2"]
@@ -45,6 +47,7 @@ def test_killed_sweep_resumes_to_its_full_budget(tmp_path, cache_dir):
     complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
     cut = [t for t in study.trials if t.state == TrialState.FAIL]
     assert len(complete) == 3  # the full budget, despite the kill
-    assert all(t.user_attrs.get("interrupted") for t in cut)
+    recs = {json.loads(open(f).read())["optuna_trial"]: json.loads(open(f).read()) for f in glob.glob(trials)}
+    assert all(recs[t.number]["interrupted"] for t in cut)
     assert all(t.state != TrialState.RUNNING for t in study.trials)
     assert (tmp_path / "runs" / "chaos" / "report.html").exists()

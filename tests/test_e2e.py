@@ -24,6 +24,7 @@ def spec_dict(tmp_path, cache_dir, **over):
     over = {
         "budget": {"trials_per_cell": 2, "n_startup_trials": 1, "seeds": 2},
         "resources": {"num_workers": 1, "cpus_per_worker": 1, "max_concurrent_trials": 2},
+        "storage": {"root": str(tmp_path / "runs"), "cache_dir": str(cache_dir), "heartbeat_s": 1},
         **over,
     }
     return tiny_spec(tmp_path, cache_dir, over.pop("methods", methods), **over)
@@ -89,9 +90,13 @@ def test_sweep_end_to_end_and_resume(tmp_path, cache_dir, local_ray):
     rest = page.replace(get_plotlyjs(), "")
     assert "<script src" not in rest and "<link" not in rest and "cdn" not in rest
 
-    # A crash: a lora trial was running (no record yet) and a probe trial had written
-    # its record but not been told. The resumed sweep closes both and runs the rest.
-    lora.ask()
+    # A crash: a lora trial was running (no record yet, its heartbeat stops) and a probe
+    # trial had written its record but not been told. The resumed sweep tells the one,
+    # fails the other once its heartbeat is stale, and runs the rest.
+    cut = lora.ask()
+    st = optuna.storages.RDBStorage(storage, heartbeat_interval=1)
+    st.record_heartbeat(st.get_trial_id_from_study_id_trial_number(st.get_study_id_from_name(lora.study_name),
+                                                                   cut.number))
     probe_study = optuna.load_study(study_name="freesolv__graphormer__linear_probe", storage=storage)
     t = probe_study.ask()
     done = dict(by_trial[("freesolv__graphormer__linear_probe", 0)], optuna_trial=t.number)
@@ -102,7 +107,6 @@ def test_sweep_end_to_end_and_resume(tmp_path, cache_dir, local_ray):
     lora = optuna.load_study(study_name="freesolv__graphormer__lora", storage=storage)
     C, F = TrialState.COMPLETE, TrialState.FAIL
     assert [t.state for t in lora.trials] == [C, C, F, C, C]  # the interrupted one is re-run
-    assert "interrupted" in lora.trials[2].user_attrs["error"] and lora.trials[2].user_attrs["interrupted"]
     probe_study = optuna.load_study(study_name="freesolv__graphormer__linear_probe", storage=storage)
     assert [t.state for t in probe_study.trials] == [C, C, C, C]
     assert list(probe_study.trials[2].values) == done["values"]
@@ -110,6 +114,7 @@ def test_sweep_end_to_end_and_resume(tmp_path, cache_dir, local_ray):
     assert len(rd.trial_records()) == 9  # the interrupted trial is recorded as failed too
     assert rd.read_trial("freesolv__graphormer__lora", 2)["status"] == "failed"
     assert rd.read_trial("freesolv__graphormer__lora", 2)["interrupted"] is True
+    assert "no heartbeat" in rd.read_trial("freesolv__graphormer__lora", 2)["error"]
     assert "1 trial(s) were cut short by a crash of the driver" in build_report(rd.path).read_text()
 
     # the spec may not change under a run (budget aside)
