@@ -76,6 +76,9 @@ class Resources(_Strict):
         description="a trial running longer (from when its worker takes it) is cut and recorded as failed; "
         "null: no limit",
     )
+    max_retries: int = Field(
+        default=1, ge=0, le=10, description="a trial whose worker died under it (killed, out of host memory, a "
+        "lost node) runs again, same configuration, up to this many times; a trial that raises is not retried")
 
 
 class Storage(_Strict):

@@ -16,7 +16,7 @@ import os
 import threading
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import optuna
@@ -129,6 +129,8 @@ class Pending:
     started: float  # perf_counter at submission
     submitted_unix: float = 0.0
     trial_id: int = -1  # the storage's id, for heartbeats
+    config: dict | None = None  # the TrialConfig dump handed to the executor (a retry sends it again)
+    retried_after: list = field(default_factory=list)  # errors of the attempts its worker died under
 
 
 class Sweep:
@@ -383,8 +385,11 @@ class Sweep:
                         finished += self._submit(ex, cell, studies[cell.id], finished, total)
                     if self._inflight:
                         for key, record in ex.wait(timeout=hb):
-                            finished += 1
                             p = self._inflight.pop(key)
+                            if record.get("worker_lost") and len(p.retried_after) < self.spec.resources.max_retries:
+                                self._retry(ex, p, record)
+                                continue
+                            finished += 1
                             self.progress.cells[p.cell.id].running -= 1
                             self._finish(p, record, finished, total)
                     elif any(studies[c.id].get_trials(deepcopy=False, states=(TrialState.RUNNING,))
@@ -426,9 +431,19 @@ class Sweep:
         dumped = cfg.model_dump(mode="json")
         trial.set_user_attr("trial_config", dumped)
         key = ex.submit(f"{cell.id}#{trial.number}", dumped)
-        self._inflight[key] = Pending(cell, study, trial, time.perf_counter(), time.time(), trial_id)
+        self._inflight[key] = Pending(cell, study, trial, time.perf_counter(), time.time(), trial_id, dumped)
         self.progress.cells[cell.id].running += 1
         return 0
+
+    def _retry(self, ex: Executor, p: Pending, record: dict) -> None:
+        """The trial's failure policy: its worker died under it, so the same configuration
+        runs again in the same Optuna trial (which stays running, its heartbeat going on)."""
+        p.retried_after.append(record["error"])
+        n, most = len(p.retried_after), self.spec.resources.max_retries
+        self.say(f"{p.cell.id} #{p.trial.number}: {record['error']}; running it again ({n} of {most} retries)")
+        key = ex.submit(f"{p.cell.id}#{p.trial.number}.retry{n}", p.config)
+        p.submitted_unix = time.time()
+        self._inflight[key] = p
 
     def _infeasible(self, p: Pending, record: dict, finished: int, total: int) -> None:
         """A trial out of memory teaches the sampler through a penalised value: it is told
@@ -451,6 +466,7 @@ class Sweep:
             cell=p.cell.id, dataset_name=p.cell.dataset, backbone_name=p.cell.backbone,
             method=p.cell.method, optuna_trial=p.trial.number, params=p.trial.params,
             objective_names=self.spec.cell_objectives(p.cell), wall_s=time.perf_counter() - p.started,
+            retried_after=p.retried_after,
         )
         t = record.setdefault("timings", {})
         if "worker_start_unix" in t:

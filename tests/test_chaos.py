@@ -51,3 +51,39 @@ def test_killed_sweep_resumes_to_its_full_budget(tmp_path, cache_dir):
     assert all(recs[t.number]["interrupted"] for t in cut)
     assert all(t.state != TrialState.RUNNING for t in study.trials)
     assert (tmp_path / "runs" / "chaos" / "report.html").exists()
+
+
+def test_worker_killed_mid_trial_is_retried_and_the_sweep_finishes(tmp_path, cache_dir):
+    """SIGKILL the Ray Train worker while it trains: the trial's failure policy
+    (resources.max_retries) runs the same configuration again in a fresh worker group."""
+    import psutil
+
+    spec = tiny_spec(tmp_path, cache_dir, {"linear_probe": {}}, name="wkill",
+                     budget={"trials_per_cell": 2}, train={"epochs": 500, "batch_size": 32},
+                     resources={"max_concurrent_trials": 1, "cpus_per_worker": 1, "max_retries": 1})
+    f = tmp_path / "spec.yaml"
+    f.write_text(yaml.safe_dump(spec))
+    cmd = [sys.executable, "-m", "orchestrator.cli", "sweep", str(f), "--num-cpus", "2"]
+    proc = subprocess.Popen(cmd, stdout=open(tmp_path / "log.txt", "w"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    deadline = time.time() + 300
+    first = tmp_path / "runs" / "wkill" / "trials" / "freesolv__graphormer__linear_probe" / "trial-0000.json"
+    try:
+        # the first trial's record appears: the same warm worker is now training the second
+        while not first.exists() and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        time.sleep(1.0)  # (a trial here: about 10 s of 500 epochs)
+        pid = json.loads(first.read_text())["executor"]["worker_pid"]
+        victim = psutil.Process(pid)
+        victim.send_signal(signal.SIGKILL)
+        assert proc.wait(600) == 0, (tmp_path / "log.txt").read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    recs = [json.loads(open(x).read()) for x in glob.glob(str(tmp_path / "runs" / "wkill" / "trials" / "*" / "*.json"))]
+    recs = {r["optuna_trial"]: r for r in recs}
+    assert sorted(recs) == [0, 1] and all(r["status"] == "ok" for r in recs.values())
+    assert recs[0]["retried_after"] == [] and len(recs[1]["retried_after"]) == 1
+    assert "worker group died" in recs[1]["retried_after"][0]
+    assert recs[1]["executor"]["worker_pid"] != victim.pid  # it ran again in a fresh worker
+    assert "running it again (1 of 1 retries)" in (tmp_path / "log.txt").read_text()

@@ -264,7 +264,9 @@ class RaySlotExecutor(Executor):
                 info = ray.get(s.run_ref)
                 why = info.get("error") or "the worker group stopped"
                 if s.key is not None:
-                    out.append((s.key, failed(f"worker group died: {why}", info.get("traceback", ""))))
+                    # the worker, not the configuration, failed: the driver may run it again
+                    out.append((s.key, failed(f"worker group died: {why}", info.get("traceback", ""))
+                                | {"worker_lost": True}))
                 self._restart(s, kill=False)
         now = time.monotonic()
         for s in list(self.slots.values()):
