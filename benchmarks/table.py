@@ -199,18 +199,27 @@ def verdicts(rows: list[dict]) -> list[str]:
         out.append(f"The proximal term improved the test score in {helped} of {n} method × dataset × backbone "
                    "comparisons.")
     n = gained = 0
-    extra = set()
+    extra, rel = set(), []
     for ds, bb in sorted(groups):
         a, b = score(ds, bb, "adapter"), score(ds, bb, "adapter_gist")
         if a is not None and b is not None:
             n += 1
             gained += b > a
+            rel.append((b - a) / abs(a))  # scores are signed so that larger is better
             rb = next(x for x in ok if (x["dataset"], x["backbone"], x["method"]) == (ds, bb, "adapter_gist"))
             extra.add(_plugin_params(rb).get("gist"))
     if n:
-        out.append(f"GIST on the adapter: {gained} of {n} pairs gained; the plug-in itself adds "
+        out.append(f"GIST on the adapter: {gained} of {n} pairs gained, a mean relative change of "
+                   f"{100 * sum(rel) / len(rel):+.1f}% in test score (positive: better); the plug-in itself adds "
                    f"{' / '.join(str(x) for x in sorted(extra, key=str))} trainable parameters (its token, counted "
                    "in the trial record's notes.plugin_params).")
+    wins: dict[str, int] = {}
+    for ds, bb in sorted(groups):
+        mine = [x for x in ok if (x["dataset"], x["backbone"]) == (ds, bb)]
+        best = max(mine, key=lambda x: score(ds, bb, x["method"]))
+        wins[best["method"]] = wins.get(best["method"], 0) + 1
+    out.append("Best test score per dataset × backbone pair: " + ", ".join(
+        f"{m} {k}" for m, k in sorted(wins.items(), key=lambda kv: -kv[1])) + f" (of {len(groups)}).")
     peft = [r for r in ok if r["method"] != "full" and r.get("peak_rel_full") is not None]
     if peft:
         below = sum(float(r["peak_rel_full"]) < 1 for r in peft)
@@ -265,7 +274,13 @@ def render(rows: list[dict], args, wall: float) -> str:
                   "worth adapting, which favours full fine-tuning. Treat this slice's ranking as preliminary."]
     lines += ["", "## Against the papers' claims", ""] + [f"- {v}" for v in verdicts(rows)] + [
         "", f"With small backbones, few trials and {args.seeds} seeds, differences within a standard deviation are not "
-        "evidence either way.", ""]
+        "evidence either way."]
+    if args.trials <= 2:
+        lines += ["", f"Each variant's configuration is the better of {args.trials} draws from its search space "
+                  "(TPE's random start-up trials): a method with a sensitive hyperparameter (an adapter's learning "
+                  "rate, the proximal weight) is judged at a near-random setting. Run `orchestrator sweep` with a "
+                  "real budget (`sweeps/full.yaml`) before drawing conclusions about a method."]
+    lines += [""]
     return "\n".join(lines)
 
 
