@@ -139,8 +139,8 @@ def cmd_status(args) -> int:
     cells, note = sweep_status(args.run_dir)
     done = sum(c.done + c.failed + c.infeasible for c in cells.values())
     budget = sum(c.budget for c in cells.values())
-    console.print(status_table(cells, f"{Path(args.run_dir).resolve().name}: {done} of {budget} trials ended",
-                               note))
+    out = console if console.is_terminal else Console(highlight=False, width=160)  # a pipe: no squeezed columns
+    out.print(status_table(cells, f"{Path(args.run_dir).resolve().name}: {done} of {budget} trials ended", note))
     return 0
 
 
