@@ -324,7 +324,7 @@ class Sweep:
         """Record a heartbeat for each of this driver's running trials, every interval."""
         storage, hb = self.open_storage(), max(1, round(self.spec.storage.heartbeat_s))
         while not stop.wait(hb):
-            for p in list(self._inflight.values()):
+            for p in dict(self._inflight).values():  # a copy: the main thread adds and removes trials
                 try:
                     storage.record_heartbeat(p.trial_id)
                 except Exception:  # noqa: BLE001 - a missed beat is retried next interval
