@@ -186,7 +186,8 @@ def _importance_table(entry: dict) -> str:
     return out + ("<p class='note'>Optuna's fANOVA importance (FanovaImportanceEvaluator, 16 trees, seed 0) of each searched "
                   "parameter, per objective, over the variant's finished trials (it sums to 1 per objective); ρ: "
                   "Spearman's rank correlation of the parameter with that objective (positive: larger values raise "
-                  "it), where the parameter is a number.</p>")
+                  "it), where the parameter is a number. With one searched parameter its importance is 1 by "
+                  "construction, measurement noise included; read ρ then.</p>")
 
 
 def _problems(entry: dict) -> str:
