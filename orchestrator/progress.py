@@ -117,10 +117,14 @@ def _running_from_storage(spec, run, cells: dict[str, CellProgress]) -> str:
         return "no Optuna storage yet: nothing has run"
     try:
         storage = optuna.storages.RDBStorage(url, skip_table_creation=True)
+        from orchestrator.sweep import study_name
+
+        names = {study_name(spec, c, url, run.sqlite_url()): c for c in cells}
         for s in optuna.study.get_all_study_summaries(storage, include_best_trial=False):
-            if s.study_name in cells:
+            if s.study_name in names:
                 study = optuna.load_study(study_name=s.study_name, storage=storage)
-                cells[s.study_name].running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+                cells[names[s.study_name]].running = len(study.get_trials(deepcopy=False,
+                                                                          states=(TrialState.RUNNING,)))
     except Exception as e:  # the storage may be down or elsewhere: the records still tell most
         return f"running trials unknown: cannot read {mask_url(url)} ({type(e).__name__})"
     return f"running trials from {mask_url(url)}"

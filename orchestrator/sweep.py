@@ -98,6 +98,12 @@ def trial_config(spec: SweepSpec, cell: Cell, params: dict, trial_id: str) -> Tr
     )
 
 
+def study_name(spec: SweepSpec, cell_id: str, storage_url: str, run_sqlite_url: str) -> str:
+    """One study per cell, named after it; in storage shared beyond the run folder (a
+    server several sweeps use), prefixed with the sweep's name so sweeps never mix."""
+    return cell_id if storage_url == run_sqlite_url else f"{spec.name}.{cell_id}"
+
+
 def directions(spec: SweepSpec, cell: Cell) -> list[str]:
     """Optuna's directions for a cell, in its objectives' order, from its task."""
     from workloads.tasks import task_of
@@ -149,6 +155,7 @@ class Sweep:
         self._full: set[str] = set()  # cells without budget left when last looked at (until the next settle)
         self._rr = 0
         self._settled = time.monotonic()
+        self._adopted: set[tuple[str, int]] = set()  # others' running trials this driver beat for once
 
     def say(self, msg: str) -> None:
         """Progress lines; never read as rich markup (they hold params and error text)."""
@@ -196,29 +203,40 @@ class Sweep:
         folder is created."""
         if self._storage is None:
             hb = self.spec.storage.heartbeat_s
-            try:
-                with _heartbeat_warnings_off():
-                    self._storage = optuna.storages.RDBStorage(
-                        self.storage_url, engine_kwargs={"connect_args": {"timeout": 60}}
-                        if self.storage_url.startswith("sqlite") else {},
-                        heartbeat_interval=max(1, round(hb)), grace_period=max(2, round(3 * hb)),
-                        heartbeat_stale_trial_callback=self._stale_trial,
-                    )
-            except Exception as e:  # SQLAlchemy raises several types for bad URLs or servers
-                what = " ".join(redact(str(e), self.storage_url).split())
-                raise SpecError(f"storage.optuna_url: cannot open '{mask_url(self.storage_url)}': {what}") from None
+            for attempt in range(5):
+                try:
+                    with _heartbeat_warnings_off():
+                        self._storage = optuna.storages.RDBStorage(
+                            self.storage_url, engine_kwargs={"connect_args": {"timeout": 60}}
+                            if self.storage_url.startswith("sqlite") else {},
+                            heartbeat_interval=max(1, round(hb)), grace_period=max(2, round(3 * hb)),
+                            heartbeat_stale_trial_callback=self._stale_trial,
+                        )
+                    break
+                except Exception as e:  # SQLAlchemy raises several types for bad URLs or servers
+                    if "IntegrityError" in type(e).__name__ + str(e) and attempt < 4:
+                        time.sleep(0.5 + attempt)  # another driver is creating the tables at this moment
+                        continue
+                    what = " ".join(redact(str(e), self.storage_url).split())
+                    raise SpecError(f"storage.optuna_url: cannot open '{mask_url(self.storage_url)}': {what}") from None
         return self._storage
+
+    def study_name(self, cell: Cell) -> str:
+        return study_name(self.spec, cell.id, self.storage_url, self.run.sqlite_url())
+
+    def _cell_of(self, study: optuna.Study) -> Cell:
+        return next(c for c in self.cells if self.study_name(c) == study.study_name)
 
     def open_studies(self) -> dict[str, optuna.Study]:
         storage = self.open_storage()
         studies = {}
         for i, cell in enumerate(self.cells):
             study = optuna.create_study(
-                storage=storage, study_name=cell.id, directions=directions(self.spec, cell),
+                storage=storage, study_name=self.study_name(cell), directions=directions(self.spec, cell),
                 load_if_exists=True,
             )
             if list(study.directions) != [optuna.study.StudyDirection[d.upper()] for d in directions(self.spec, cell)]:
-                raise SpecError(f"{mask_url(self.storage_url)}: study '{cell.id}' exists with other objectives")
+                raise SpecError(f"{mask_url(self.storage_url)}: study '{study.study_name}' exists with other objectives")
             study.sampler = make_sampler(self.spec, i, len(study.trials))
             study.set_user_attr("objectives", self.spec.cell_objectives(cell))
             study.set_user_attr("cell", {"dataset": cell.dataset, "backbone": cell.backbone, "method": cell.method})
@@ -229,11 +247,24 @@ class Sweep:
     def settle(self, studies: dict[str, optuna.Study]) -> None:
         """Tell the trials whose record was written but whose driver died before telling
         (with their values, or the infeasible penalty), then fail the stale ones."""
+        storage = self.open_storage()
         for cell in self.cells:
             study = studies[cell.id]
             mine = {p.trial.number for p in self._inflight.values() if p.cell.id == cell.id}
             for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-                record = None if t.number in mine else self.run.read_trial(cell.id, t.number)
+                if t.number in mine:
+                    continue
+                record = self.run.read_trial(cell.id, t.number)
+                if not record and (cell.id, t.number) not in self._adopted:
+                    # Optuna never stales a trial without a heartbeat, and a driver killed between
+                    # creating a trial and its first beat leaves one. Beat once for every running
+                    # trial of another driver: a live owner beats on, an orphan goes stale.
+                    self._adopted.add((cell.id, t.number))
+                    try:
+                        storage.record_heartbeat(storage.get_trial_id_from_study_id_trial_number(
+                            storage.get_study_id_from_name(study.study_name), t.number))
+                    except Exception:  # noqa: BLE001 - it may have ended meanwhile; the next settle looks again
+                        log.debug("heartbeat for another driver's trial failed", exc_info=True)
                 if not record or record.get("interrupted"):
                     continue
                 values = record.get("values") if record.get("status") == "ok" else (
@@ -252,7 +283,7 @@ class Sweep:
     def _stale_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         """Optuna's callback for a trial failed for a stopped heartbeat: its driver died
         mid-trial. Recorded as interrupted, which does not use up budget."""
-        cell = next(c for c in self.cells if c.id == study.study_name)
+        cell = self._cell_of(study)
         if self.run.read_trial(cell.id, trial.number) is None:
             error = "interrupted: its driver stopped mid-trial (no heartbeat)"
             self.run.write_trial(cell.id, trial.number, self._stub(cell, trial.number, trial.params, error))
@@ -286,7 +317,7 @@ class Sweep:
     def remaining(self, study: optuna.Study) -> int:
         """Budget left in a cell: ended trials and running ones count, trials cut short by
         a crash do not."""
-        cell = next(c for c in self.cells if c.id == study.study_name)
+        cell = self._cell_of(study)
         return max(0, self.spec.budget.trials_per_cell - self.used(cell, study))
 
     def _penalty(self, cell: Cell) -> list[float]:
@@ -412,7 +443,7 @@ class Sweep:
         with _heartbeat_warnings_off():
             trial = study.ask(distributions(space))
         trial_id = storage.get_trial_id_from_study_id_trial_number(
-            storage.get_study_id_from_name(cell.id), trial.number)
+            storage.get_study_id_from_name(study.study_name), trial.number)
         storage.record_heartbeat(trial_id)
         # Two drivers may ask at once: a trial runs only if fewer than the budget of the
         # cell's counted and running trials precede it (every driver applies the same rule).

@@ -93,3 +93,22 @@ def test_driver_killed_five_times_at_random_resumes_exactly(tmp_path, cache_dir)
     assert out.returncode == 0, out.stdout[-3000:]
     recs = _check(tmp_path, budget)
     assert all(r["values"] is None or len(r["values"]) == 3 for r in recs)
+
+
+def test_a_trial_left_without_any_heartbeat_goes_stale_and_the_budget_completes(tmp_path, cache_dir):
+    """The driver killed between creating a trial and its first heartbeat: Optuna would never
+    stale it (no heartbeat row); the next driver beats for it once, so it does."""
+    cmd = _spec(tmp_path, cache_dir, budget=2, epochs=1)
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:]
+    run = tmp_path / "runs" / "shared"
+    study = optuna.load_study(study_name=CELL, storage=f"sqlite:///{run / 'optuna.db'}")
+    orphan = study.ask()  # created, never beaten: what the killed driver left
+    spec = yaml.safe_load((tmp_path / "spec.yaml").read_text())
+    spec["budget"]["trials_per_cell"] = 3
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-3000:]
+    rec = json.loads((run / "trials" / CELL / f"trial-{orphan.number:04d}.json").read_text())
+    assert rec["interrupted"] and "no heartbeat" in rec["error"]
+    _check(tmp_path, 3)

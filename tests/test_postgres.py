@@ -37,7 +37,8 @@ def test_two_drivers_on_postgresql_share_the_budget_and_hide_the_password(tmp_pa
         assert p.wait(600) == 0, (tmp_path / f"d{i}.log").read_text()[-3000:]
     storage = optuna.storages.RDBStorage(URL)
     cell = "freesolv__graphormer__linear_probe"
-    study = optuna.load_study(study_name=cell, storage=storage)  # the studies live in PostgreSQL
+    # the studies live in PostgreSQL, named after the sweep too: a shared server holds many sweeps
+    study = optuna.load_study(study_name=f"{name}.{cell}", storage=storage)
     run = tmp_path / "runs" / name
     assert not (run / "optuna.db").exists()
     recs = {json.loads(p.read_text())["optuna_trial"]: json.loads(p.read_text())
@@ -52,3 +53,6 @@ def test_two_drivers_on_postgresql_share_the_budget_and_hide_the_password(tmp_pa
             assert secret not in path.read_text(errors="ignore"), path
     for i in range(2):
         assert secret not in (tmp_path / f"d{i}.log").read_text()
+    out = subprocess.run([sys.executable, "-m", "orchestrator.cli", "status", str(run)], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "5 of 5 trials ended" in out.stdout and secret not in out.stdout
