@@ -22,7 +22,7 @@ PyG ships no Graphormer, so the layer is written here. Linear maps are plain
 from __future__ import annotations
 
 from types import SimpleNamespace
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -92,10 +92,13 @@ class FeedForward(nn.Module):
 
 
 class GraphormerLayer(nn.Module):
-    def __init__(self, cfg: GraphormerConfig) -> None:
+    """A pre-LayerNorm transformer layer; ``attention()`` builds its attention module
+    (``(x, bias) -> x``; default Graphormer's), so other backbones swap only that."""
+
+    def __init__(self, cfg: GraphormerConfig, attention: Callable[[], nn.Module] | None = None) -> None:
         super().__init__()
         self.ln1 = nn.LayerNorm(cfg.hidden_dim)
-        self.attn = MultiHeadAttention(cfg.hidden_dim, cfg.num_heads, cfg.attn_dropout)
+        self.attn = attention() if attention else MultiHeadAttention(cfg.hidden_dim, cfg.num_heads, cfg.attn_dropout)
         self.ln2 = nn.LayerNorm(cfg.hidden_dim)
         self.ffn = FeedForward(cfg.hidden_dim, cfg.ffn_dim, cfg.dropout)
         self.dropout = nn.Dropout(cfg.dropout)

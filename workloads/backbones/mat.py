@@ -38,7 +38,7 @@ import torch
 from pydantic import Field, model_validator
 from torch import Tensor, nn
 
-from workloads.backbones.graphormer import FeedForward, Graphormer, GraphTransformerConfig, pair_index
+from workloads.backbones.graphormer import Graphormer, GraphormerLayer, GraphTransformerConfig, pair_index
 
 
 class MATConfig(GraphTransformerConfig):
@@ -84,20 +84,6 @@ class MoleculeAttention(nn.Module):
         return self.out_proj(out.transpose(1, 2).reshape(b, t, d))
 
 
-class MATLayer(nn.Module):
-    def __init__(self, cfg: MATConfig, holder) -> None:
-        super().__init__()
-        self.ln1 = nn.LayerNorm(cfg.hidden_dim)
-        self.attn = MoleculeAttention(cfg, holder)
-        self.ln2 = nn.LayerNorm(cfg.hidden_dim)
-        self.ffn = FeedForward(cfg.hidden_dim, cfg.ffn_dim, cfg.dropout)
-        self.dropout = nn.Dropout(cfg.dropout)
-
-    def forward(self, x: Tensor, bias: Tensor) -> Tensor:
-        x = x + self.dropout(self.attn(self.ln1(x), bias))
-        return x + self.dropout(self.ffn(self.ln2(x)))
-
-
 class MAT(Graphormer):
     """Molecule Attention Transformer encoder (see the module docstring).
 
@@ -114,7 +100,8 @@ class MAT(Graphormer):
         self.context_holder.mat = None  # (distance kernel, adjacency) of the current forward
 
     def _make_layers(self, cfg: MATConfig) -> nn.ModuleList:
-        return nn.ModuleList(MATLayer(cfg, self.context_holder) for _ in range(cfg.num_layers))
+        return nn.ModuleList(GraphormerLayer(cfg, lambda: MoleculeAttention(cfg, self.context_holder))
+                             for _ in range(cfg.num_layers))
 
     def attention_bias(self, batch, n_max: int, num_slots: int = 0) -> Tensor:
         """Zero additive bias (masks are added by the caller); sets this forward's
