@@ -267,16 +267,8 @@ class Sweep:
                         log.debug("heartbeat for another driver's trial failed", exc_info=True)
                 if not record or record.get("interrupted"):
                     continue
-                values = record.get("values") if record.get("status") == "ok" else (
-                    self._penalty(cell) if record.get("status") == "infeasible" else None)
-                try:  # another live driver may tell it first: then there is nothing to do
-                    if values:
-                        study.tell(t.number, values)
-                    else:
-                        study.tell(t.number, state=TrialState.FAIL)
+                if self._tell(cell, study, t.number, record):
                     self.say(f"resume: {cell.id} trial {t.number} had ended ({record.get('status')}); told Optuna")
-                except (ValueError, RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
-                    pass
             with _heartbeat_warnings_off():
                 optuna.storages.fail_stale_trials(study)
 
@@ -314,10 +306,9 @@ class Sweep:
         nums = self._counted(cell) | running
         return len(nums if below is None else {n for n in nums if n < below})
 
-    def remaining(self, study: optuna.Study) -> int:
+    def remaining(self, cell: Cell, study: optuna.Study) -> int:
         """Budget left in a cell: ended trials and running ones count, trials cut short by
         a crash do not."""
-        cell = self._cell_of(study)
         return max(0, self.spec.budget.trials_per_cell - self.used(cell, study))
 
     def _penalty(self, cell: Cell) -> list[float]:
@@ -368,7 +359,7 @@ class Sweep:
             cell = self.cells[(self._rr + k) % n]
             if cell.id in self._full:
                 continue
-            if self.remaining(studies[cell.id]) > 0:
+            if self.remaining(cell, studies[cell.id]) > 0:
                 self._rr = (self._rr + k + 1) % n
                 return cell
             self._full.add(cell.id)  # looked at again after the next settle (a crashed trial frees budget)
@@ -383,7 +374,7 @@ class Sweep:
         self.write_spec()
         studies = self.open_studies()
         self.settle(studies)
-        total = sum(self.remaining(studies[c.id]) for c in self.cells)
+        total = sum(self.remaining(c, studies[c.id]) for c in self.cells)
         others = any(studies[c.id].get_trials(deepcopy=False, states=(TrialState.RUNNING,)) for c in self.cells)
         if not total and not others:
             self.say(f"sweep {self.spec.name}: {len(self.cells)} studies, nothing left to run")
@@ -476,21 +467,22 @@ class Sweep:
         p.submitted_unix = time.time()
         self._inflight[key] = p
 
-    def _infeasible(self, p: Pending, record: dict, finished: int, total: int) -> None:
-        """A trial out of memory teaches the sampler through a penalised value: it is told
-        as complete with the worst value in every objective (finite, dominated by every
-        real trial, so never on a front), and marked ``infeasible`` in its attributes. TPE
-        then counts it among the bad trials and moves away from that region."""
+    def _tell(self, cell: Cell, study: optuna.Study, trial, record: dict) -> bool:
+        """Tell Optuna how a recorded trial ended: its values; failed; or, out of memory, a
+        penalised value (the worst in every objective: finite, dominated by every real trial
+        so never on a front, and counted by TPE among its bad trials, which moves it away
+        from that region). False when another driver told it first (from the record)."""
+        status = record.get("status")
         try:
-            p.trial.set_user_attr("error", record["error"])
-            p.trial.set_user_attr("infeasible", True)
-            p.study.tell(p.trial, self._penalty(p.cell))
+            if status == "ok" and record.get("values"):
+                study.tell(trial, record["values"])
+            elif status == "infeasible":
+                study.tell(trial, self._penalty(cell))
+            else:
+                study.tell(trial, state=TrialState.FAIL)
         except (ValueError, RuntimeError):
-            pass  # another driver settled it from the record first
-        if self.progress is not None:
-            self.progress.cells[p.cell.id].add(record)
-            self.progress.durations.append(record["wall_s"])
-        self.say(f"[{finished}/{total}] {p.cell.id} #{p.trial.number} {p.trial.params} infeasible: {record['error']}")
+            return False
+        return True
 
     def _finish(self, p: Pending, record: dict, finished: int, total: int) -> None:
         record.update(
@@ -512,26 +504,21 @@ class Sweep:
                 values = None
         record["values"] = values
         self.run.write_trial(p.cell.id, p.trial.number, record)
-        if record["status"] == "infeasible":
-            self._infeasible(p, record, finished, total)
-            return
         if self.progress is not None:
             self.progress.cells[p.cell.id].add(record)
             self.progress.durations.append(record["wall_s"])
         if values is None:
             try:
                 p.trial.set_user_attr("error", record["error"])
-                p.study.tell(p.trial, state=TrialState.FAIL)
+                if record["status"] == "infeasible":
+                    p.trial.set_user_attr("infeasible", True)
             except (ValueError, RuntimeError):
                 pass  # another driver settled it from the record first
-            self.say(
-                f"[{finished}/{total}] {p.cell.id} #{p.trial.number} failed: {record['error']}"
-            )
+        self._tell(p.cell, p.study, p.trial, record)
+        if values is None:
+            params = f" {p.trial.params}" if record["status"] == "infeasible" else ""  # the configuration that did not fit
+            self.say(f"[{finished}/{total}] {p.cell.id} #{p.trial.number}{params} {record['status']}: {record['error']}")
             return
-        try:
-            p.study.tell(p.trial, values)
-        except ValueError:
-            pass  # another driver settled it from the record first, with these values
         o, m = record["objectives"], record["metrics"]
         self.say(
             f"[{finished}/{total}] {p.cell.id} #{p.trial.number} {p.trial.params} → val "
