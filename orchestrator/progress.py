@@ -105,20 +105,17 @@ def sweep_status(run_path: str | Path) -> tuple[dict[str, CellProgress], str]:
 
 
 def _running_from_storage(spec, run, cells: dict[str, CellProgress]) -> str:
-    import os
-
     import optuna
     from optuna.trial import TrialState
 
     from orchestrator.spec import mask_url
+    from orchestrator.sweep import storage_url, study_name
 
-    url = spec.storage.optuna_url or os.environ.get("GRAPH_PEFT_OPTUNA_URL") or run.sqlite_url()
+    url = storage_url(spec, run)
     if url == run.sqlite_url() and not (run.path / "optuna.db").exists():
         return "no Optuna storage yet: nothing has run"
     try:
         storage = optuna.storages.RDBStorage(url, skip_table_creation=True)
-        from orchestrator.sweep import study_name
-
         names = {study_name(spec, c, url, run.sqlite_url()): c for c in cells}
         for s in optuna.study.get_all_study_summaries(storage, include_best_trial=False):
             if s.study_name in names:

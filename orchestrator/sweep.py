@@ -98,6 +98,12 @@ def trial_config(spec: SweepSpec, cell: Cell, params: dict, trial_id: str) -> Tr
     )
 
 
+def storage_url(spec: SweepSpec, run: RunDir) -> str:
+    """The spec's URL, else $GRAPH_PEFT_OPTUNA_URL (a password need not sit in a spec
+    file), else SQLite in the run folder."""
+    return spec.storage.optuna_url or os.environ.get(STORAGE_ENV) or run.sqlite_url()
+
+
 def study_name(spec: SweepSpec, cell_id: str, storage_url: str, run_sqlite_url: str) -> str:
     """One study per cell, named after it; in storage shared beyond the run folder (a
     server several sweeps use), prefixed with the sweep's name so sweeps never mix."""
@@ -145,9 +151,7 @@ class Sweep:
         self.run = RunDir(spec.run_dir(base_dir))
         self.console = console or Console()
         self.cells = spec.cells()
-        # The spec's URL, else $GRAPH_PEFT_OPTUNA_URL (a password need not sit in a spec
-        # file), else SQLite in the run folder.
-        self.storage_url = spec.storage.optuna_url or os.environ.get(STORAGE_ENV) or self.run.sqlite_url()
+        self.storage_url = storage_url(spec, self.run)
         self.progress: LiveProgress | None = None
         self._storage: optuna.storages.RDBStorage | None = None
         self._inflight: dict[str, Pending] = {}

@@ -11,6 +11,7 @@ Everything that came from a spec or a dataset is escaped (names, parameters, err
 from __future__ import annotations
 
 import html
+import math
 import re
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,7 +21,7 @@ import plotly.io as pio
 from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
-from reports.summary import PARAMS_PLANE, REFERENCE_RULE, overview, rerun_command, seed_stats, summarize
+from reports.summary import PARAMS_PLANE, REFERENCE_RULE, cost, overview, rerun_command, seed_stats, summarize
 from runfolder import RunDir, atomic_write_text
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf",
@@ -52,7 +53,7 @@ def _front_figure(entry: dict, key: str, label: str, colors: dict) -> go.Figure:
         idx = [i for i, r in enumerate(trials) if r["method"] == m]
         # every trial a circle with its seeds' error bar, dominated ones faded; a star over those on the front
         fig.add_trace(go.Scatter(
-            x=[_x(trials[i], key) for i in idx], y=[trials[i]["objectives"]["score"] for i in idx],
+            x=[cost(trials[i], key) for i in idx], y=[trials[i]["objectives"]["score"] for i in idx],
             error_y=dict(type="data", array=[seed_stats(trials[i])["val_std"] for i in idx], thickness=1, width=3),
             mode="markers", name=m, legendgroup=m,
             marker=dict(color=colors[m], size=9, opacity=[1.0 if plane["pareto_mask"][i] else 0.3 for i in idx]),
@@ -60,17 +61,17 @@ def _front_figure(entry: dict, key: str, label: str, colors: dict) -> go.Figure:
         star = [i for i in idx if plane["pareto_mask"][i]]
         if star:
             fig.add_trace(go.Scatter(
-                x=[_x(trials[i], key) for i in star], y=[trials[i]["objectives"]["score"] for i in star],
+                x=[cost(trials[i], key) for i in star], y=[trials[i]["objectives"]["score"] for i in star],
                 mode="markers", name=m, legendgroup=m, showlegend=False,
                 marker=dict(color=colors[m], size=16, symbol="star", line=dict(width=1.5, color="black")),
                 text=[_hover(trials[i]) for i in star], hovertemplate="%{text}<extra></extra>"))
     front = plane["front"]
     fig.add_trace(go.Scatter(
-        x=[_x(trials[i], key) for i in front], y=[trials[i]["objectives"]["score"] for i in front],
+        x=[cost(trials[i], key) for i in front], y=[trials[i]["objectives"]["score"] for i in front],
         mode="lines", line=dict(color="black", dash="dot", shape="hv"), name="Pareto front", hoverinfo="skip"))
     if plane["knee"] is not None:
         k = trials[plane["knee"]]
-        fig.add_annotation(x=_logx(_x(k, key)), y=k["objectives"]["score"], text="knee", showarrow=True,
+        fig.add_annotation(x=_logx(cost(k, key)), y=k["objectives"]["score"], text="knee", showarrow=True,
                            arrowhead=2, ax=30, ay=-30)
     full = entry.get("full_reference")
     if full is not None:
@@ -88,13 +89,7 @@ def _front_figure(entry: dict, key: str, label: str, colors: dict) -> go.Figure:
     return fig
 
 
-def _x(r: dict, key: str) -> float:
-    return float(r["objectives"][key] if key in r["objectives"] else r[key])
-
-
 def _logx(v: float) -> float:
-    import math
-
     return math.log10(v) if v > 0 else v  # annotations on a log axis take log10 coordinates
 
 
@@ -148,7 +143,7 @@ def _pareto_table(entry: dict, knees: dict) -> str:
             r, st = entry["trials"][i], seed_stats(entry["trials"][i])
             cells = [m, r.get("optuna_trial"), st["seeds"], f"{st['val']:.4f} ± {st['val_std']:.4f}",
                      f"{st['test']:.4f} ± {st['test_std']:.4f}"]
-            cells += [f"{_x(r, k):,.0f}" if k == PARAMS_PLANE else f"{_x(r, k):.3f}" for k in planes]
+            cells += [f"{cost(r, k):,.0f}" if k == PARAMS_PLANE else f"{cost(r, k):.3f}" for k in planes]
             cells += [", ".join(f"{k}={_fmt(v)}" for k, v in r.get("params", {}).items()),
                       ", ".join(planes[k] for k, j in knees.items() if j == i)]
             rows.append((m, cells))
