@@ -47,7 +47,7 @@ def test_killed_sweep_resumes_to_its_full_budget(tmp_path, cache_dir):
     complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
     cut = [t for t in study.trials if t.state == TrialState.FAIL]
     assert len(complete) == 3  # the full budget, despite the kill
-    recs = {json.loads(open(f).read())["optuna_trial"]: json.loads(open(f).read()) for f in glob.glob(trials)}
+    recs = {r["optuna_trial"]: r for r in (json.loads(open(f).read()) for f in glob.glob(trials))}
     assert all(recs[t.number]["interrupted"] for t in cut)
     assert all(t.state != TrialState.RUNNING for t in study.trials)
     assert (tmp_path / "runs" / "chaos" / "report.html").exists()
