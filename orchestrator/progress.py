@@ -109,7 +109,7 @@ def _running_from_storage(spec, run, cells: dict[str, CellProgress]) -> str:
     from optuna.trial import TrialState
 
     from orchestrator.spec import mask_url
-    from orchestrator.sweep import storage_url, study_name
+    from orchestrator.storage import storage_url, study_name
 
     url = storage_url(spec, run)
     if url == run.sqlite_url() and not (run.path / "optuna.db").exists():

@@ -14,6 +14,21 @@ from pathlib import Path
 
 from runfolder.layout import RunDir  # noqa: F401  (re-exported)
 
+STORAGE_ENV = "GRAPH_PEFT_OPTUNA_URL"
+
+
+def storage_url(spec, run: RunDir) -> str:
+    """The spec's URL, else $GRAPH_PEFT_OPTUNA_URL (a password need not sit in a spec
+    file), else SQLite in the run folder."""
+    return spec.storage.optuna_url or os.environ.get(STORAGE_ENV) or run.sqlite_url()
+
+
+def study_name(spec, cell_id: str, storage_url: str, run_sqlite_url: str) -> str:
+    """One study per cell, named after it; in storage shared beyond the run folder (a
+    server several sweeps use), prefixed with the sweep's name so sweeps never mix."""
+    return cell_id if storage_url == run_sqlite_url else f"{spec.name}.{cell_id}"
+
+
 PACKAGES = (
     "torch", "torch-geometric", "ogb", "rdkit", "ray", "optuna", "peft", "transformers",
     "pydantic", "plotly", "numpy", "scikit-learn", "qc-b3db", "datamol", "molsets",

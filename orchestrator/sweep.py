@@ -29,7 +29,7 @@ from orchestrator.executor import Executor, overhead_breakdown, resource_problem
 from orchestrator.progress import CellProgress, LiveProgress
 from orchestrator.search import distributions
 from orchestrator.spec import Cell, SpecError, SweepSpec, dump_resolved, mask_url, parse_spec, redact, search_target
-from orchestrator.storage import RunDir, environment
+from orchestrator.storage import RunDir, environment, storage_url, study_name
 from workloads.config import BackboneConfig, MethodSpec, TrainConfig, TrialConfig
 from workloads.util import default_cache_dir
 
@@ -47,7 +47,6 @@ def _heartbeat_warnings_off():
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
         yield
 
-STORAGE_ENV = "GRAPH_PEFT_OPTUNA_URL"
 PENALTY = 1e12  # the objective value an out-of-memory trial is told with (see Sweep._infeasible)
 
 
@@ -96,18 +95,6 @@ def trial_config(spec: SweepSpec, cell: Cell, params: dict, trial_id: str) -> Tr
         num_threads=spec.resources.cpus_per_worker,
         device="cuda" if spec.resources.use_gpu else "cpu",
     )
-
-
-def storage_url(spec: SweepSpec, run: RunDir) -> str:
-    """The spec's URL, else $GRAPH_PEFT_OPTUNA_URL (a password need not sit in a spec
-    file), else SQLite in the run folder."""
-    return spec.storage.optuna_url or os.environ.get(STORAGE_ENV) or run.sqlite_url()
-
-
-def study_name(spec: SweepSpec, cell_id: str, storage_url: str, run_sqlite_url: str) -> str:
-    """One study per cell, named after it; in storage shared beyond the run folder (a
-    server several sweeps use), prefixed with the sweep's name so sweeps never mix."""
-    return cell_id if storage_url == run_sqlite_url else f"{spec.name}.{cell_id}"
 
 
 def directions(spec: SweepSpec, cell: Cell) -> list[str]:
