@@ -164,8 +164,8 @@ def render(r: dict) -> str:
                   f"| the method filter, as opened | {lazy['filter_ms']:.0f} ms |",
                   f"| Chromium, every plot drawn at once (`#all`): page ready | {every['load_ms'] / 1000:.1f} s "
                   f"({every['plots_drawn']} plots, {every['points_expected']:,} points) |",
-                  f"| the method filter with every plot drawn (it restyles the plots near the viewport; the others "
-                  f"when scrolled back to) | {every['filter_ms']:.0f} ms |",
+                  f"| the method filter with every plot drawn (it restyles the plots near the viewport at once; the others "
+                  f"one by one in the background, or when scrolled to) | {every['filter_ms']:.0f} ms |",
                   f"| script errors | {'yes' if lazy['js_errors'] or every['js_errors'] else 'none'} |"]
     else:
         lines += ["", "Chromium was not installed: load and filter times were not measured."]

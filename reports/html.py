@@ -251,12 +251,24 @@ function near(div) {
   const r = div.getBoundingClientRect();
   return r.bottom > -800 && r.top < window.innerHeight + 800;
 }
+// Drawn plots far from the viewport are restyled one at a time in the background after a
+// filter change (so the change itself stays quick with thousands of plots), or at once when
+// scrolled to, whichever comes first.
+const stalePlots = new Set();
+function drainStale() {
+  const div = stalePlots.values().next().value;
+  if (!div) return;
+  stalePlots.delete(div);
+  if (div.dataset.stale) { restyle(div); delete div.dataset.stale; observer.unobserve(div); }
+  setTimeout(drainStale, 0);
+}
 function applyFilter() {
-  const on = shownMethods();
+  const on = shownMethods(), idle = stalePlots.size === 0;
   document.querySelectorAll('.lazy-plot').forEach(div => {
     if (!div.data) return;  // not drawn yet: it reads the filter when it is
-    if (near(div)) restyle(div); else { div.dataset.stale = '1'; observer.observe(div); }
+    if (near(div)) restyle(div); else { div.dataset.stale = '1'; observer.observe(div); stalePlots.add(div); }
   });
+  if (idle && stalePlots.size) setTimeout(drainStale, 50);
   document.querySelectorAll('tr[data-method]').forEach(tr => {
     tr.style.display = (on.has(tr.dataset.method) || !document.querySelector(
       '.mfilter[value="' + CSS.escape(tr.dataset.method) + '"]')) ? '' : 'none';
