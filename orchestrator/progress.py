@@ -109,7 +109,7 @@ def _running_from_storage(spec, run, cells: dict[str, CellProgress]) -> str:
     from optuna.trial import TrialState
 
     from orchestrator.spec import mask_url
-    from orchestrator.storage import storage_url, study_name
+    from orchestrator.storage import STORAGE_ENV, storage_url, study_name
 
     url = storage_url(spec, run)
     if url == run.sqlite_url() and not (run.path / "optuna.db").exists():
@@ -123,5 +123,7 @@ def _running_from_storage(spec, run, cells: dict[str, CellProgress]) -> str:
                 cells[names[s.study_name]].running = len(study.get_trials(deepcopy=False,
                                                                           states=(TrialState.RUNNING,)))
     except Exception as e:  # the storage may be down or elsewhere: the records still tell most
-        return f"running trials unknown: cannot read {mask_url(url)} ({type(e).__name__})"
+        hint = (f"; set ${STORAGE_ENV} to its full URL (the run folder keeps it without its password)"
+                if ":***@" in url else "")
+        return f"running trials unknown: cannot read {mask_url(url)} ({type(e).__name__}){hint}"
     return f"running trials from {mask_url(url)}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,7 +27,7 @@ class SpecError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # "inf"/1e400 too
 
 
 class BackboneEntry(_Strict):
@@ -58,7 +59,7 @@ class MethodEntry(_Strict):
 class Budget(_Strict):
     trials_per_cell: int = Field(default=4, ge=1, le=100_000, description="finished trials per study (failed ones count; ones a crash cut short do not)")
     sampler: Literal["tpe", "nsga2", "random"] = "tpe"
-    n_startup_trials: int = Field(default=4, ge=1, description="random trials before TPE models the front")
+    n_startup_trials: int = Field(default=4, ge=1, le=100_000, description="random trials before TPE models the front")
     seeds: int = Field(
         default=1, ge=1, le=100,
         description="seeds each configuration trains with (initialisation and data order; the same seeds for "
@@ -67,10 +68,10 @@ class Budget(_Strict):
 
 
 class Resources(_Strict):
-    num_workers: int = Field(default=1, ge=1, description="Ray Train workers per trial")
-    cpus_per_worker: int = Field(default=1, ge=1, description="CPUs per worker; torch threads are pinned to it")
+    num_workers: int = Field(default=1, ge=1, le=4096, description="Ray Train workers per trial")
+    cpus_per_worker: int = Field(default=1, ge=1, le=4096, description="CPUs per worker; torch threads are pinned to it")
     use_gpu: bool = False
-    max_concurrent_trials: int = Field(default=1, ge=1, description="slots: trials at once, each in its own long-lived worker group")
+    max_concurrent_trials: int = Field(default=1, ge=1, le=4096, description="slots: trials at once, each in its own long-lived worker group")
     trial_timeout_s: float | None = Field(
         default=None, gt=0, allow_inf_nan=False,
         description="a trial running longer (from when its worker takes it) is cut and recorded as failed; "
@@ -96,7 +97,7 @@ class Storage(_Strict):
 
 class SweepSpec(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, le=2**31 - 1, description="the sweep's base seed (trial seeds, samplers, splits)")
     datasets: list[DatasetConfig] = Field(min_length=1)
     backbones: list[BackboneEntry] = Field(min_length=1)
     methods: dict[str, MethodEntry] = Field(min_length=1)
@@ -404,6 +405,12 @@ def _no_duplicates(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = F
     seen: dict = {}
     for key_node, _value in node.value:
         key = loader.construct_object(key_node, deep=True)
+        try:
+            hash(key)
+        except TypeError:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"a mapping key must be a plain value, not {type(key).__name__} {key!r}",
+                key_node.start_mark) from None
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"key '{key}' appears twice in one mapping (first at line "
@@ -438,7 +445,7 @@ def load_spec(path: str | Path, overrides: list[str] | tuple = ()) -> SweepSpec:
     source = str(path)
     if overrides:
         data = apply_overrides(data, overrides, source)
-        source += " with --override " + " ".join(overrides)
+        source += " with --override " + " ".join(mask_secrets(o) for o in overrides)
     return parse_spec(data, source)
 
 
@@ -460,12 +467,13 @@ def apply_overrides(data: Any, items: list[str] | tuple, source: str = "<spec>")
     import copy
 
     data = copy.deepcopy(data)
-    for item in items:
-        key, sep, text = item.partition("=")
+    for raw in items:
+        key, sep, value_text = raw.partition("=")
+        item, text = mask_secrets(raw), mask_secrets(value_text)  # what messages may echo
         if not sep or not key:
             raise SpecError(f"{source}: --override expects KEY.PATH=VALUE, got '{item}'")
         try:
-            value = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a safe loader
+            value = yaml.load(value_text, Loader=_StrictLoader)  # noqa: S506 - a safe loader
         except yaml.YAMLError:
             raise SpecError(f"{source}: --override {key}: cannot read value '{text}' as YAML") from None
         parts = key.split(".")
@@ -497,6 +505,14 @@ def apply_overrides(data: Any, items: list[str] | tuple, source: str = "<spec>")
             else:
                 raise SpecError(f"{source}: --override {key}: {here} is a value, not a mapping or list")
     return data
+
+
+_URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)\S+@")  # to the last @: a password may hold one
+
+
+def mask_secrets(text: str) -> str:
+    """``text`` with the password of any URL in it masked (``scheme://user:***@host``)."""
+    return _URL_PASSWORD.sub(r"\1***@", text)
 
 
 def mask_url(url: str | None) -> str | None:

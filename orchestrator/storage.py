@@ -19,8 +19,16 @@ STORAGE_ENV = "GRAPH_PEFT_OPTUNA_URL"
 
 def storage_url(spec, run: RunDir) -> str:
     """The spec's URL, else $GRAPH_PEFT_OPTUNA_URL (a password need not sit in a spec
-    file), else SQLite in the run folder."""
-    return spec.storage.optuna_url or os.environ.get(STORAGE_ENV) or run.sqlite_url()
+    file), else SQLite in the run folder.
+
+    A spec read back from a run folder (``spec.resolved.yaml``) has its password masked;
+    $GRAPH_PEFT_OPTUNA_URL supplies it when it names the same server and user."""
+    from orchestrator.spec import mask_url
+
+    url, env = spec.storage.optuna_url, os.environ.get(STORAGE_ENV)
+    if url and env and url != env and mask_url(env) == url:
+        return env
+    return url or env or run.sqlite_url()
 
 
 def study_name(spec, cell_id: str, storage_url: str, run_sqlite_url: str) -> str:

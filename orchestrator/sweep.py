@@ -47,7 +47,7 @@ def _heartbeat_warnings_off():
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
         yield
 
-PENALTY = 1e12  # the objective value an out-of-memory trial is told with (see Sweep._infeasible)
+PENALTY = 1e12  # the objective value an out-of-memory trial is told with (see Sweep._tell)
 
 
 def cache_dir_for(spec: SweepSpec) -> Path:
@@ -109,7 +109,8 @@ def directions(spec: SweepSpec, cell: Cell) -> list[str]:
 def make_sampler(spec: SweepSpec, cell_index: int, n_existing: int = 0) -> optuna.samplers.BaseSampler:
     # The seed moves on with the trials already stored, so a resumed sweep does not
     # replay the proposals of its first run.
-    seed = spec.seed * 1_000_003 + cell_index * 10_007 + n_existing
+    # numpy's seeds are below 2**32 (the same values as before for every seed that fitted)
+    seed = (spec.seed * 1_000_003 + cell_index * 10_007 + n_existing) % 2**32
     if spec.budget.sampler == "tpe":
         # With trials in flight at once, constant liar makes TPE treat running trials as
         # bad results, so concurrent proposals spread out instead of collapsing on one point.
@@ -314,9 +315,19 @@ class Sweep:
         from orchestrator.executor.ray_slots import RaySlotExecutor
 
         r = self.spec.resources
+        slots = r.max_concurrent_trials
+        if address is None:  # one machine: no more worker groups than fit on it at once
+            fit = (num_cpus or os.cpu_count() or 1) // (r.num_workers * r.cpus_per_worker)
+            if r.use_gpu:
+                import torch
+
+                fit = min(fit, torch.cuda.device_count() // r.num_workers)
+            if 1 <= fit < slots:
+                self.say(f"resources.max_concurrent_trials: {slots} asked, {fit} fit on this machine at once")
+                slots = fit
         return RaySlotExecutor(
             {"num_workers": r.num_workers, "cpus_per_worker": r.cpus_per_worker, "use_gpu": r.use_gpu},
-            r.max_concurrent_trials, self.run.ray_dir, address=address, num_cpus=num_cpus,
+            slots, self.run.ray_dir, address=address, num_cpus=num_cpus,
             timeout_s=r.trial_timeout_s, name=self.spec.name,
         )
 
@@ -358,7 +369,7 @@ class Sweep:
 
     def execute(self, address: str | None = None, num_cpus: int | None = None,
                 executor: Executor | None = None) -> RunDir:
-        if executor is None and address is None:
+        if address is None:  # this machine runs the trials (through Ray or in this process)
             self.check_local_resources(num_cpus)
         if self.storage_url != self.run.sqlite_url():  # a server: reachable before anything is written
             self.open_storage()

@@ -61,6 +61,7 @@ def _kuberay_models():
 
     class RayJobSpec(Strict):
         entrypoint: str
+        submissionMode: Literal["K8sJobMode", "HTTPMode", "SidecarMode", "InteractiveMode"] = "K8sJobMode"
         shutdownAfterJobFinishes: bool = False
         ttlSecondsAfterFinished: int = Field(default=0, ge=0)
         rayClusterSpec: RayClusterSpec
@@ -119,8 +120,12 @@ def test_kuberay_manifests_use_known_fields_and_ray_version(name):
         for group in _cluster_specs(doc):
             _pod_template_round_trips(group["template"])
             assert group["rayStartParams"].get("dashboard-host", "127.0.0.1") == "127.0.0.1"
+        if doc["kind"] == "RayJob":  # a dashboard on the head's localhost is reached from the head pod only
+            head = spec["headGroupSpec"]
+            assert doc["spec"]["submissionMode"] == "SidecarMode"
+            assert head["template"]["spec"]["restartPolicy"] == "Never"  # what SidecarMode requires
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    assert any(d.startswith("ray[") for d in deps)
+    assert any(d.startswith("ray[") and d.endswith(f"=={ray.__version__}") for d in deps)  # pinned: same on every node
 
 
 def test_kuberay_checks_catch_a_misspelt_key():

@@ -13,17 +13,17 @@ from workloads.datasets.config import DatasetConfig
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # "inf"/1e400 too
 
 
 class PretrainConfig(Strict):
-    max_molecules: int = Field(default=20000, ge=100, description="MOSES training molecules used")
-    epochs: int = Field(default=2, ge=1, description="passes over those molecules")
-    batch_size: int = Field(default=128, ge=2, description="graphs per step")
+    max_molecules: int = Field(default=20000, ge=100, le=100_000_000, description="MOSES training molecules used")
+    epochs: int = Field(default=2, ge=1, le=100_000, description="passes over those molecules")
+    batch_size: int = Field(default=128, ge=2, le=1_000_000, description="graphs per step")
     lr: float = Field(default=5e-4, gt=0, description="AdamW learning rate")
     mask_rate: float = Field(default=0.15, gt=0, lt=1, description="fraction of atoms masked")
     descriptor_weight: float = Field(default=1.0, ge=0, description="weight of RDKit-descriptor regression")
-    seed: int = Field(default=0, description="subset, masking and initialisation seed")
+    seed: int = Field(default=0, ge=0, le=2**31 - 1, description="subset, masking and initialisation seed")
 
 
 def default_pretrain(data):
@@ -91,16 +91,16 @@ class MethodSpec(Strict):
 class TrainConfig(Strict):
     lr: float = Field(default=1e-3, gt=0, description="AdamW learning rate")
     weight_decay: float = Field(default=0.0, ge=0, description="AdamW weight decay")
-    epochs: int = Field(default=10, ge=1, description="training epochs (best validation epoch is kept)")
-    batch_size: int = Field(default=64, ge=2, description="training graphs per step")
-    eval_batch_size: int = Field(default=256, ge=1, description="graphs per evaluation step")
+    epochs: int = Field(default=10, ge=1, le=100_000, description="training epochs (best validation epoch is kept)")
+    batch_size: int = Field(default=64, ge=2, le=1_000_000, description="training graphs per step")
+    eval_batch_size: int = Field(default=256, ge=1, le=1_000_000, description="graphs per evaluation step")
     grad_clip: float | None = Field(default=1.0, gt=0, description="gradient norm clip; null for none")
 
 
 class ProfileConfig(Strict):
-    latency_batch_size: int = Field(default=64, ge=1, description="graphs per timed inference call")
-    latency_warmup: int = Field(default=3, ge=0, description="untimed calls before timing")
-    latency_repeats: int = Field(default=20, ge=1, description="timed calls (median reported)")
+    latency_batch_size: int = Field(default=64, ge=1, le=1_000_000, description="graphs per timed inference call")
+    latency_warmup: int = Field(default=3, ge=0, le=10_000, description="untimed calls before timing")
+    latency_repeats: int = Field(default=20, ge=1, le=10_000, description="timed calls (median reported)")
     memory_steps: int | None = Field(
         default=None, ge=1, description="training steps whose memory peak is measured (null: the whole first epoch)"
     )
@@ -108,7 +108,7 @@ class ProfileConfig(Strict):
 
 class TrialConfig(Strict):
     trial_id: str = Field(default="adhoc", description="identifier of this trial in its sweep")
-    seed: int = Field(default=0, description="first seed; repeats use seed, seed + 1, ...")
+    seed: int = Field(default=0, ge=0, description="first seed; repeats use seed, seed + 1, ...")
     seeds: int = Field(default=1, ge=1, description="repeats of the configuration (initialisation and data order)")
     dataset: DatasetConfig
     backbone: BackboneConfig = Field(default_factory=BackboneConfig)

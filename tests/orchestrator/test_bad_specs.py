@@ -35,3 +35,68 @@ def test_bad_spec_one_line_nothing_created(spec, tmp_path, monkeypatch, capsys):
         import ray
 
         assert not ray.is_initialized()
+
+
+GOOD = """name: ok
+datasets: [{name: freesolv, max_molecules: 100}]
+backbones: [{name: graphormer, params: {hidden_dim: 32, num_layers: 2, num_heads: 4, ffn_dim: 64}, pretrain: null}]
+methods: {lora: {search: {r: {type: categorical, choices: [2, 4]}}}}
+budget: {trials_per_cell: 1}
+"""
+
+
+@pytest.mark.parametrize("extra", [
+    ["budget.trials_per_cell=0"],  # the spec's own check fails, with the override echoed in its source
+    ["storage.optuna_url.nested=1"],  # the override's path fails
+    ["budget.seeds=[1"],  # the override's value is not YAML
+])
+def test_a_password_given_by_override_is_never_echoed(extra, tmp_path, monkeypatch, capsys):
+    spec = tmp_path / "ok.yaml"
+    spec.write_text(GOOD)
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    url = "postgresql://me:hunter2@127.0.0.1:1/db"
+    assert main(["sweep", str(spec), "--num-cpus", "2", "--override", f"storage.optuna_url={url}", *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith(f"error: {spec}"), err
+    assert "hunter2" not in err, err
+    if extra == ["budget.trials_per_cell=0"]:  # the message names every override, masked
+        assert "me:***@127.0.0.1" in err, err
+    assert list(work.iterdir()) == []
+
+
+def test_status_reads_a_masked_url_with_the_password_from_the_environment(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from orchestrator.spec import mask_url
+    from orchestrator.storage import STORAGE_ENV, storage_url
+    from runfolder.layout import RunDir
+
+    full = "postgresql://me:hunter2@127.0.0.1:5432/db"
+    run = RunDir(tmp_path / "run")
+    as_read_back = SimpleNamespace(storage=SimpleNamespace(optuna_url=mask_url(full)))
+    monkeypatch.delenv(STORAGE_ENV, raising=False)
+    assert storage_url(as_read_back, run) == "postgresql://me:***@127.0.0.1:5432/db"  # no password known
+    monkeypatch.setenv(STORAGE_ENV, full)
+    assert storage_url(as_read_back, run) == full
+    monkeypatch.setenv(STORAGE_ENV, "postgresql://other:pw@127.0.0.1:5432/db")  # another user: not taken
+    assert storage_url(as_read_back, run) == "postgresql://me:***@127.0.0.1:5432/db"
+
+
+def test_sampler_seeds_fit_numpy_for_every_allowed_seed():
+    from orchestrator.spec import parse_spec
+    from orchestrator.sweep import make_sampler
+    import yaml
+
+    data = yaml.safe_load(GOOD)
+    data["seed"] = 2**31 - 1
+    spec = parse_spec(data)
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    first = []
+    for _ in range(2):  # numpy refuses seeds of 2**32 and above; the same seed proposes the same
+        study = optuna.create_study(sampler=make_sampler(spec, cell_index=500, n_existing=10_000))
+        first.append(study.ask({"x": optuna.distributions.FloatDistribution(0, 1)}).params["x"])
+    assert first[0] == first[1]

@@ -37,15 +37,15 @@ from workloads.backbones.base import Encoded
 class GraphTransformerConfig(BaseModel):
     """What every graph transformer here is configured by (each backbone adds its own fields)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # "inf"/1e400 too
 
-    hidden_dim: int = Field(default=64, ge=8, description="width of node and token states")
-    num_layers: int = Field(default=4, ge=1, description="transformer layers")
-    num_heads: int = Field(default=4, ge=1, description="attention heads (must divide hidden_dim)")
-    ffn_dim: int = Field(default=128, ge=8, description="feed-forward inner width")
+    hidden_dim: int = Field(default=64, ge=8, le=65_536, description="width of node and token states")
+    num_layers: int = Field(default=4, ge=1, le=1024, description="transformer layers")
+    num_heads: int = Field(default=4, ge=1, le=1024, description="attention heads (must divide hidden_dim)")
+    ffn_dim: int = Field(default=128, ge=8, le=262_144, description="feed-forward inner width")
     dropout: float = Field(default=0.1, ge=0, lt=1, description="dropout on residual branches")
     attn_dropout: float = Field(default=0.1, ge=0, lt=1, description="dropout on attention weights")
-    max_degree: int = Field(default=8, ge=1, description="degrees above this share one embedding")
+    max_degree: int = Field(default=8, ge=1, le=1024, description="degrees above this share one embedding")
 
     @model_validator(mode="after")
     def _heads_divide_width(self):
@@ -55,7 +55,7 @@ class GraphTransformerConfig(BaseModel):
 
 
 class GraphormerConfig(GraphTransformerConfig):
-    max_distance: int = Field(default=8, ge=1, description="distances above this share one bias")
+    max_distance: int = Field(default=8, ge=1, le=1024, description="distances above this share one bias")
 
 
 class MultiHeadAttention(nn.Module):

@@ -34,7 +34,7 @@ _LORA_NAMES = (("query", "value"), ("q_proj", "v_proj"), ("q", "v"), ("c_attn",)
 
 
 class LMConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # "inf"/1e400 too
 
     path: str = Field(default=DEFAULT_LM, description="a Hugging Face model folder, or the packaged "
                       f"'{DEFAULT_LM}'")

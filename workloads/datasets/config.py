@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class DatasetConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # "inf"/1e400 too
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
                       description="registered dataset name (b3db, freesolv, ogbg-molhiv, wordnet, ...), or your "
@@ -33,7 +33,7 @@ class DatasetConfig(BaseModel):
     max_molecules: int | None = Field(
         default=None, ge=20, description="deterministic random subset of this size"
     )
-    split_seed: int = Field(default=0, description="seed of the scaffold split and of the subset")
+    split_seed: int = Field(default=0, ge=0, le=2**31 - 1, description="seed of the scaffold split and of the subset")
     split_fractions: tuple[float, float, float] | None = Field(
         default=None, description="train/valid/test fractions; null: the dataset's default (molecules "
         "0.8/0.1/0.1 by scaffold, text graphs 0.6/0.2/0.2 stratified); sets with their own split ignore it"

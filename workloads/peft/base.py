@@ -18,7 +18,7 @@ from workloads.registry import Registry
 
 
 class MethodConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # "inf"/1e400 too
 
 
 @dataclass
