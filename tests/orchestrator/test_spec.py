@@ -37,6 +37,37 @@ def test_full_spec_loads():
     assert 0.0 in spec.methods["g_adapter_proximal"].search["proximal.weight"].choices
 
 
+def test_full_spec_is_the_whole_grid():
+    """sweeps/full.yaml: every registered graph method on both graph backbones and the nine
+    molecular sets, with and without GIST; G-Adapter with and without the proximal term;
+    every node method on the text graph."""
+    from workloads.backbones import BACKBONES
+    from workloads.peft import METHODS
+
+    spec = load_spec(ROOT / "sweeps" / "full.yaml")
+    cells = spec.cells()
+    graph_methods = {m for m in METHODS.names() if "graph_transformer" in METHODS.get(m).backbones}
+    node_methods = {m for m in METHODS.names() if "language_model" in METHODS.get(m).backbones}
+    graph_backbones = {b for b in BACKBONES.names() if BACKBONES.get(b).kind == "graph_transformer"}
+    assert graph_backbones == {"graphormer", "mat"} and {b.name for b in spec.backbones} >= graph_backbones
+    molecular = [d.name for d in spec.datasets if d.name != "wordnet"]
+    assert len(molecular) == 9
+
+    def variants(method, plugins):
+        return {k for k, e in spec.methods.items() if e.method_name(k) == method and set(e.plugins) == plugins}
+
+    for m in graph_methods:
+        assert variants(m, set()), m
+        assert variants(m, {"gist"}) or variants(m, {"gist", "proximal"}), f"{m} has no GIST variant"
+    assert variants("g_adapter", {"proximal"}) and variants("g_adapter", set())
+    for d in molecular:
+        for b in graph_backbones:
+            have = {c.method for c in cells if c.dataset == d and c.backbone == b}
+            graph_variants = {k for k, e in spec.methods.items() if e.method_name(k) in graph_methods}
+            assert have == graph_variants, (d, b, graph_variants - have)
+    assert {spec.methods[c.method].method_name(c.method) for c in cells if c.dataset == "wordnet"} == node_methods
+
+
 def test_variants_route_searched_values_to_method_plugins_and_training(tmp_path):
     from orchestrator.sweep import trial_config
 

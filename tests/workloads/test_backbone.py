@@ -80,3 +80,33 @@ def test_mat_attention_mixes_attention_distance_and_adjacency(batch):
         far = batch.clone()
         far.dist = far.dist * 3
         assert not torch.allclose(before, m(far))
+
+
+@pytest.mark.parametrize("backbone", ["graphormer", "mat"])
+def test_graph_backbones_keep_the_written_contract(backbone, freesolv):
+    """Each graph backbone is a GraphBackbone; its declared LoRA targets are what LoRA
+    adapts by default; its declared featurization is what the task checks the data for."""
+    import copy
+
+    from workloads.backbones.base import GraphBackbone
+    from workloads.peft import METHODS
+    from workloads.tasks.graph_property import GraphPropertyTask
+
+    m = tiny_model(0, backbone)
+    bb = m.backbone
+    assert isinstance(bb, GraphBackbone)
+    assert set(type(bb).featurization) <= {"spd", "dist"} and type(bb).featurization
+    lora = METHODS.get("lora")
+    lora.apply(m, lora.parse({"r": 2}))
+    adapted = {n.split(".lora_A")[0].rsplit(".", 1)[-1] for n, p in m.named_parameters() if p.requires_grad and ".lora_A" in n}
+    assert adapted == set(type(bb).lora_targets)
+
+    task = GraphPropertyTask()
+    task.make_model(tiny_model(0, backbone).backbone, freesolv)  # the data carries what it reads
+    stripped = copy.copy(freesolv)
+    stripped.train = [copy.copy(g) for g in freesolv.train[:4]]
+    for g in stripped.train:
+        for f in type(bb).featurization:
+            delattr(g, f)
+    with pytest.raises(ValueError, match=f"reads {type(bb).featurization[0]}"):
+        task.make_model(tiny_model(0, backbone).backbone, stripped)

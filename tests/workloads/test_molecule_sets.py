@@ -50,3 +50,19 @@ def test_moleculeace_targets_keep_their_split(target, cache_dir):
 def test_moleculeace_files_ship_with_their_licence():
     assert "MIT" in (MOLECULEACE_DIR / "README.md").read_text()
     assert "Permission is hereby granted" in (MOLECULEACE_DIR / "LICENSE").read_text()
+
+
+def test_rows_without_a_label_or_a_molecule_are_counted_as_what_they_lack():
+    import numpy as np
+
+    from workloads.datasets.build import build_from_smiles
+    from workloads.datasets.config import DatasetConfig
+
+    smiles = ["C" * k + "O" for k in range(1, 31)] + ["C1CC(broken", "", "CCN", "C1CC(broken"]
+    y = np.array([float(k) for k in range(30)] + [np.nan, np.nan, np.nan, 1.0], np.float32)
+    out = build_from_smiles(DatasetConfig(name="freesolv"), smiles, y, "regression", "a list",
+                            mode="random")
+    # no label and no molecule (twice) -> unparsable; a molecule without a label -> missing;
+    # a label on a broken SMILES -> unparsable
+    assert (out["num_invalid"], out["num_missing_label"]) == (3, 1)
+    assert len(out["train"]) + len(out["valid"]) + len(out["test"]) == 30

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+from rdkit import Chem
 
 from workloads.datasets.config import DatasetConfig
 from workloads.datasets.featurize import smiles_to_data
@@ -41,7 +42,11 @@ def build_from_smiles(cfg: DatasetConfig, smiles: list[str], y: np.ndarray, task
     graphs, kept, parts, invalid, missing = [], [], [], 0, 0
     for i in idx:
         if np.isnan(np.asarray(y[i], dtype=np.float64)).all():  # no label at all: nothing to learn from
-            missing += 1
+            mol = Chem.MolFromSmiles(smiles[i]) if smiles[i] else None
+            if mol is None or mol.GetNumAtoms() == 0:  # nor a molecule: counted as unparsable
+                invalid += 1
+            else:
+                missing += 1
             continue
         d = smiles_to_data(smiles[i], y[i])
         if d is None:

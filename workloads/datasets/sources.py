@@ -81,8 +81,9 @@ SOURCES.add("b3db", packaged_csv_source(
     "qc-b3db", "B3DB/B3DB_classification.tsv", _read_b3db,
 ))
 def _read_b3db_regression(path: Path) -> tuple[list[str], np.ndarray]:
-    df = pd.read_csv(path, sep="\t", usecols=["SMILES", "logBB"]).dropna()
-    return df["SMILES"].astype(str).tolist(), df["logBB"].to_numpy(np.float32)
+    # rows without a SMILES or a logBB stay in: the builder counts them in the record
+    df = pd.read_csv(path, sep="\t", usecols=["SMILES", "logBB"])
+    return df["SMILES"].fillna("").astype(str).tolist(), df["logBB"].to_numpy(np.float32)
 
 
 def _read_solubility(paths: list[Path]):

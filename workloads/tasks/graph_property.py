@@ -64,6 +64,12 @@ class GraphPropertyTask(Task):
     def make_model(self, backbone, data):
         from workloads.backbones import GraphModel
 
+        # the backbone's contract names the per-molecule attributes its attention reads
+        graph = data.train[0]
+        missing = [f for f in type(backbone).featurization if getattr(graph, f, None) is None]
+        if missing:
+            raise ValueError(f"backbone {type(backbone).__name__} reads {', '.join(missing)}, which the "
+                             f"featurized '{data.source.name}' graphs do not carry")
         return GraphModel(backbone, out_dim=data.num_tasks)
 
     def loss(self, data, pred, y):

@@ -27,9 +27,10 @@ class LoraConfig(MethodConfig):
     r: int = Field(default=8, ge=1, description="rank of the low-rank update")
     alpha: float = Field(default=16.0, gt=0, description="scaling numerator; the update is scaled by alpha/r")
     dropout: float = Field(default=0.0, ge=0, lt=1, description="dropout on the LoRA input")
-    target_modules: tuple[str, ...] = Field(
-        default=("q_proj", "k_proj", "v_proj", "out_proj"),
-        description="names of nn.Linear modules in the backbone that receive LoRA",
+    target_modules: tuple[str, ...] | None = Field(
+        default=None,
+        description="names of nn.Linear modules in the backbone that receive LoRA; null: the ones the "
+        "backbone declares (its lora_targets: the attention projections)",
     )
 
 
@@ -44,7 +45,7 @@ def apply(model: nn.Module, cfg: LoraConfig) -> TrainHooks:
         r=cfg.r,
         lora_alpha=cfg.alpha,
         lora_dropout=cfg.dropout,
-        target_modules=list(cfg.target_modules),
+        target_modules=list(cfg.target_modules or type(model.backbone).lora_targets),
         bias="none",
     )
     inject_adapter_in_model(hf, model.backbone)
