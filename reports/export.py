@@ -1,5 +1,6 @@
 """``results.csv`` and ``results.parquet`` beside the report: one row per trial, with
-its configuration, objectives, and every seed's validation and test score, for
+its configuration, objectives, and every seed's validation and test score, peak
+training memory and latency, for
 people who prefer pandas to HTML."""
 from __future__ import annotations
 
@@ -29,9 +30,13 @@ def rows(records: list[dict]) -> pd.DataFrame:
             row.update({"metric": m.get("metric"), "direction": m.get("direction"), "seeds": st["seeds"],
                         "val_mean": st["val"], "val_std": st["val_std"], "test_mean": st["test"],
                         "test_std": st["test_std"]})
+            per_seed = r.get("seeds") or []
             for k in range(n_seeds):
                 row[f"val_seed{k}"] = st["val_scores"][k] if k < len(st["val_scores"]) else None
                 row[f"test_seed{k}"] = st["test_scores"][k] if k < len(st["test_scores"]) else None
+                s = per_seed[k] if k < len(per_seed) else {}
+                row[f"peak_train_mb_seed{k}"] = (s.get("memory") or {}).get("peak_train_mb")
+                row[f"latency_ms_seed{k}"] = (s.get("latency") or {}).get("ms_per_unit")
             row.update({f"objective.{k}": v for k, v in r["objectives"].items()})
             row.update({"trainable_params": r.get("trainable_params"), "total_params": r.get("total_params"),
                         "device": (r.get("device") or {}).get("name"), "host": (r.get("device") or {}).get("host"),

@@ -206,7 +206,14 @@ def _overview_html(ov: dict, title_cells: dict) -> str:
     hosts = ", ".join(f"{h} ({n} trials)" for h, n in ov["hosts"].items()) or str(env.get("host", "?"))
     devices = ", ".join(f"{d} ({n})" for d, n in ov["devices"].items()) or str(env.get("device", "?"))
     over = f"{ov['overhead_s'] / 60:.1f} min" if ov["overhead_s"] is not None else "not recorded"
-    items = [("spec hash", ov["spec_hash"] or "?"), ("trials run", when or "?"),
+    progress = "?"
+    if ov.get("budget"):
+        short = ov["cells_below_budget"]
+        progress = (f"{ov['budget']} trials per cell; " + (
+            f"{short} of {len(ov['cells'])} cells below it so far (a sweep still running, or stopped: this report "
+            "shows what had finished when it was written)" if short else f"complete in {len(ov['cells'])} of {len(ov['cells'])} cells"))
+    items = [("sweep", ov.get("sweep") or "?"), ("spec hash", ov["spec_hash"] or "?"), ("budget", progress),
+             ("trials run", when or "?"),
              ("nodes", f"{len(ov['hosts']) or 1}: {hosts}"), ("devices", devices),
              ("git", str(env.get("git_sha", "?"))[:12]),
              ("compute", f"{ov['compute_s'] / 60:.1f} min in trials"),
@@ -304,9 +311,9 @@ console.error = function (...a) { noteError(a.join(' ')); consoleError.apply(con
 
 
 def render(records: list[dict], title: str, env: dict | None, spec_header: str | None = None,
-           spec_path: str = "SPEC") -> str:
+           spec_path: str = "SPEC", budget: int | None = None, sweep: str | None = None) -> str:
     summary = summarize(records)
-    ov = overview(records, env, spec_header)
+    ov = overview(records, env, spec_header, budget=budget, sweep=sweep)
     methods = sorted({r["method"] for r in records if r.get("method")})
     colors = {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(methods)}
     best_of_cell = {}
@@ -407,7 +414,14 @@ def build_report(run_path: str | Path) -> Path:
         spec_path = str(run.spec_file.relative_to(Path.cwd()))
     except ValueError:
         pass
-    page = render(records, f"Sweep report: {run.path.name}", run.read_env(), header, spec_path)
+    budget = sweep = None
+    if run.spec_file.exists():  # the resolved spec (strict YAML the driver wrote)
+        import yaml
+
+        resolved = yaml.safe_load(run.spec_file.read_text()) or {}
+        budget, sweep = (resolved.get("budget") or {}).get("trials_per_cell"), resolved.get("name")
+    page = render(records, f"Sweep report: {run.path.name}", run.read_env(), header, spec_path,
+                  budget=budget, sweep=sweep)
     write_exports(records, run.path)
     return atomic_write_text(run.report_file, page)
 

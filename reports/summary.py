@@ -159,9 +159,11 @@ def _node(r: dict) -> str:
     return f"{host} ({ex['node_ip']}, node {ex['node_id'][:8]})" if ex.get("node_id") else host
 
 
-def overview(records: list[dict], env: dict | None = None, spec_header: str | None = None) -> dict:
+def overview(records: list[dict], env: dict | None = None, spec_header: str | None = None,
+             budget: int | None = None, sweep: str | None = None) -> dict:
     """The sweep at a glance: when, where, and per cell how many trials finished,
-    failed or were infeasible; compute time and orchestration overhead."""
+    failed or were infeasible (against the budget per cell, where known); compute time
+    and orchestration overhead."""
     cells: dict[str, Counter] = defaultdict(Counter)
     for r in records:
         key = "interrupted" if r.get("interrupted") else r.get("status", "failed")
@@ -184,4 +186,9 @@ def overview(records: list[dict], env: dict | None = None, spec_header: str | No
         "overhead_s": max(0.0, wall - compute) if wall else None,
         "trials": len(records),
         "env": env,
+        "sweep": sweep,
+        "budget": budget,
+        # trials that used budget (all but the interrupted ones) short of it, per cell
+        "cells_below_budget": sum(1 for v in cells.values()
+                                  if budget and sum(v.values()) - v.get("interrupted", 0) < budget),
     }

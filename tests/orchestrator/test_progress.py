@@ -41,6 +41,7 @@ def test_status_and_report_on_a_finished_then_a_running_sweep(tmp_path, cache_di
     assert main(["status", str(run.path)]) == 0
     out = capsys.readouterr().out
     assert "2 of 2 trials ended" in out and "rmse" in out
+    assert "complete in 1 of 1 cells" in build_report(run.path).read_text()
     row = next(line for line in out.splitlines() if "linear_probe" in line)
     assert [c.strip() for c in row.strip("│ ").split("│")][1:6] == ["2", "0", "0", "0", "2"]
 
@@ -54,8 +55,13 @@ def test_status_and_report_on_a_finished_then_a_running_sweep(tmp_path, cache_di
     row = next(line for line in out.splitlines() if "linear_probe" in line)
     assert [c.strip() for c in row.strip("│ ").split("│")][1:6] == ["2", "1", "0", "0", "3"]
     assert "2 of 3 trials ended" in out
-    page = build_report(run.path).read_text()  # what is there so far
+    assert main(["report", str(run.path)]) == 0  # what is there so far, through the command
+    page = run.report_file.read_text()
     assert "freesolv / graphormer" in page and (run.path / "results.csv").read_text().count("\n") == 3
+    assert "1 of 1 cells below it so far" in page  # the report says it is partial
+    import pandas as pd
+
+    assert len(pd.read_parquet(run.path / "results.parquet")) == 2
 
 
 def test_status_of_a_folder_that_is_not_a_run(tmp_path, capsys):

@@ -27,7 +27,7 @@ def report(tmp_path_factory, cache_dir):
     spec = parse_spec(tiny_spec(tmp, cache_dir, {
         "full": {"search": {"lr": lr}},
         "lora": {"search": {"r": {"type": "categorical", "choices": [2, 4]}, "lr": lr}},
-    }, name="browser", train={"epochs": 1, "batch_size": 32}, budget={"trials_per_cell": 4}))
+    }, name="browser", train={"epochs": 1, "batch_size": 32}, budget={"trials_per_cell": 4, "seeds": 2}))
     run = Sweep(spec, console=Console(file=io.StringIO())).execute(executor=InProcessExecutor())
     return build_report(run.path)
 
@@ -54,6 +54,9 @@ def test_report_draws_every_point_without_script_errors(report, tmp_path):
         drawn = len(re.findall(r'class="point"', seg))
         assert expected > 0 and drawn == expected, (expected, drawn)
     assert 'id="overview"' in dom and "Parameter importance" in dom and "orchestrator run" in dom
+    # two seeds per configuration: the fronts draw each point's error bar (its seeds' std), of some height
+    bars = [(float(a), float(b)) for a, b in re.findall(r'<path class="yerror"[^>]* d="M[-\d.]+,([-\d.]+)h[^V]*V([-\d.]+)', dom)]
+    assert len(bars) >= 3 * 8 and sum(abs(a - b) > 0.5 for a, b in bars) >= 3, bars[:10]
 
     # without '#all', plots below the fold wait until scrolled to: the first ones are drawn, not the last
     out = _chromium("--virtual-time-budget=15000", "--window-size=1400,900", "--dump-dom", report.as_uri())

@@ -175,6 +175,10 @@ def test_overview_counts_per_cell_and_overhead():
     assert ov["cells"] == {"a__g__lora": {"ok": 1, "failed": 1, "infeasible": 1}}
     assert ov["spec_hash"] == "abc123" and ov["compute_s"] == 10.0 and ov["overhead_s"] == pytest.approx(1.0)
     assert ov["hosts"] == {"n1": 1}
+    assert overview([a, b, c], budget=3)["cells_below_budget"] == 0  # failed and infeasible trials use budget
+    assert overview([a, b, c], budget=4)["cells_below_budget"] == 1
+    interrupted = dict(rec("a", "lora", 0, 0, 0, 3, status="failed"), cell="a__g__lora", interrupted=True)
+    assert overview([a, b, c, interrupted], budget=4)["cells_below_budget"] == 1  # a crash's trial does not
     s = summarize([a, b, c])["a / g"]
     assert len(s["infeasible"]) == 1 and len(s["failed"]) == 1
 
@@ -188,11 +192,14 @@ def test_exports_one_row_per_trial_with_every_seed(tmp_path):
     a["params"] = {"r": 4, "lr": 0.01}
     a["metrics"].update(val_score=0.8, val_std=0.01, test_score=0.7, test_std=0.02,
                         val_scores=[0.79, 0.81], test_scores=[0.68, 0.72])
+    a["seeds"] = [{"memory": {"peak_train_mb": 10.0}, "latency": {"ms_per_unit": 1.5}},
+                  {"memory": {"peak_train_mb": 9.5}, "latency": {"ms_per_unit": 0.5}}]
     b = rec("a", "lora", 0, 0, 0, 1, status="failed")
     b["params"] = {"r": "8", "lr": 0.1}  # mixed types in one column survive parquet
     csv, parquet = write_exports([a, b], tmp_path)
     for df in (pd.read_csv(csv), pd.read_parquet(parquet)):
         assert len(df) == 2 and list(df["status"]) == ["ok", "failed"]
         assert df.loc[0, "val_seed1"] == 0.81 and df.loc[0, "test_seed0"] == 0.68
+        assert df.loc[0, "peak_train_mb_seed1"] == 9.5 and df.loc[0, "latency_ms_seed0"] == 1.5
         assert df.loc[0, "objective.train_memory_mb"] == 10 and df.loc[1, "error"] == "boom"
     assert pd.read_csv(csv)["param.lr"].tolist() == [0.01, 0.1]
