@@ -28,7 +28,7 @@ sweep: $(STAMP)
 	$(BIN)/orchestrator sweep $(SPEC)
 
 # sweeps/full.yaml end to end on one small machine: every cell of the cluster spec
-# (nine molecular sets and WordNet × three backbones × every variant), one trial each,
+# (nine molecular sets × Graphormer and MAT × every graph variant, WordNet × MiniLM × every node method), one trial each,
 # on small backbones and data slices; see README "The command line".
 SMALL_ARCH := {hidden_dim: 32, num_layers: 2, num_heads: 4, ffn_dim: 64}
 SMALL_PRETRAIN := {max_molecules: 2000, epochs: 1, batch_size: 128, lr: 0.001}

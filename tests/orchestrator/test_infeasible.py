@@ -55,3 +55,51 @@ def test_a_trial_out_of_memory_is_infeasible_and_the_sweep_goes_on(tmp_path, cac
     assert len(group["infeasible"]) == 2 and {r["method"] for r in group["trials"]} == {"adapter"}
     page = build_report(run.path).read_text()
     assert "infeasible at this memory" in page and "2 infeasible" in page
+
+
+LIMITED = r"""
+import io, json, resource, sys
+from rich.console import Console
+from orchestrator.executor import InProcessExecutor
+from orchestrator.spec import parse_spec
+from orchestrator.sweep import Sweep
+import torch  # noqa: F401  (mapped before the limit is measured)
+
+# the test's own memory limit: what this process maps now, plus 1.5 GB
+vm = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith("VmSize"))
+resource.setrlimit(resource.RLIMIT_AS, (vm + 1536 * 2**20, resource.RLIM_INFINITY))
+spec = parse_spec(json.loads(sys.argv[1]))
+Sweep(spec, console=Console(file=io.StringIO())).execute(executor=InProcessExecutor())
+"""
+
+
+def test_a_memory_limit_the_test_imposes_makes_large_configurations_infeasible(tmp_path, cache_dir):
+    """Under an address-space limit (RLIMIT_AS) set in the sweep's own process, an adapter
+    whose bottleneck needs 2 GB per matrix cannot allocate: recorded infeasible, told
+    to the sampler as the penalty; the small bottleneck trains. The sampler learns from
+    the penalty: after its random start, TPE keeps away from the bottleneck that failed."""
+    import json
+    import subprocess
+    import sys
+
+    from runfolder.layout import RunDir
+
+    spec = tiny_spec(tmp_path, cache_dir, {
+        "adapter": {"search": {"bottleneck": {"type": "categorical", "choices": [4, 2**24]}}},
+    }, name="limited", train={"epochs": 1, "batch_size": 32},
+        budget={"trials_per_cell": 8, "n_startup_trials": 3, "sampler": "tpe"})
+    out = subprocess.run([sys.executable, "-c", LIMITED, json.dumps(spec)], capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    recs = sorted(RunDir(tmp_path / "runs" / "limited").trial_records(), key=lambda r: r["optuna_trial"])
+    assert len(recs) == 8
+    for r in recs:
+        big = r["params"]["bottleneck"] == 2**24
+        assert r["status"] == ("infeasible" if big else "ok"), (r["params"], r["status"], r.get("error"))
+    assert any(r["status"] == "infeasible" for r in recs)
+    study = optuna.load_study(study_name="freesolv__graphormer__adapter",
+                              storage=RunDir(tmp_path / "runs" / "limited").sqlite_url())
+    told = {t.number: t for t in study.trials}
+    assert all(told[r["optuna_trial"]].values == [PENALTY] * 3 for r in recs if r["status"] == "infeasible")
+    after_start = [r for r in recs if r["optuna_trial"] >= 3]
+    assert sum(r["status"] == "infeasible" for r in after_start) <= 1, [r["params"] for r in recs]
