@@ -21,13 +21,16 @@ def test_bad_spec_one_line_nothing_created(spec, tmp_path, monkeypatch, capsys):
     work = tmp_path / "cwd"
     work.mkdir()
     monkeypatch.chdir(work)  # relative paths in the spec (runs/, data files) resolve here
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("GRAPH_PEFT_CACHE", str(cache))  # featurized data, checkpoints would go here
     assert main(["sweep", str(spec), "--num-cpus", "2"]) == 2
     captured = capsys.readouterr()
     err = captured.err.strip()
     assert "\n" not in err, err  # one line
     assert err.startswith(f"error: {spec}") and expect in err, err
     assert "Traceback" not in err and "hunter2" not in err
-    assert list(work.iterdir()) == []  # no run folder, no pretraining cache, nothing
+    assert list(work.iterdir()) == []  # no run folder, nothing
+    assert not cache.exists() or not any(cache.rglob("*"))  # no featurized data, no checkpoint
     assert captured.out == ""  # no progress line: no work started
     import sys
 
