@@ -241,8 +241,9 @@ def backbone_params(rows: list[dict], dataset: str, backbone: str) -> int:
         return int(r["trainable"]) if r else None
 
     full, head = trainable("full"), trainable("linear_probe")
-    if full is None:  # no full fine-tuning row: every parameter of some row's model
-        return max(int(x["total"]) for x in rows if (x["dataset"], x["backbone"]) == (dataset, backbone))
+    if full is None:  # no full fine-tuning row: every parameter of some trained row's model
+        return max(int(x["total"]) for x in rows
+                   if (x["dataset"], x["backbone"]) == (dataset, backbone) and not x.get("failed"))
     return full - (head or 0)
 
 

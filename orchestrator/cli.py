@@ -217,12 +217,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
-    from orchestrator.spec import SpecError
+    from orchestrator.spec import SpecError, mask_secrets
 
     try:
         return args.fn(args)
     except (SpecError, FileNotFoundError, ValueError, RuntimeError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {mask_secrets(str(e))}", file=sys.stderr)  # a URL's password, wherever it came from
         return 2
 
 

@@ -469,17 +469,17 @@ def apply_overrides(data: Any, items: list[str] | tuple, source: str = "<spec>")
     data = copy.deepcopy(data)
     for raw in items:
         key, sep, value_text = raw.partition("=")
-        item, text = mask_secrets(raw), mask_secrets(value_text)  # what messages may echo
+        item, text, shown = mask_secrets(raw), mask_secrets(value_text), mask_secrets(key)  # what messages may echo
         if not sep or not key:
             raise SpecError(f"{source}: --override expects KEY.PATH=VALUE, got '{item}'")
         try:
             value = yaml.load(value_text, Loader=_StrictLoader)  # noqa: S506 - a safe loader
         except yaml.YAMLError:
-            raise SpecError(f"{source}: --override {key}: cannot read value '{text}' as YAML") from None
+            raise SpecError(f"{source}: --override {shown}: cannot read value '{text}' as YAML") from None
         parts = key.split(".")
         node = data
         for depth, part in enumerate(parts):
-            here = ".".join(parts[:depth]) or "the spec"
+            here = mask_secrets(".".join(parts[:depth])) or "the spec"
             last = depth == len(parts) - 1
             if isinstance(node, dict):
                 if last:
@@ -488,7 +488,7 @@ def apply_overrides(data: Any, items: list[str] | tuple, source: str = "<spec>")
                 if part not in node:
                     node[part] = {}
                 elif not isinstance(node[part], (dict, list)):
-                    raise SpecError(f"{source}: --override {key}: {'.'.join(parts[:depth + 1])} is a value, "
+                    raise SpecError(f"{source}: --override {shown}: {mask_secrets('.'.join(parts[:depth + 1]))} is a value, "
                                     "not a mapping or list")
                 node = node[part]
             elif isinstance(node, list):
@@ -496,14 +496,14 @@ def apply_overrides(data: Any, items: list[str] | tuple, source: str = "<spec>")
                 idx = int(part) if part.isdigit() and int(part) < len(node) else (
                     names.index(part) if part in names else None)
                 if idx is None:
-                    raise SpecError(f"{source}: --override {key}: {here} has no item '{part}' (items: "
+                    raise SpecError(f"{source}: --override {shown}: {here} has no item '{mask_secrets(part)}' (items: "
                                     f"{', '.join(str(n) for n in names if n is not None) or len(node)})")
                 if last:
                     node[idx] = value
                 else:
                     node = node[idx]
             else:
-                raise SpecError(f"{source}: --override {key}: {here} is a value, not a mapping or list")
+                raise SpecError(f"{source}: --override {shown}: {here} is a value, not a mapping or list")
     return data
 
 
@@ -543,5 +543,6 @@ def redact(text: str, url: str | None) -> str:
 
 
 def dump_resolved(spec: SweepSpec) -> str:
-    header = f"# resolved sweep spec; content hash {spec.content_hash()}\n"
+    header = (f"# resolved sweep spec; content hash {spec.content_hash()}\n"
+              f"# cells: {len(spec.cells())}\n")  # read by the report: how many studies the sweep has
     return header + yaml.safe_dump(json.loads(json.dumps(spec.resolved())), sort_keys=False)

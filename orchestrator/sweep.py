@@ -331,7 +331,7 @@ class Sweep:
             timeout_s=r.trial_timeout_s, name=self.spec.name,
         )
 
-    def check_local_resources(self, num_cpus: int | None) -> None:
+    def check_local_resources(self, num_cpus: int | None, gpus_only: bool = False) -> None:
         """Before anything is written or computed: can this machine give one trial
         what it asks for? (On a cluster the executor checks, warning, since it may scale.)"""
         r = self.spec.resources
@@ -341,6 +341,8 @@ class Sweep:
 
             gpus = torch.cuda.device_count()
         problems = resource_problems(r.model_dump(), num_cpus or os.cpu_count() or 1, gpus)
+        if gpus_only:  # an executor of the caller's (in-process: threads, not Ray's CPU slots)
+            problems = [p for p in problems if "GPU" in p]
         if problems:
             raise SpecError("resources: " + "; ".join(problems))
 
@@ -369,8 +371,8 @@ class Sweep:
 
     def execute(self, address: str | None = None, num_cpus: int | None = None,
                 executor: Executor | None = None) -> RunDir:
-        if address is None:  # this machine runs the trials (through Ray or in this process)
-            self.check_local_resources(num_cpus)
+        if address is None:  # this machine runs the trials (through Ray, or GPUs only in this process)
+            self.check_local_resources(num_cpus, gpus_only=executor is not None)
         if self.storage_url != self.run.sqlite_url():  # a server: reachable before anything is written
             self.open_storage()
         self.write_spec()

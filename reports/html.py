@@ -208,10 +208,10 @@ def _overview_html(ov: dict, title_cells: dict) -> str:
     over = f"{ov['overhead_s'] / 60:.1f} min" if ov["overhead_s"] is not None else "not recorded"
     progress = "?"
     if ov.get("budget"):
-        short = ov["cells_below_budget"]
+        short, n = ov["cells_below_budget"], ov["n_cells"]
         progress = (f"{ov['budget']} trials per cell; " + (
-            f"{short} of {len(ov['cells'])} cells below it so far (a sweep still running, or stopped: this report "
-            "shows what had finished when it was written)" if short else f"complete in {len(ov['cells'])} of {len(ov['cells'])} cells"))
+            f"{short} of {n} cells below it so far (a sweep still running, or stopped: this report "
+            "shows what had finished when it was written)" if short else f"complete in {n} of {n} cells"))
     items = [("sweep", ov.get("sweep") or "?"), ("spec hash", ov["spec_hash"] or "?"), ("budget", progress),
              ("trials run", when or "?"),
              ("nodes", f"{len(ov['hosts']) or 1}: {hosts}"), ("devices", devices),
@@ -311,9 +311,10 @@ console.error = function (...a) { noteError(a.join(' ')); consoleError.apply(con
 
 
 def render(records: list[dict], title: str, env: dict | None, spec_header: str | None = None,
-           spec_path: str = "SPEC", budget: int | None = None, sweep: str | None = None) -> str:
+           spec_path: str = "SPEC", budget: int | None = None, sweep: str | None = None,
+           n_cells: int | None = None) -> str:
     summary = summarize(records)
-    ov = overview(records, env, spec_header, budget=budget, sweep=sweep)
+    ov = overview(records, env, spec_header, budget=budget, sweep=sweep, n_cells=n_cells)
     methods = sorted({r["method"] for r in records if r.get("method")})
     colors = {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(methods)}
     best_of_cell = {}
@@ -415,14 +416,16 @@ def build_report(run_path: str | Path) -> Path:
         spec_path = str(run.spec_file.relative_to(Path.cwd()))
     except ValueError:
         pass
-    budget = sweep = None
+    budget = sweep = n_cells = None
     if run.spec_file.exists():  # the resolved spec (strict YAML the driver wrote)
         import yaml
 
         resolved = yaml.safe_load(run.spec_file.read_text()) or {}
         budget, sweep = (resolved.get("budget") or {}).get("trials_per_cell"), resolved.get("name")
+        found = re.search(r"^# cells: (\d+)$", run.spec_file.read_text(), re.M)
+        n_cells = int(found.group(1)) if found else None
     page = render(records, f"Sweep report: {run.path.name}", run.read_env(), header, spec_path,
-                  budget=budget, sweep=sweep)
+                  budget=budget, sweep=sweep, n_cells=n_cells)
     write_exports(records, run.path)
     return atomic_write_text(run.report_file, page)
 

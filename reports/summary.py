@@ -160,7 +160,7 @@ def _node(r: dict) -> str:
 
 
 def overview(records: list[dict], env: dict | None = None, spec_header: str | None = None,
-             budget: int | None = None, sweep: str | None = None) -> dict:
+             budget: int | None = None, sweep: str | None = None, n_cells: int | None = None) -> dict:
     """The sweep at a glance: when, where, and per cell how many trials finished,
     failed or were infeasible (against the budget per cell, where known); compute time
     and orchestration overhead."""
@@ -189,6 +189,9 @@ def overview(records: list[dict], env: dict | None = None, spec_header: str | No
         "sweep": sweep,
         "budget": budget,
         # trials that used budget (all but the interrupted ones) short of it, per cell
+        # (cells of the sweep without any record yet, where the count of its cells is known, included)
+        "n_cells": max(n_cells or 0, len(cells)),
         "cells_below_budget": sum(1 for v in cells.values()
-                                  if budget and sum(v.values()) - v.get("interrupted", 0) < budget),
+                                  if budget and sum(v.values()) - v.get("interrupted", 0) < budget)
+        + (max(0, (n_cells or 0) - len(cells)) if budget else 0),
     }

@@ -177,6 +177,7 @@ def test_overview_counts_per_cell_and_overhead():
     assert ov["hosts"] == {"n1": 1}
     assert overview([a, b, c], budget=3)["cells_below_budget"] == 0  # failed and infeasible trials use budget
     assert overview([a, b, c], budget=4)["cells_below_budget"] == 1
+    assert overview([a, b, c], budget=3, n_cells=3)["cells_below_budget"] == 2  # two cells not started yet
     interrupted = dict(rec("a", "lora", 0, 0, 0, 3, status="failed"), cell="a__g__lora", interrupted=True)
     assert overview([a, b, c, interrupted], budget=4)["cells_below_budget"] == 1  # a crash's trial does not
     s = summarize([a, b, c])["a / g"]

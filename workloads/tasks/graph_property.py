@@ -65,8 +65,8 @@ class GraphPropertyTask(Task):
         from workloads.backbones import GraphModel
 
         # the backbone's contract names the per-molecule attributes its attention reads
-        graph = data.train[0]
-        missing = [f for f in type(backbone).featurization if getattr(graph, f, None) is None]
+        graph = data.train[0] if data.train else None
+        missing = [f for f in type(backbone).featurization if graph is not None and getattr(graph, f, None) is None]
         if missing:
             raise ValueError(f"backbone {type(backbone).__name__} reads {', '.join(missing)}, which the "
                              f"featurized '{data.source.name}' graphs do not carry")

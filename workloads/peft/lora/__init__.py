@@ -45,7 +45,7 @@ def apply(model: nn.Module, cfg: LoraConfig) -> TrainHooks:
         r=cfg.r,
         lora_alpha=cfg.alpha,
         lora_dropout=cfg.dropout,
-        target_modules=list(cfg.target_modules or type(model.backbone).lora_targets),
+        target_modules=list(type(model.backbone).lora_targets if cfg.target_modules is None else cfg.target_modules),
         bias="none",
     )
     inject_adapter_in_model(hf, model.backbone)
