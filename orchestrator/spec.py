@@ -23,7 +23,13 @@ from workloads.util import stable_hash
 
 
 class SpecError(ValueError):
-    """A sweep spec that cannot be used; the message lists each problem with its path."""
+    """A sweep spec that cannot be used; the message lists each problem with its path.
+
+    The password of any URL in the message is masked here, wherever the text came from
+    (a spec, an ``--override``, a driver's error)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(mask_secrets(message))
 
 
 class _Strict(BaseModel):
@@ -445,7 +451,7 @@ def load_spec(path: str | Path, overrides: list[str] | tuple = ()) -> SweepSpec:
     source = str(path)
     if overrides:
         data = apply_overrides(data, overrides, source)
-        source += " with --override " + " ".join(mask_secrets(o) for o in overrides)
+        source += " with --override " + " ".join(overrides)
     return parse_spec(data, source)
 
 
@@ -467,19 +473,18 @@ def apply_overrides(data: Any, items: list[str] | tuple, source: str = "<spec>")
     import copy
 
     data = copy.deepcopy(data)
-    for raw in items:
-        key, sep, value_text = raw.partition("=")
-        item, text, shown = mask_secrets(raw), mask_secrets(value_text), mask_secrets(key)  # what messages may echo
+    for item in items:
+        key, sep, text = item.partition("=")
         if not sep or not key:
             raise SpecError(f"{source}: --override expects KEY.PATH=VALUE, got '{item}'")
         try:
-            value = yaml.load(value_text, Loader=_StrictLoader)  # noqa: S506 - a safe loader
+            value = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a safe loader
         except yaml.YAMLError:
-            raise SpecError(f"{source}: --override {shown}: cannot read value '{text}' as YAML") from None
+            raise SpecError(f"{source}: --override {key}: cannot read value '{text}' as YAML") from None
         parts = key.split(".")
         node = data
         for depth, part in enumerate(parts):
-            here = mask_secrets(".".join(parts[:depth])) or "the spec"
+            here = ".".join(parts[:depth]) or "the spec"
             last = depth == len(parts) - 1
             if isinstance(node, dict):
                 if last:
@@ -488,7 +493,7 @@ def apply_overrides(data: Any, items: list[str] | tuple, source: str = "<spec>")
                 if part not in node:
                     node[part] = {}
                 elif not isinstance(node[part], (dict, list)):
-                    raise SpecError(f"{source}: --override {shown}: {mask_secrets('.'.join(parts[:depth + 1]))} is a value, "
+                    raise SpecError(f"{source}: --override {key}: {'.'.join(parts[:depth + 1])} is a value, "
                                     "not a mapping or list")
                 node = node[part]
             elif isinstance(node, list):
@@ -496,14 +501,14 @@ def apply_overrides(data: Any, items: list[str] | tuple, source: str = "<spec>")
                 idx = int(part) if part.isdigit() and int(part) < len(node) else (
                     names.index(part) if part in names else None)
                 if idx is None:
-                    raise SpecError(f"{source}: --override {shown}: {here} has no item '{mask_secrets(part)}' (items: "
+                    raise SpecError(f"{source}: --override {key}: {here} has no item '{part}' (items: "
                                     f"{', '.join(str(n) for n in names if n is not None) or len(node)})")
                 if last:
                     node[idx] = value
                 else:
                     node = node[idx]
             else:
-                raise SpecError(f"{source}: --override {shown}: {here} is a value, not a mapping or list")
+                raise SpecError(f"{source}: --override {key}: {here} is a value, not a mapping or list")
     return data
 
 
