@@ -25,7 +25,7 @@ from optuna.trial import Trial, TrialState
 from rich.console import Console
 from rich.live import Live
 
-from orchestrator.executor import Executor, overhead_breakdown, resource_problems
+from orchestrator.executor import Executor, overhead_breakdown, resource_problems, trials_that_fit
 from orchestrator.progress import CellProgress, LiveProgress
 from orchestrator.search import distributions
 from orchestrator.spec import Cell, SpecError, SweepSpec, dump_resolved, mask_url, parse_spec, redact, search_target
@@ -317,11 +317,7 @@ class Sweep:
         r = self.spec.resources
         slots = r.max_concurrent_trials
         if address is None:  # one machine: no more worker groups than fit on it at once
-            fit = (num_cpus or os.cpu_count() or 1) // (r.num_workers * r.cpus_per_worker)
-            if r.use_gpu:
-                import torch
-
-                fit = min(fit, torch.cuda.device_count() // r.num_workers)
+            fit = trials_that_fit(r.model_dump(), *self._local_capacity(num_cpus))
             if 1 <= fit < slots:
                 self.say(f"resources.max_concurrent_trials: {slots} asked, {fit} fit on this machine at once")
                 slots = fit
@@ -331,18 +327,21 @@ class Sweep:
             timeout_s=r.trial_timeout_s, name=self.spec.name,
         )
 
-    def check_local_resources(self, num_cpus: int | None, gpus_only: bool = False) -> None:
-        """Before anything is written or computed: can this machine give one trial
-        what it asks for? (On a cluster the executor checks, warning, since it may scale.)"""
-        r = self.spec.resources
+    def _local_capacity(self, num_cpus: int | None) -> tuple[float, int]:
+        """CPUs (``num_cpus``, else the machine's) and GPUs (counted only if asked for) here."""
         gpus = 0
-        if r.use_gpu:
+        if self.spec.resources.use_gpu:
             import torch
 
             gpus = torch.cuda.device_count()
-        problems = resource_problems(r.model_dump(), num_cpus or os.cpu_count() or 1, gpus)
-        if gpus_only:  # an executor of the caller's (in-process: threads, not Ray's CPU slots)
-            problems = [p for p in problems if "GPU" in p]
+        return num_cpus or os.cpu_count() or 1, gpus
+
+    def check_local_resources(self, num_cpus: int | None, gpus_only: bool = False) -> None:
+        """Before anything is written or computed: can this machine give one trial
+        what it asks for? (On a cluster the executor checks, warning, since it may scale.)
+        ``gpus_only``: an executor of the caller's (in-process) runs threads, not Ray's CPU slots."""
+        cpus, gpus = self._local_capacity(num_cpus)
+        problems = resource_problems(self.spec.resources.model_dump(), math.inf if gpus_only else cpus, gpus)
         if problems:
             raise SpecError("resources: " + "; ".join(problems))
 

@@ -2,7 +2,8 @@
 
 ``InProcessExecutor`` imports no Ray; ``RaySlotExecutor`` is imported only when asked for.
 """
-from orchestrator.executor.base import TRIAL_FN, Executor, failed, resource_problems, root_cause, run_one
+from orchestrator.executor.base import (TRIAL_FN, Executor, failed, resource_problems, root_cause, run_one,
+                                        trials_that_fit)
 from orchestrator.executor.inprocess import InProcessExecutor
 
 
@@ -22,4 +23,4 @@ def overhead_breakdown(t: dict) -> dict:
 
 
 __all__ = ["TRIAL_FN", "Executor", "InProcessExecutor", "failed", "overhead_breakdown", "resource_problems",
-           "root_cause", "run_one"]
+           "root_cause", "run_one", "trials_that_fit"]

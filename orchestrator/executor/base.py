@@ -72,11 +72,23 @@ def failed(error: str, tb: str = "") -> dict:
     return {"status": "failed", "error": error[:2000], "traceback": tb[-8000:]}
 
 
+def trial_needs(resources: dict) -> tuple[int, int]:
+    """CPUs and GPUs of one trial's worker group: ``num_workers`` × ``cpus_per_worker``,
+    and a GPU per worker if ``use_gpu``."""
+    return (resources["num_workers"] * resources["cpus_per_worker"],
+            resources["num_workers"] if resources["use_gpu"] else 0)
+
+
+def trials_that_fit(resources: dict, have_cpus: float, have_gpus: float) -> int:
+    """How many trials' worker groups fit at once in what is there."""
+    need_cpu, need_gpu = trial_needs(resources)
+    fit = have_cpus // need_cpu
+    return int(min(fit, have_gpus // need_gpu) if need_gpu else fit)
+
+
 def resource_problems(resources: dict, have_cpus: float, have_gpus: float) -> list[str]:
-    """What one trial's worker group (``num_workers`` × ``cpus_per_worker``, a GPU per
-    worker if ``use_gpu``) needs beyond what is there; empty when it fits."""
-    need_cpu = resources["num_workers"] * resources["cpus_per_worker"]
-    need_gpu = resources["num_workers"] if resources["use_gpu"] else 0
+    """What one trial's worker group needs beyond what is there; empty when it fits."""
+    need_cpu, need_gpu = trial_needs(resources)
     problems = []
     if have_cpus < need_cpu:
         problems.append(f"a trial needs {need_cpu} CPUs (num_workers × cpus_per_worker), there are {have_cpus:g}")
