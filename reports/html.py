@@ -410,19 +410,20 @@ def build_report(run_path: str | Path) -> Path:
     records = run.trial_records()
     if not records:
         raise ValueError(f"{run.path}: no trial records under trials/ to report on")
-    header = run.spec_file.read_text().split("\n", 1)[0] if run.spec_file.exists() else None
     spec_path = str(run.spec_file)
     try:
         spec_path = str(run.spec_file.relative_to(Path.cwd()))
     except ValueError:
         pass
-    budget = sweep = n_cells = None
-    if run.spec_file.exists():  # the resolved spec (strict YAML the driver wrote)
+    header = budget = sweep = n_cells = None
+    if run.spec_file.exists():  # the resolved spec (strict YAML the driver wrote), its header comments first
         import yaml
 
-        resolved = yaml.safe_load(run.spec_file.read_text()) or {}
+        text = run.spec_file.read_text()
+        header = text.split("\n", 1)[0]
+        resolved = yaml.safe_load(text) or {}
         budget, sweep = (resolved.get("budget") or {}).get("trials_per_cell"), resolved.get("name")
-        found = re.search(r"^# cells: (\d+)$", run.spec_file.read_text(), re.M)
+        found = re.search(r"^# cells: (\d+)$", text, re.M)
         n_cells = int(found.group(1)) if found else None
     page = render(records, f"Sweep report: {run.path.name}", run.read_env(), header, spec_path,
                   budget=budget, sweep=sweep, n_cells=n_cells)
