@@ -60,7 +60,7 @@ def main() -> None:
     rows, curves = [], {}
     for backbone in args.backbones:
         for label, (arch, recipe) in BUDGETS.items():
-            if label.startswith("quick.yaml") and backbone != "graphormer":
+            if arch is QUICK_ARCH and backbone != "graphormer":
                 continue  # quick.yaml adapts a Graphormer only
             bb = BackboneConfig(name=backbone, params=arch, pretrain=recipe)
             t = time.perf_counter()
@@ -121,12 +121,13 @@ def render(res: dict) -> str:
     fmt = lambda r: f"{r['test_mean']:.3f} ± {r['test_std']:.3f}" if r else "–"  # noqa: E731
     verdicts = []
     for backbone in a["backbones"]:
-        for label in BUDGETS:
+        for label, (arch, recipe) in BUDGETS.items():
             cells = {r["method"]: r for r in res["rows"] if r["backbone"] == backbone and r["budget"] == label}
             if not cells:
                 continue
-            base = "quick.yaml's backbone, random init" if label.startswith("quick.yaml") else "random init"
-            beats = "" if "random init" in label else ("yes" if _beats_random(res, backbone, label, base) else "no")
+            # against random initialisation of the same architecture
+            base = next(b for b, (a2, r2) in BUDGETS.items() if a2 is arch and r2 is None)
+            beats = "" if recipe is None else ("yes" if _beats_random(res, backbone, label, base) else "no")
             if beats:
                 verdicts.append((backbone, label, beats == "yes"))
             lines.append(f"| {backbone} | {label} | {fmt(cells.get('full'))} | {fmt(cells.get('linear_probe'))} "
