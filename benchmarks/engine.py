@@ -103,15 +103,16 @@ def main() -> None:
     for label, method, params, lr in ROWS:
         t0 = time.perf_counter()
         r = trial(method, params, lr, args, cache_dir)
-        m = r["metrics"]
+        m = r.metrics
         rows.append({"label": label, "method": method, "params": params, "lr": lr,
-                     "test_mean": m["test_score"], "test_std": m["test_std"], "test_scores": m["test_scores"],
-                     "val_mean": m["val_score"], "trainable": r["trainable_params"], "total": r["total_params"],
-                     "peak_mb": r["memory"]["peak_train_mb"], "latency_ms_per_node": r["latency"]["ms_per_unit"],
-                     "inference": r["latency"].get("inference"),
-                     "history": [s["history"] for s in r["seeds"]], "train_s": r["timings"]["train_s"]})
-        print(f"{label}: test {m['test_score']:.4f}±{m['test_std']:.4f}, "
-              f"{r['latency']['ms_per_unit']:.2f} ms/node [{time.perf_counter() - t0:.0f}s]", flush=True)
+                     "test_mean": m.test_score, "test_std": m.test_std, "test_scores": m.test_scores,
+                     "val_mean": m.val_score, "trainable": r.trainable_params, "total": r.total_params,
+                     "peak_mb": r.memory.peak_train_mb, "latency_ms_per_node": r.latency.ms_per_unit,
+                     "inference": r.latency.inference,
+                     "history": [[h.model_dump() for h in s.history] for s in r.seeds],
+                     "train_s": r.timings.train_s})
+        print(f"{label}: test {m.test_score:.4f}±{m.test_std:.4f}, "
+              f"{r.latency.ms_per_unit:.2f} ms/node [{time.perf_counter() - t0:.0f}s]", flush=True)
     base = next(r for r in rows if r["label"] == "engine, no early exit")
     for r in rows:
         if r["method"] == "engine":  # exit settings act at inference only: the same training

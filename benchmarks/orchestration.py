@@ -7,7 +7,7 @@ docs/benchmarks/orchestration.md and docs/benchmarks/orchestration.json.
 
 Each part runs the real sweep driver (``orchestrator.sweep.Sweep``) with the
 default executor (long-lived Ray Train worker groups), on synthetic trial
-functions of known cost (``orchestrator/executor/synthetic.py``: a no-op, and a
+functions of known cost (``benchmarks/support/synthetic.py``: a no-op, and a
 real small training loop that runs for a fixed wall time) or on real tiny trials,
 against the floor: the same trials in a plain in-process Optuna ask/tell loop.
 """
@@ -29,8 +29,12 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.support import worker_pythonpath  # noqa: E402
+from runfolder import TrialRecord  # noqa: E402
+from runfolder.record import Overhead  # noqa: E402
+
 COMMAND = ".venv/bin/python benchmarks/orchestration.py"
-SYN = "orchestrator.executor.synthetic:{}"
+SYN = "benchmarks.support.synthetic:{}"
 
 
 def rss_mb() -> float:
@@ -80,13 +84,13 @@ def run_sweep(d: dict, trial_fn: str | None, probe: Probe | None = None, slots_c
     spec = parse_spec(d)
     sweep = Sweep(spec, console=Console(file=open(os.devnull, "w")))
     if probe is not None:
-        finish = sweep._finish
+        finish = sweep.finish
 
-        def wrapped(p, record, finished, total):
-            finish(p, record, finished, total)
-            probe(finished)
+        def wrapped(p, record):
+            finish(p, record)
+            probe(sweep.finished)
 
-        sweep._finish = wrapped  # the benchmark's own hook on its own object
+        sweep.finish = wrapped  # the benchmark's own hook on its own object
     r = spec.resources
     ex = RaySlotExecutor({"num_workers": r.num_workers, "cpus_per_worker": r.cpus_per_worker, "use_gpu": False},
                          r.max_concurrent_trials, sweep.run.ray_dir, num_cpus=slots_cpus or os.cpu_count(),
@@ -113,36 +117,36 @@ def plain_loop(d: dict, trial_fn: str) -> float:
         for _ in range(spec.budget.trials_per_cell):
             t = study.ask({"lr": optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True)})
             rec = fn(trial_config(spec, cell, t.params, "plain"))
-            study.tell(t, [rec["objectives"][k] for k in ("score", "train_memory_mb", "latency_ms_per_graph")])
+            study.tell(t, [rec.objectives[k] for k in ("score", "train_memory_mb", "latency_ms_per_graph")])
     return time.perf_counter() - t0
 
 
-def overheads(records: list[dict]) -> list[float]:
-    return [r["wall_s"] - r["timings"]["total_s"] for r in records if r.get("status") == "ok"]
+def overheads(records: list[TrialRecord]) -> list[float]:
+    return [r.wall_s - r.timings.total_s for r in records if r.status == "ok"]
 
 
-def driver_gaps(ok: list[dict]) -> list[float]:
+def driver_gaps(ok: list[TrialRecord]) -> list[float]:
     """Per slot, the time from receiving a record to submitting the slot's next trial."""
-    by: dict[int, list[dict]] = {}
+    by: dict[int, list[TrialRecord]] = {}
     for r in ok:
-        by.setdefault(r["executor"]["slot"], []).append(r)
+        by.setdefault(r.executor.slot, []).append(r)
     gaps = []
     for rs in by.values():
-        rs.sort(key=lambda r: r["timings"]["submitted_unix"])
-        gaps += [b["timings"]["submitted_unix"] - a["timings"]["driver_received_unix"] for a, b in zip(rs, rs[1:])]
+        rs.sort(key=lambda r: r.timings.submitted_unix)
+        gaps += [b.timings.submitted_unix - a.timings.driver_received_unix for a, b in zip(rs, rs[1:])]
     return gaps
 
 
-def busy_after_start(ok: list[dict]) -> float:
+def busy_after_start(ok: list[TrialRecord]) -> float:
     """Mean over slots of the fraction of time each slot spent in trial work, from the
     moment its worker group was up (its first trial began) to its last record."""
-    by: dict[int, list[dict]] = {}
+    by: dict[int, list[TrialRecord]] = {}
     for r in ok:
-        by.setdefault(r["executor"]["slot"], []).append(r)
+        by.setdefault(r.executor.slot, []).append(r)
     fracs = []
     for rs in by.values():
-        span = max(r["timings"]["driver_received_unix"] for r in rs) - min(r["timings"]["worker_start_unix"] for r in rs)
-        fracs.append(sum(r["timings"]["total_s"] for r in rs) / span if span > 0 else 0.0)
+        span = max(r.timings.driver_received_unix for r in rs) - min(r.timings.worker_start_unix for r in rs)
+        fracs.append(sum(r.timings.total_s for r in rs) / span if span > 0 else 0.0)
     return statistics.fmean(fracs)
 
 
@@ -163,15 +167,15 @@ def part_overhead(tmp: Path, n: int, trial_s: float, quick: bool) -> dict:
         per_cell = max(1, n // cells)
         d = spec_dict(f"ovh-{fn}-{slots}-{workers}", tmp / "runs", cells, per_cell, epochs, slots, workers)
         recs, wall = run_sweep(d, SYN.format(fn))
-        ok = [r for r in recs if r.get("status") == "ok"]
+        ok = [r for r in recs if r.status == "ok"]
         ov = overheads(ok)
         # each slot's first trial also waits for its worker group to start
-        firsts = [o for r, o in zip(ok, ov) if r["executor"]["trials_served_by_worker"] == 1]
-        steady = [o for r, o in zip(ok, ov) if r["executor"]["trials_served_by_worker"] > 1] or ov
-        work = sum(r["timings"]["total_s"] for r in ok)
-        start = min(r["timings"]["submitted_unix"] for r in ok)
-        first_start = max(r["timings"]["worker_start_unix"] for r in ok
-                          if r["executor"]["trials_served_by_worker"] == 1)  # every slot is up
+        firsts = [o for r, o in zip(ok, ov) if r.executor.trials_served_by_worker == 1]
+        steady = [o for r, o in zip(ok, ov) if r.executor.trials_served_by_worker > 1] or ov
+        work = sum(r.timings.total_s for r in ok)
+        start = min(r.timings.submitted_unix for r in ok)
+        first_start = max(r.timings.worker_start_unix for r in ok
+                          if r.executor.trials_served_by_worker == 1)  # every slot is up
         # The floor: a bare in-process loop. For the fixed-cost training trials it is known
         # without running it: their work, spread ideally over the slots.
         floor = plain_loop(d, SYN.format(fn)) if fn == "noop_trial" else work / slots
@@ -186,8 +190,9 @@ def part_overhead(tmp: Path, n: int, trial_s: float, quick: bool) -> dict:
             "driver_gap_s": statistics.median(driver_gaps(ok) or [0.0]),
             "wall_s": wall, "plain_loop_wall_s": floor,
             "wall_ratio": wall / floor if floor > 0 else None,
-            "breakdown_median": {k: statistics.median(r["timings"]["overhead"][k] for r in ok)
-                                 for k in ok[0]["timings"].get("overhead", {})} if ok else {},
+            "breakdown_median": {k: statistics.median(getattr(r.timings.overhead, k) for r in ok)
+                                 for k in Overhead.model_fields}
+                                if ok and ok[0].timings.overhead is not None else {},
         }
         print(label, json.dumps(out[label], default=float)[:400], flush=True)
     return out
@@ -199,7 +204,7 @@ def part_scaling(tmp: Path, total: int, cells: int) -> dict:
     probe = Probe(marks)
     d = spec_dict("scale", tmp / "runs", cells, per_cell, 1, sampler="random")
     recs, wall = run_sweep(d, SYN.format("noop_trial"), probe)
-    recs.sort(key=lambda r: r["timings"]["submitted_unix"])
+    recs.sort(key=lambda r: r.timings.submitted_unix)
     ov = overheads(recs)
     k = max(1, len(ov) // 10)
     from reports.html import build_report
@@ -223,11 +228,11 @@ def part_counters(tmp: Path, n: int) -> dict:
     d = spec_dict("counters", tmp / "runs", 1, n, 1)
     d["methods"] = {"lora": {"search": {"r": {"type": "categorical", "choices": [2, 4]}}}}
     recs, wall = run_sweep(d, None)
-    recs.sort(key=lambda r: r["timings"]["submitted_unix"])
-    rows = [{"trial": r["optuna_trial"], "worker_pid": r["executor"]["worker_pid"], **{
-        k: r["process"][k] for k in ("dataset_builds", "dataset_reads", "dataset_reuses", "checkpoint_reads",
-                                     "checkpoint_reuses")}, "wall_s": r["wall_s"], "work_s": r["timings"]["total_s"]}
-            for r in recs if r.get("status") == "ok"]
+    recs.sort(key=lambda r: r.timings.submitted_unix)
+    rows = [{"trial": r.optuna_trial, "worker_pid": r.executor.worker_pid, **{
+        k: r.process.loads[k] for k in ("dataset_builds", "dataset_reads", "dataset_reuses", "checkpoint_reads",
+                                        "checkpoint_reuses")}, "wall_s": r.wall_s, "work_s": r.timings.total_s}
+            for r in recs if r.status == "ok"]
     print("counters", json.dumps(rows), flush=True)
     return {"rows": rows, "wall_s": wall}
 
@@ -323,6 +328,7 @@ def main() -> None:
     ap.add_argument("--trial-seconds", type=float, default=30.0, help="cost of the training-loop trials")
     args = ap.parse_args()
     os.environ.setdefault("GRAPH_PEFT_CACHE", str(ROOT / ".cache"))
+    os.environ["PYTHONPATH"] = worker_pythonpath()  # the Ray workers import benchmarks.support too
     t0 = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix="orch-bench-"))
     import optuna

@@ -76,11 +76,11 @@ def main() -> None:
                                   profile={"latency_repeats": 3, "memory_steps": 5}, cache_dir=str(cache),
                                   device="cpu")
                 r = run_trial(cfg, progress=lambda m: None)
-                m = r["metrics"]
-                rows.append({"backbone": backbone, "budget": label, "method": method, "metric": m["metric"],
-                             "test_mean": m["test_score"], "test_std": m["test_std"], "val_mean": m["val_score"]})
-                print(f"{backbone} / {label} / {method}: test {m['metric']} {m['test_score']:.3f} ± "
-                      f"{m['test_std']:.3f} [{time.perf_counter() - t:.0f}s]", flush=True)
+                m = r.metrics
+                rows.append({"backbone": backbone, "budget": label, "method": method, "metric": m.metric,
+                             "test_mean": m.test_score, "test_std": m.test_std, "val_mean": m.val_score})
+                print(f"{backbone} / {label} / {method}: test {m.metric} {m.test_score:.3f} ± "
+                      f"{m.test_std:.3f} [{time.perf_counter() - t:.0f}s]", flush=True)
     res = {"rows": rows, "curves": curves, "args": vars(args), "wall_s": time.perf_counter() - t0}
     OUT.mkdir(parents=True, exist_ok=True)
     atomic_write_json(OUT / "pretraining.json", res)

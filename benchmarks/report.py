@@ -14,7 +14,6 @@ takes to hide one variant in every plot (the interaction a reader repeats most).
 from __future__ import annotations
 
 import argparse
-import copy
 import io
 import json
 import os
@@ -32,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 from rich.console import Console  # noqa: E402
 
-from runfolder import RunDir  # noqa: E402
+from runfolder import RunDir, TrialRecord  # noqa: E402
 from runfolder.io import atomic_write_json, atomic_write_text  # noqa: E402
 
 OUT = ROOT / "docs" / "benchmarks"
@@ -40,7 +39,8 @@ ARCH = {"hidden_dim": 32, "num_layers": 2, "num_heads": 4, "ffn_dim": 64}
 LR = {"type": "float", "low": 0.001, "high": 0.02, "log": True}
 
 
-def real_records(tmp: Path) -> list[dict]:
+def real_records(tmp: Path) -> tuple[list[TrialRecord], dict]:
+    """The records of a small real sweep, and its task families (``families.json``)."""
     from orchestrator.executor import InProcessExecutor
     from orchestrator.spec import parse_spec
     from orchestrator.sweep import Sweep
@@ -59,26 +59,26 @@ def real_records(tmp: Path) -> list[dict]:
         "storage": {"root": str(tmp), "cache_dir": str(default_cache_dir())},
     })
     run = Sweep(spec, console=Console(file=io.StringIO())).execute(executor=InProcessExecutor())
-    return run.trial_records()
+    return run.trial_records(), run.read_families()
 
 
-def scale(records: list[dict], n_datasets: int, n_backbones: int, n_variants: int, n_trials: int) -> list[dict]:
+def scale(records: list[TrialRecord], n_datasets: int, n_backbones: int, n_variants: int,
+          n_trials: int) -> list[TrialRecord]:
     rng = np.random.default_rng(0)
-    ok = [r for r in records if r["status"] == "ok"]
+    ok = [r for r in records if r.status == "ok"]
     out = []
     for d in range(n_datasets):
         for b in range(n_backbones):
             for v in range(n_variants):
                 for t in range(n_trials):
-                    r = copy.deepcopy(ok[(v * n_trials + t) % len(ok)])
+                    r = ok[(v * n_trials + t) % len(ok)].model_copy(deep=True)
                     ds, bb, m = f"set{d:02d}", f"backbone{b}", f"variant{v:02d}"
-                    r.update(dataset_name=ds, backbone_name=bb, method=m, cell=f"{ds}__{bb}__{m}", optuna_trial=t)
-                    for k in r["objectives"]:
-                        r["objectives"][k] *= float(np.exp(rng.normal(0, 0.1)))
-                    r["metrics"]["val_score"] = r["objectives"]["score"]
-                    r["params"] = {k: (v_ * float(np.exp(rng.normal(0, 0.3))) if isinstance(v_, float) else v_)
-                                   for k, v_ in r["params"].items()}
-                    r["trainable_params"] = int(r["trainable_params"] * np.exp(rng.normal(0, 0.2))) + 1
+                    r.dataset_name, r.backbone_name, r.method, r.cell, r.optuna_trial = ds, bb, m, f"{ds}__{bb}__{m}", t
+                    r.objectives = {k: x * float(np.exp(rng.normal(0, 0.1))) for k, x in r.objectives.items()}
+                    r.metrics.val_score = r.score
+                    r.params = {k: (v_ * float(np.exp(rng.normal(0, 0.3))) if isinstance(v_, float) else v_)
+                                for k, v_ in r.params.items()}
+                    r.trainable_params = int(r.trainable_params * np.exp(rng.normal(0, 0.2))) + 1
                     out.append(r)
     return out
 
@@ -121,12 +121,13 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        base = real_records(tmp / "runs")
+        base, families = real_records(tmp / "runs")
         n_trials = max(1, args.trials // (10 * 2 * 10))
         records = scale(base, 10, 2, 10, n_trials)
         run = RunDir(tmp / "big")
+        run.write_families(families)
         for r in records:
-            run.write_trial(r["cell"], r["optuna_trial"], r)
+            run.write_trial(r.cell, r.optuna_trial, r)
         load = os.getloadavg()[0]  # another job on the cores slows everything below
         t0 = time.perf_counter()
         page = build_report(run.path)

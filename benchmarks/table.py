@@ -32,6 +32,7 @@ from rich.console import Console  # noqa: E402
 from orchestrator.executor import InProcessExecutor  # noqa: E402
 from orchestrator.spec import parse_spec  # noqa: E402
 from orchestrator.sweep import Sweep, trial_config  # noqa: E402
+from runfolder import TrialRecord  # noqa: E402
 from runfolder.io import atomic_write_text  # noqa: E402
 from workloads.train import mean_std, run_trial  # noqa: E402
 from workloads.util import default_cache_dir  # noqa: E402
@@ -78,9 +79,10 @@ def spec_dict(args, name: str) -> dict:
     }
 
 
-def best_of(records: list[dict], direction: str) -> dict:
-    ok = [r for r in records if r["status"] == "ok" and not math.isnan(r["objectives"]["score"])]
-    key = (lambda r: r["objectives"]["score"]) if direction == "maximize" else (lambda r: -r["objectives"]["score"])
+def best_of(records: list[TrialRecord], direction: str) -> TrialRecord:
+    """The finished trial with the best validation score."""
+    ok = [r for r in records if r.status == "ok" and not math.isnan(r.score)]
+    key = (lambda r: r.score) if direction == "maximize" else (lambda r: -r.score)
     return max(ok, key=key)
 
 
@@ -121,28 +123,18 @@ def main() -> None:
     records = run.trial_records()
     rows = []
     for cell in spec.cells():
-        recs = [r for r in records if r["cell"] == cell.id]
-        if not any(r["status"] == "ok" for r in recs):
+        recs = [r for r in records if r.cell == cell.id]
+        if not any(r.status == "ok" for r in recs):
             rows.append({"dataset": cell.dataset, "backbone": cell.backbone, "method": cell.method, "failed": True})
             continue
-        direction = next(r for r in recs if r["status"] == "ok")["metrics"]["direction"]
+        direction = next(r for r in recs if r.status == "ok").metrics.direction
         best = best_of(recs, direction)
         # The search trained the chosen configuration with the first seed; the others are trained now.
-        cfg = trial_config(spec, cell, best["params"], f"{cell.id}/table")
+        cfg = trial_config(spec, cell, best.params, f"{cell.id}/table")
         r = run_trial(cfg.model_copy(update={"seed": cfg.seed + 1, "seeds": args.seeds - 1}), progress=lambda m: None) \
             if args.seeds > 1 else best
-        m = r["metrics"]
-        tests = best["metrics"]["test_scores"] + (m["test_scores"] if args.seeds > 1 else [])
-        vals = best["metrics"]["val_scores"] + (m["val_scores"] if args.seeds > 1 else [])
-        rows.append({
-            "dataset": cell.dataset, "backbone": cell.backbone, "method": cell.method, "metric": m["metric"],
-            "direction": m["direction"], "test_mean": mean_std(tests)[0],
-            "test_std": mean_std(tests)[1], "val_mean": mean_std(vals)[0],
-            "trainable": r["trainable_params"], "total": r["total_params"],
-            "peak_mb": r["memory"]["peak_train_mb"], "latency_ms": r["latency"]["ms_per_unit"],
-            "params": best["params"], "plugin_params": r.get("notes", {}).get("plugin_params", {}),
-        })
-        console.print(f"{cell.id}: test {m['metric']} {rows[-1]['test_mean']:.4f} ± {rows[-1]['test_std']:.4f}",
+        rows.append(table_row(cell.dataset, cell.backbone, cell.method, best, r if args.seeds > 1 else None))
+        console.print(f"{cell.id}: test {r.metrics.metric} {rows[-1]['test_mean']:.4f} ± {rows[-1]['test_std']:.4f}",
                       markup=False)
     for row in rows:  # memory relative to full fine-tuning of the same dataset and backbone
         full = next((x for x in rows if x["dataset"] == row["dataset"] and x["backbone"] == row["backbone"]
@@ -153,6 +145,23 @@ def main() -> None:
     atomic_write_text(OUT / f"{args.out}.csv", to_csv(rows))
     atomic_write_text(OUT / f"{args.out}.md", render(rows, args, wall))
     print(f"wrote {OUT / args.out}.md ({wall / 60:.0f} min)")
+
+
+def table_row(dataset: str, backbone: str, method: str, best: TrialRecord, more: TrialRecord | None) -> dict:
+    """The table's row of a cell: the validation-selected trial ``best`` and the run of
+    its configuration with the remaining seeds (``more``; None with one seed), whose
+    measurements (memory, latency, parameters) the row reports."""
+    r = more or best
+    tests = best.metrics.test_scores + (more.metrics.test_scores if more else [])
+    vals = best.metrics.val_scores + (more.metrics.val_scores if more else [])
+    return {
+        "dataset": dataset, "backbone": backbone, "method": method, "metric": r.metrics.metric,
+        "direction": r.metrics.direction, "test_mean": mean_std(tests)[0],
+        "test_std": mean_std(tests)[1], "val_mean": mean_std(vals)[0],
+        "trainable": r.trainable_params, "total": r.total_params,
+        "peak_mb": r.memory.peak_train_mb, "latency_ms": r.latency.ms_per_unit,
+        "params": best.params, "plugin_params": r.notes.get("plugin_params", {}),
+    }
 
 
 def to_csv(rows: list[dict]) -> str:

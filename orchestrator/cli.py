@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -14,7 +13,10 @@ console = Console(highlight=False, soft_wrap=True, markup=False)  # messages hol
 
 
 def _parse_assignments(items: list[str]) -> dict:
+    """``--set KEY=VALUE`` items; values read as YAML, as strictly as a spec."""
     import yaml
+
+    from orchestrator.spec import AliasRefused, read_yaml
 
     out = {}
     for item in items:
@@ -22,27 +24,23 @@ def _parse_assignments(items: list[str]) -> dict:
             raise SystemExit(f"error: --set expects KEY=VALUE, got '{item}'")
         k, v = item.split("=", 1)
         try:
-            out[k] = yaml.safe_load(v)
+            out[k] = read_yaml(v)
+        except AliasRefused as e:
+            raise SystemExit(f"error: --set {k}: {e}") from None
         except yaml.YAMLError:
             raise SystemExit(f"error: --set {k}: cannot read value '{v}'") from None
     return out
 
 
 def cmd_sweep(args) -> int:
-    from orchestrator.spec import load_spec
+    from orchestrator.spec import SpecError, load_spec
     from orchestrator.sweep import Sweep
     from reports.html import build_report
 
-    from orchestrator.spec import SpecError
-
     spec = load_spec(args.spec, args.override or ())
-    executor = None
-    if args.executor == "inprocess":
-        from orchestrator.executor import InProcessExecutor
-
-        executor = InProcessExecutor()
     try:
-        run = Sweep(spec, console=console).execute(address=args.address, num_cpus=args.num_cpus, executor=executor)
+        run = Sweep(spec, console=console).execute(address=args.address, num_cpus=args.num_cpus,
+                                                    executor=args.executor)
     except SpecError as e:  # found by the driver before any work: name the file it came from
         raise SpecError(f"{args.spec}: {e}") from None
     report = build_report(run.path)
@@ -52,7 +50,7 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from orchestrator.spec import load_spec
+    from orchestrator.spec import RouteError, load_spec, routable, route
     from orchestrator.sweep import trial_config
     from workloads import run_trial
 
@@ -71,19 +69,18 @@ def cmd_run(args) -> int:
         raise SystemExit(f"error: ({dataset}, {method}) runs on {', '.join(c.backbone for c in match)}; "
                          "choose one with --backbone")
     cell = match[0]
-    space = spec.methods[method].search
-    params = {k: p.default() for k, p in space.items()}
-    overrides = _parse_assignments(args.set or [])
-    unknown = set(overrides) - set(space) - set(spec.methods[method].params)
-    from workloads.config import TrainConfig
-    from workloads.peft import METHODS
-    from workloads.plugins import PLUGINS
-
     entry = spec.methods[method]
-    allowed = set(METHODS.get(entry.method_name(method)).config_cls.model_fields) | set(TrainConfig.model_fields)
-    allowed |= {f"{p}.{f}" for p in entry.plugins for f in PLUGINS.get(p).config_cls.model_fields}
-    if unknown - allowed:
-        raise SystemExit(f"error: --set {', '.join(sorted(unknown - allowed))}: unknown; known: {', '.join(sorted(allowed))}")
+    params = {k: p.default() for k, p in entry.search.items()}
+    overrides = _parse_assignments(args.set or [])
+    unknown = []  # each key goes where a searched one would (the rule spec validation and trials use)
+    for key in overrides:
+        try:
+            route(key, entry.method_name(method), entry.plugins)
+        except RouteError:
+            unknown.append(key)
+    if unknown:
+        known = routable(entry.method_name(method), entry.plugins)
+        raise SystemExit(f"error: --set {', '.join(sorted(unknown))}: unknown; known: {', '.join(known)}")
     params.update(overrides)
     cfg = trial_config(spec, cell, params, f"{cell.id}/run")
     if args.epochs is not None:
@@ -95,19 +92,14 @@ def cmd_run(args) -> int:
             raise SystemExit(f"error: --seeds must be at least 1, got {args.seeds}")
         cfg = cfg.model_copy(update={"seeds": args.seeds})
     record = run_trial(cfg, progress=console.print)
-    text = json.dumps(record, indent=2, default=str)
+    record.assign(cell=cell.id, dataset=cell.dataset, backbone=cell.backbone, method=cell.method, number=None,
+                  params=params, objective_names=spec.cell_objectives(cell))
     if args.out:
-        from workloads.util import atomic_write_text
+        from runfolder import atomic_write_text
 
-        atomic_write_text(Path(args.out), text + "\n")
+        atomic_write_text(Path(args.out), record.to_json())
         console.print(f"wrote {args.out}")
-    o, m = record["objectives"], record["metrics"]
-    console.print(
-        f"{cell.id} {params}: val {m['metric']} {m['val_score']:.4f}±{m['val_std']:.4f}, "
-        f"test {m['test_score']:.4f}±{m['test_std']:.4f} ({len(m['val_scores'])} seeds), "
-        + ", ".join(f"{k} {v:.3f}" for k, v in o.items() if k != "score") + ", "
-        f"{record['trainable_params']:,} trainable of {record['total_params']:,}"
-    )
+    console.print(f"{cell.id} {params}: {record.summary_line()}")
     return 0
 
 
@@ -137,7 +129,7 @@ def cmd_status(args) -> int:
     from orchestrator.progress import status_table, sweep_status
 
     cells, note = sweep_status(args.run_dir)
-    done = sum(c.done + c.failed + c.infeasible for c in cells.values())
+    done = sum(c.ended for c in cells.values())
     budget = sum(c.budget for c in cells.values())
     out = console if console.is_terminal else Console(highlight=False, width=160)  # a pipe: no squeezed columns
     out.print(status_table(cells, f"{Path(args.run_dir).resolve().name}: {done} of {budget} trials ended", note))
@@ -174,9 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--address", default=os.environ.get("RAY_ADDRESS"),
                    help="Ray cluster to join (default: $RAY_ADDRESS, else start Ray locally)")
     s.add_argument("--num-cpus", type=int, default=None, help="CPUs for a local Ray (default: all)")
-    s.add_argument("--executor", choices=["ray", "inprocess"], default="ray",
-                   help="ray: long-lived Ray Train worker groups (default); inprocess: one trial at a time in "
-                   "this process, no Ray (debugging, small machines)")
+    from orchestrator.executor.registry import DEFAULT_EXECUTOR, EXECUTORS
+
+    s.add_argument("--executor", choices=EXECUTORS.names(), default=DEFAULT_EXECUTOR,
+                   help="; ".join(f"{n}: {EXECUTORS.get(n).description}" for n in EXECUTORS.names()))
     _add_override(s)
     s.set_defaults(fn=cmd_sweep)
 

@@ -2,8 +2,8 @@
 terminal), and ``orchestrator status runs/<sweep>`` at any moment, from the run
 folder and its Optuna storage.
 
-Both show per cell the trials done, running, failed and infeasible against the
-budget, and the best validation score so far."""
+Both show per cell the trials done, running, stopped early, failed and infeasible
+against the budget, and the best validation score so far."""
 from __future__ import annotations
 
 import math
@@ -14,32 +14,41 @@ from pathlib import Path
 
 from rich.table import Table
 
+from runfolder import TrialRecord
+
 
 @dataclass
 class CellProgress:
     budget: int = 0
     done: int = 0
     running: int = 0
+    stopped: int = 0
     failed: int = 0
     infeasible: int = 0
     best: float | None = None
     metric: str = ""
     direction: str = "maximize"
 
-    def add(self, record: dict) -> None:
-        status = record.get("status")
-        if record.get("interrupted"):
-            return  # re-run: does not count
-        if status == "ok":
+    def add(self, record: TrialRecord) -> None:
+        if not record.counts:
+            return  # cut short, re-run: does not count
+        if record.status == "ok":
             self.done += 1
-            m, score = record.get("metrics", {}), record["objectives"]["score"]
-            self.metric, self.direction = m.get("metric", ""), m.get("direction", "maximize")
+            score = record.score
+            if record.metrics is not None:
+                self.metric, self.direction = record.metrics.metric, record.metrics.direction
             if self.best is None or (score > self.best if self.direction == "maximize" else score < self.best):
                 self.best = score
-        elif status == "infeasible":
+        elif record.status == "stopped":
+            self.stopped += 1  # its score is not final: never the best
+        elif record.status == "infeasible":
             self.infeasible += 1
         else:
             self.failed += 1
+
+    @property
+    def ended(self) -> int:
+        return self.done + self.stopped + self.failed + self.infeasible
 
 
 def _duration(s: float | None) -> str:
@@ -51,12 +60,13 @@ def _duration(s: float | None) -> str:
 
 def status_table(cells: dict[str, CellProgress], title: str, caption: str = "") -> Table:
     t = Table(title=title, caption=caption or None, title_justify="left", caption_justify="left")
-    for col in ("cell", "done", "running", "failed", "infeasible", "budget", "best validation"):
+    for col in ("cell", "done", "running", "stopped", "failed", "infeasible", "budget", "best validation"):
         t.add_column(col, justify="left" if col == "cell" else "right", no_wrap=col in ("cell", "best validation"))
     for cell, c in cells.items():
         arrow = "↑" if c.direction == "maximize" else "↓"
         best = f"{c.metric} {c.best:.4f} {arrow}" if c.best is not None else "–"
-        t.add_row(cell, str(c.done), str(c.running), str(c.failed), str(c.infeasible), str(c.budget), best)
+        t.add_row(cell, str(c.done), str(c.running), str(c.stopped), str(c.failed), str(c.infeasible), str(c.budget),
+                  best)
     return t
 
 
@@ -72,7 +82,7 @@ class LiveProgress:
     durations: list[float] = field(default_factory=list)
 
     def remaining_s(self) -> float | None:
-        left = sum(max(0, c.budget - c.done - c.failed - c.infeasible) for c in self.cells.values())
+        left = sum(max(0, c.budget - c.ended) for c in self.cells.values())
         if not self.durations:
             return None
         return sum(self.durations) / len(self.durations) * left / max(1, self.slots)
@@ -99,7 +109,7 @@ def sweep_status(run_path: str | Path) -> tuple[dict[str, CellProgress], str]:
     for c in spec.cells():
         cells[c.id].budget = spec.budget.trials_per_cell
     for r in run.trial_records():
-        cells[r.get("cell", "?")].add(r)
+        cells[r.cell or "?"].add(r)
     note = _running_from_storage(spec, run, cells)
     return dict(cells), note
 

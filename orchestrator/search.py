@@ -10,14 +10,12 @@ from optuna.distributions import (
     FloatDistribution,
     IntDistribution,
 )
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from runfolder.strict import StrictModel
 
 
-class _Param(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # "inf"/1e400 too
-
-
-class FloatParam(_Param):
+class FloatParam(StrictModel):
     type: Literal["float"]
     low: float
     high: float
@@ -44,7 +42,7 @@ class FloatParam(_Param):
         return math.sqrt(self.low * self.high) if self.log else (self.low + self.high) / 2
 
 
-class IntParam(_Param):
+class IntParam(StrictModel):
     type: Literal["int"]
     low: int
     high: int
@@ -70,7 +68,7 @@ class IntParam(_Param):
         return self.low + ((mid - self.low) // self.step) * self.step
 
 
-class CategoricalParam(_Param):
+class CategoricalParam(StrictModel):
     type: Literal["categorical"]
     choices: list[Any] = Field(min_length=1)
 

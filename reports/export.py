@@ -8,47 +8,46 @@ from pathlib import Path
 
 import pandas as pd
 
-from reports.summary import family_of, seed_stats
-from runfolder import atomic_write, atomic_write_text
+from reports.summary import families_by_dataset, family_of, seed_stats
+from runfolder import TrialRecord, atomic_write, atomic_write_text
 
 
-def rows(records: list[dict]) -> pd.DataFrame:
+def rows(records: list[TrialRecord], families: dict[str, dict] | None = None) -> pd.DataFrame:
+    """One row per trial. ``families`` (``families.json``) only helps name the family of a
+    trial whose record has none (a failed one) when the sweep has one family."""
     out = []
-    n_seeds = max((len(seed_stats(r)["val_scores"]) for r in records if r.get("status") == "ok"), default=0)
+    by_dataset = families_by_dataset(records)
+    n_seeds = max((len(seed_stats(r)["val_scores"]) for r in records if r.status == "ok"), default=0)
     for r in records:
         row = {
-            "cell": r.get("cell"), "family": family_of(r), "dataset": r.get("dataset_name"),
-            "backbone": r.get("backbone_name"), "method": r.get("method"), "base_method": r.get("base_method"),
-            "plugins": ",".join(r.get("plugins") or []), "trial": r.get("optuna_trial"),
-            "status": "interrupted" if r.get("interrupted") else r.get("status"),
-            "error": r.get("error"),
+            "cell": r.cell, "family": family_of(r, families, by_dataset), "dataset": r.dataset_name,
+            "backbone": r.backbone_name, "method": r.method, "base_method": r.base_method,
+            "plugins": ",".join(r.plugins), "trial": r.optuna_trial, "status": r.status, "error": r.error,
         }
-        row.update({f"param.{k}": v for k, v in (r.get("params") or {}).items()})
-        if r.get("status") == "ok":
-            st = seed_stats(r)
-            m = r["metrics"]
-            row.update({"metric": m.get("metric"), "direction": m.get("direction"), "seeds": st["seeds"],
+        row.update({f"param.{k}": v for k, v in r.params.items()})
+        if r.status == "ok":
+            st, m = seed_stats(r), r.metrics
+            row.update({"metric": m.metric, "direction": m.direction, "seeds": st["seeds"],
                         "val_mean": st["val"], "val_std": st["val_std"], "test_mean": st["test"],
                         "test_std": st["test_std"]})
-            per_seed = r.get("seeds") or []
             for k in range(n_seeds):
                 row[f"val_seed{k}"] = st["val_scores"][k] if k < len(st["val_scores"]) else None
                 row[f"test_seed{k}"] = st["test_scores"][k] if k < len(st["test_scores"]) else None
-                s = per_seed[k] if k < len(per_seed) else {}
-                row[f"peak_train_mb_seed{k}"] = (s.get("memory") or {}).get("peak_train_mb")
-                row[f"latency_ms_seed{k}"] = (s.get("latency") or {}).get("ms_per_unit")
-            row.update({f"objective.{k}": v for k, v in r["objectives"].items()})
-            row.update({"trainable_params": r.get("trainable_params"), "total_params": r.get("total_params"),
-                        "device": (r.get("device") or {}).get("name"), "host": (r.get("device") or {}).get("host"),
-                        "train_s": (r.get("timings") or {}).get("train_s"),
-                        "trial_s": (r.get("timings") or {}).get("total_s"), "wall_s": r.get("wall_s")})
+                s = r.seeds[k] if k < len(r.seeds) else None
+                row[f"peak_train_mb_seed{k}"] = s.memory.peak_train_mb if s else None
+                row[f"latency_ms_seed{k}"] = s.latency.ms_per_unit if s else None
+            row.update({f"objective.{k}": v for k, v in r.objectives.items()})
+            row.update({"trainable_params": r.trainable_params, "total_params": r.total_params,
+                        "device": r.device.name if r.device else None, "host": r.device.host if r.device else None,
+                        "train_s": r.timings.train_s, "trial_s": r.timings.total_s, "wall_s": r.wall_s})
         out.append(row)
     return pd.DataFrame(out).convert_dtypes()  # nullable ints: a rank stays 4, not 4.0, beside missing cells
 
 
-def write_exports(records: list[dict], folder: Path) -> tuple[Path, Path]:
+def write_exports(records: list[TrialRecord], folder: Path,
+                  families: dict[str, dict] | None = None) -> tuple[Path, Path]:
     """Write both files atomically; returns their paths."""
-    df = rows(records)
+    df = rows(records, families)
     csv = atomic_write_text(Path(folder) / "results.csv", df.to_csv(index=False))
     # mixed-type parameter columns (a categorical of numbers and strings) are stored as text
     safe = df.copy()

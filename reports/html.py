@@ -21,13 +21,11 @@ import plotly.io as pio
 from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
-from reports.summary import PARAMS_PLANE, REFERENCE_RULE, cost, overview, rerun_command, seed_stats, summarize
-from runfolder import RunDir, atomic_write_text
+from reports.summary import PARAMS_PLANE, REFERENCE_RULE, family_title, overview, rerun_command, summarize
+from runfolder import RunDir, TrialRecord, atomic_write_text
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf",
            "#bcbd22", "#7f7f7f", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd")
-FAMILY_TITLES = {"graph_property": "Graph-level: molecular property prediction",
-                 "node_classification": "Node-level: text-attributed graphs"}
 E = html.escape
 
 
@@ -49,34 +47,34 @@ def _plot(fig: go.Figure, div_id: str) -> str:
 def _front_figure(entry: dict, key: str, label: str, colors: dict) -> go.Figure:
     trials, plane = entry["trials"], entry["planes"][key]
     fig = go.Figure()
-    for m in sorted({r["method"] for r in trials}):
-        idx = [i for i, r in enumerate(trials) if r["method"] == m]
+    for m in sorted({r.method for r in trials}):
+        idx = [i for i, r in enumerate(trials) if r.method == m]
         # every trial a circle with its seeds' error bar, dominated ones faded; a star over those on the front
         fig.add_trace(go.Scatter(
-            x=[cost(trials[i], key) for i in idx], y=[trials[i]["objectives"]["score"] for i in idx],
-            error_y=dict(type="data", array=[seed_stats(trials[i])["val_std"] for i in idx], thickness=1, width=3),
+            x=[trials[i].cost(key) for i in idx], y=[trials[i].score for i in idx],
+            error_y=dict(type="data", array=[trials[i].metrics.val_std for i in idx], thickness=1, width=3),
             mode="markers", name=m, legendgroup=m,
             marker=dict(color=colors[m], size=9, opacity=[1.0 if plane["pareto_mask"][i] else 0.3 for i in idx]),
             text=[_hover(trials[i]) for i in idx], hovertemplate="%{text}<extra></extra>"))
         star = [i for i in idx if plane["pareto_mask"][i]]
         if star:
             fig.add_trace(go.Scatter(
-                x=[cost(trials[i], key) for i in star], y=[trials[i]["objectives"]["score"] for i in star],
+                x=[trials[i].cost(key) for i in star], y=[trials[i].score for i in star],
                 mode="markers", name=m, legendgroup=m, showlegend=False,
                 marker=dict(color=colors[m], size=16, symbol="star", line=dict(width=1.5, color="black")),
                 text=[_hover(trials[i]) for i in star], hovertemplate="%{text}<extra></extra>"))
     front = plane["front"]
     fig.add_trace(go.Scatter(
-        x=[cost(trials[i], key) for i in front], y=[trials[i]["objectives"]["score"] for i in front],
+        x=[trials[i].cost(key) for i in front], y=[trials[i].score for i in front],
         mode="lines", line=dict(color="black", dash="dot", shape="hv"), name="Pareto front", hoverinfo="skip"))
     if plane["knee"] is not None:
         k = trials[plane["knee"]]
-        fig.add_annotation(x=_logx(cost(k, key)), y=k["objectives"]["score"], text="knee", showarrow=True,
+        fig.add_annotation(x=_logx(k.cost(key)), y=k.score, text="knee", showarrow=True,
                            arrowhead=2, ax=30, ay=-30)
     full = entry.get("full_reference")
     if full is not None:
-        fig.add_hline(y=full["objectives"]["score"], line=dict(color="#555", dash="dash", width=1),
-                      annotation_text=f"full fine-tuning ({E(full['method'])}, best)",
+        fig.add_hline(y=full.score, line=dict(color="#555", dash="dash", width=1),
+                      annotation_text=f"full fine-tuning ({E(full.method)}, best)",
                       annotation_position="bottom left")
     arrow = "↑" if entry["direction"] == "maximize" else "↓"
     fig.update_layout(
@@ -109,15 +107,15 @@ def _hv_figure(entry: dict, colors: dict) -> go.Figure:
     return fig
 
 
-def _hover(r: dict) -> str:
-    o, st = r["objectives"], seed_stats(r)
-    params = ", ".join(f"{E(str(k))}={E(_fmt(v))}" for k, v in r.get("params", {}).items())
+def _hover(r: TrialRecord) -> str:
+    m = r.metrics
+    params = ", ".join(f"{E(str(k))}={E(_fmt(v))}" for k, v in r.params.items())
     return (
-        f"<b>{E(r['method'])}</b> trial {r.get('optuna_trial')}<br>{params}<br>"
-        f"validation {st['val']:.4f} ± {st['val_std']:.4f} ({st['seeds']} seeds)<br>"
-        f"test {st['test']:.4f} ± {st['test_std']:.4f}<br>"
-        + "".join(f"{E(k)} {v:.3f}<br>" for k, v in o.items() if k != "score")
-        + f"trainable {r['trainable_params']:,}"
+        f"<b>{E(r.method)}</b> trial {r.optuna_trial}<br>{params}<br>"
+        f"validation {m.val_score:.4f} ± {m.val_std:.4f} ({m.seeds} seeds)<br>"
+        f"test {m.test_score:.4f} ± {m.test_std:.4f}<br>"
+        + "".join(f"{E(k)} {v:.3f}<br>" for k, v in r.objectives.items() if k != "score")
+        + f"trainable {r.trainable_params:,}"
     )
 
 
@@ -140,11 +138,12 @@ def _pareto_table(entry: dict, knees: dict) -> str:
     rows = []
     for m, idx in entry["method_fronts"].items():
         for i in idx:
-            r, st = entry["trials"][i], seed_stats(entry["trials"][i])
-            cells = [m, r.get("optuna_trial"), st["seeds"], f"{st['val']:.4f} ± {st['val_std']:.4f}",
-                     f"{st['test']:.4f} ± {st['test_std']:.4f}"]
-            cells += [f"{cost(r, k):,.0f}" if k == PARAMS_PLANE else f"{cost(r, k):.3f}" for k in planes]
-            cells += [", ".join(f"{k}={_fmt(v)}" for k, v in r.get("params", {}).items()),
+            r = entry["trials"][i]
+            st = r.metrics
+            cells = [m, r.optuna_trial, st.seeds, f"{st.val_score:.4f} ± {st.val_std:.4f}",
+                     f"{st.test_score:.4f} ± {st.test_std:.4f}"]
+            cells += [f"{r.cost(k):,.0f}" if k == PARAMS_PLANE else f"{r.cost(k):.3f}" for k in planes]
+            cells += [", ".join(f"{k}={_fmt(v)}" for k, v in r.params.items()),
                       ", ".join(planes[k] for k, j in knees.items() if j == i)]
             rows.append((m, cells))
     return _table(heads, rows)
@@ -152,7 +151,7 @@ def _pareto_table(entry: dict, knees: dict) -> str:
 
 def _hv_table(entry: dict) -> str:
     planes = entry["plane_labels"]
-    rows = [(m, [m, sum(1 for r in entry["trials"] if r["method"] == m)]
+    rows = [(m, [m, sum(1 for r in entry["trials"] if r.method == m)]
              + [f"{entry['planes'][k]['hypervolume'][m]:.4g}" for k in planes])
             for m in sorted(entry["method_fronts"])]
     refs = "; ".join(f"{label}: ({_fmt(entry['planes'][k]['reference'][0])}, "
@@ -186,8 +185,7 @@ def _importance_table(entry: dict) -> str:
 
 
 def _problems(entry: dict) -> str:
-    rows = [(r.get("method", "?"), [r.get("method", "?"), r.get("optuna_trial"), r.get("status"),
-                                    str(r.get("error", ""))[:500]])
+    rows = [(r.method or "?", [r.method or "?", r.optuna_trial, r.status, str(r.error or "")[:500]])
             for r in entry["infeasible"] + entry["failed"]]
     cut = (f"<p class='note'>{entry['interrupted']} trial(s) were cut short by a crash of the driver and "
            "run again; they do not count against the budget.</p>" if entry["interrupted"] else "")
@@ -219,11 +217,13 @@ def _overview_html(ov: dict, title_cells: dict) -> str:
              ("compute", f"{ov['compute_s'] / 60:.1f} min in trials"),
              ("orchestration overhead", f"{over} (driver-observed trial time beyond the trials' own)")]
     dl = "".join(f"<dt>{E(k)}</dt><dd>{E(str(v))}</dd>" for k, v in items)
-    rows = [(c.rsplit("__", 1)[-1], [c, v.get("ok", 0), v.get("failed", 0), v.get("infeasible", 0),
-                                      v.get("interrupted", 0), title_cells.get(c, "")])
+    # trials stopped early at a rung: a column of their own where a sweep had any
+    stopped = any(v.get("stopped") for v in ov["cells"].values())
+    rows = [(c.rsplit("__", 1)[-1], [c, v.get("ok", 0)] + ([v.get("stopped", 0)] if stopped else [])
+             + [v.get("failed", 0), v.get("infeasible", 0), v.get("interrupted", 0), title_cells.get(c, "")])
             for c, v in ov["cells"].items()]
-    table = _table(["cell (dataset__backbone__variant)", "completed", "failed", "infeasible",
-                    "interrupted (re-run)", "best validation"], rows)
+    table = _table(["cell (dataset__backbone__variant)", "completed"] + (["stopped early"] if stopped else [])
+                   + ["failed", "infeasible", "interrupted (re-run)", "best validation"], rows)
     opened = " open" if len(rows) <= 30 else ""  # a long sweep's list stays folded
     return (f"<section id='overview'><h2>Overview</h2><dl class='facts'>{dl}</dl><details{opened}><summary>Trials "
             f"per cell ({len(rows)} cells)</summary>{table}</details></section>")
@@ -310,12 +310,15 @@ console.error = function (...a) { noteError(a.join(' ')); consoleError.apply(con
 """
 
 
-def render(records: list[dict], title: str, env: dict | None, spec_header: str | None = None,
+def render(records: list[TrialRecord], title: str, env: dict | None, spec_header: str | None = None,
            spec_path: str = "SPEC", budget: int | None = None, sweep: str | None = None,
-           n_cells: int | None = None) -> str:
-    summary = summarize(records)
+           n_cells: int | None = None, *, families: dict[str, dict]) -> str:
+    """The page. ``families``: each task family's title and full fine-tuning reference, as
+    :meth:`runfolder.RunDir.read_families` gives them (empty: titles are the families'
+    names, and no group has a reference line)."""
+    summary = summarize(records, families)
     ov = overview(records, env, spec_header, budget=budget, sweep=sweep, n_cells=n_cells)
-    methods = sorted({r["method"] for r in records if r.get("method")})
+    methods = sorted({r.method for r in records if r.method})
     colors = {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(methods)}
     best_of_cell = {}
     sections, family = [], None
@@ -323,15 +326,17 @@ def render(records: list[dict], title: str, env: dict | None, spec_header: str |
         if entry["family"] != family:
             family = entry["family"]
             sections.append(f"<h2 class='family' id='{_div_id('family', family)}'>"
-                            f"{E(FAMILY_TITLES.get(family, family))}</h2>")
+                            f"{E(family_title(family, families))}</h2>")
         parts = [f"<section class='group' id='{_div_id('group', g)}'><h3>{E(g)}</h3>"]
         n_ok, n_bad, n_inf = len(entry["trials"]), len(entry["failed"]), len(entry["infeasible"])
-        parts.append(f"<p>{n_ok} finished trials, {n_bad} failed, {n_inf} infeasible. Stars: trials on the "
+        n_stop = len(entry["stopped"])
+        stop = f", {n_stop} stopped early (not final: never on a front)" if n_stop else ""
+        parts.append(f"<p>{n_ok} finished trials{stop}, {n_bad} failed, {n_inf} infeasible. Stars: trials on the "
                      "Pareto front of that plane (all variants together); faded circles are dominated; error bars: "
                      "std over seeds; the dashed line: full fine-tuning's best.</p>")
         if entry["trials"]:
             for r in entry["best"]:
-                best_of_cell[r["cell"]] = f"{r['objectives']['score']:.4f}"
+                best_of_cell[r.cell] = f"{r.score:.4f}"
             # fixed tracks: a plot takes its width when drawn, before the next one exists
             parts.append(f'<div class="row" style="grid-template-columns: repeat({len(entry["plane_labels"])}, '
                          'minmax(0, 1fr))">')
@@ -340,8 +345,8 @@ def render(records: list[dict], title: str, env: dict | None, spec_header: str |
             parts.append("</div>")
             knees = {k: p["knee"] for k, p in entry["planes"].items() if p["knee"] is not None}
             cmds = "".join(
-                f"<li>{E(entry['plane_labels'][k])}: {E(entry['trials'][i]['method'])} trial "
-                f"{entry['trials'][i].get('optuna_trial')}<pre>{E(rerun_command(entry['trials'][i], spec_path))}</pre>"
+                f"<li>{E(entry['plane_labels'][k])}: {E(entry['trials'][i].method)} trial "
+                f"{entry['trials'][i].optuna_trial}<pre>{E(rerun_command(entry['trials'][i], spec_path))}</pre>"
                 "</li>" for k, i in knees.items())
             parts.append("<h4>Knee of each front, and the command that re-runs it</h4>"
                          f"<ul class='knees'>{cmds}</ul><p class='note'>Knee: the front point farthest from the line "
@@ -401,7 +406,10 @@ model included, with early exit where the method has it). Exports: <code>results
 
 def build_report(run_path: str | Path) -> Path:
     """Write report.html, results.csv and results.parquet from what the run folder holds
-    now (a running sweep's finished trials included); returns the report's path."""
+    now (a running sweep's finished trials included); returns the report's path. The task
+    families' titles and full fine-tuning references come from the run folder's
+    ``families.json`` (written by the driver; without it, titles are the families' names
+    and no reference line is drawn)."""
     from reports.export import write_exports
 
     run = RunDir(Path(run_path))
@@ -425,8 +433,9 @@ def build_report(run_path: str | Path) -> Path:
         budget, sweep = (resolved.get("budget") or {}).get("trials_per_cell"), resolved.get("name")
         found = re.search(r"^# cells: (\d+)$", text, re.M)
         n_cells = int(found.group(1)) if found else None
+    families = run.read_families()
     page = render(records, f"Sweep report: {run.path.name}", run.read_env(), header, spec_path,
-                  budget=budget, sweep=sweep, n_cells=n_cells)
-    write_exports(records, run.path)
+                  budget=budget, sweep=sweep, n_cells=n_cells, families=families)
+    write_exports(records, run.path, families)
     return atomic_write_text(run.report_file, page)
 

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 
 import numpy as np
+
+from runfolder import TrialRecord
 
 MIN_TRIALS = 4  # fANOVA on fewer finished trials says nothing
 
@@ -21,13 +24,13 @@ def _is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def _distributions(trials: list[dict]) -> dict:
+def _distributions(trials: list[TrialRecord]) -> dict:
     from optuna.distributions import CategoricalDistribution, FloatDistribution
 
     out = {}
-    names = set.intersection(*(set(r.get("params", {})) for r in trials)) if trials else set()
+    names = set.intersection(*(set(r.params) for r in trials)) if trials else set()
     for p in sorted(names):
-        values = [r["params"][p] for r in trials]
+        values = [r.params[p] for r in trials]
         if len({repr(v) for v in values}) < 2:
             continue  # never varied: no importance to measure
         if all(_is_number(v) for v in values):
@@ -38,7 +41,7 @@ def _distributions(trials: list[dict]) -> dict:
     return out
 
 
-def importances(trials: list[dict], objectives: dict[str, callable]) -> dict | None:
+def importances(trials: list[TrialRecord], objectives: dict[str, Callable[[TrialRecord], float]]) -> dict | None:
     """``{param: {objective: {"importance": x, "rho": r}}}`` over the finished
     ``trials`` of one method variant; ``objectives`` maps a name to the record's value.
     None with fewer than :data:`MIN_TRIALS` trials or nothing varied."""
@@ -55,7 +58,7 @@ def importances(trials: list[dict], objectives: dict[str, callable]) -> dict | N
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(directions=["minimize"] * len(names))
     for r in trials:
-        params = {p: (float(r["params"][p]) if _is_number(r["params"][p]) else str(r["params"][p])) for p in dists}
+        params = {p: (float(r.params[p]) if _is_number(r.params[p]) else str(r.params[p])) for p in dists}
         study.add_trial(optuna.trial.create_trial(params=params, distributions=dists,
                                                   values=[float(objectives[n](r)) for n in names]))
     out: dict = {p: {} for p in dists}
@@ -68,7 +71,7 @@ def importances(trials: list[dict], objectives: dict[str, callable]) -> dict | N
                 imp = get_param_importances(study, evaluator=FanovaImportanceEvaluator(n_trees=16, seed=0),
                                             target=lambda t, i=i: t.values[i])
         for p in dists:
-            xs = [r["params"][p] for r in trials]
+            xs = [r.params[p] for r in trials]
             rho = float("nan")
             if all(_is_number(x) for x in xs) and np.ptp(ys) > 0:
                 rho = float(spearmanr(xs, ys).statistic)

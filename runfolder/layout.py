@@ -2,7 +2,8 @@
 
     spec.resolved.yaml   the validated spec with defaults filled in, and its hash
     optuna.db            Optuna's SQLite storage (unless the spec names another URL)
-    trials/<cell>/trial-NNNN.json   one record per trial: config, metrics, memory, latency, error
+    trials/<cell>/trial-NNNN.json   one TrialRecord per trial (runfolder.record): config, metrics, memory, latency, error
+    families.json        per task family of the sweep: its title and its full fine-tuning reference method
     env.json             package versions, git SHA, device, host
     report.html          written by ``orchestrator report``
     ray/                 Ray Train run folders of the executor's slots
@@ -16,6 +17,7 @@ import json
 from pathlib import Path
 
 from runfolder.io import atomic_write_json, atomic_write_text
+from runfolder.record import RecordError, TrialRecord, load_record
 
 
 class RunDir:
@@ -44,21 +46,37 @@ class RunDir:
     def trial_file(self, cell_id: str, number: int) -> Path:
         return self.path / "trials" / cell_id / f"trial-{number:04d}.json"
 
-    def write_trial(self, cell_id: str, number: int, record: dict) -> Path:
-        return atomic_write_json(self.trial_file(cell_id, number), record)
+    @property
+    def families_file(self) -> Path:
+        return self.path / "families.json"
 
-    def read_trial(self, cell_id: str, number: int) -> dict | None:
+    def write_trial(self, cell_id: str, number: int, record: TrialRecord) -> Path:
+        if not isinstance(record, TrialRecord):
+            raise TypeError(f"write_trial takes a TrialRecord, not {type(record).__name__}")
+        return atomic_write_text(self.trial_file(cell_id, number), record.to_json())
+
+    def read_trial(self, cell_id: str, number: int) -> TrialRecord | None:
+        """The record of one trial (upgraded if an older version wrote it), or None."""
         f = self.trial_file(cell_id, number)
-        return json.loads(f.read_text()) if f.exists() else None
+        return load_record(f.read_text(), str(f)) if f.exists() else None
 
-    def trial_records(self) -> list[dict]:
-        out = []
-        for f in sorted((self.path / "trials").glob("*/trial-*.json")):
-            try:
-                out.append(json.loads(f.read_text()))
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{f}: corrupt trial record ({e})") from None
-        return out
+    def trial_numbers(self, cell_id: str) -> list[int]:
+        """Trial numbers of a cell that have a record."""
+        folder = self.path / "trials" / cell_id
+        return sorted(int(f.stem.removeprefix("trial-")) for f in folder.glob("trial-*.json")) if folder.is_dir() else []
+
+    def trial_records(self) -> list[TrialRecord]:
+        """Every record of the run; a record that cannot be read raises :class:`RecordError`
+        naming its file."""
+        return [load_record(f.read_text(), str(f)) for f in sorted((self.path / "trials").glob("*/trial-*.json"))]
+
+    def write_families(self, families: dict[str, dict]) -> None:
+        """What reports need to know of each task family and cannot import (they never import
+        torch): ``{family: {"title": ..., "full_reference": [method, ...]}}``."""
+        atomic_write_json(self.families_file, families)
+
+    def read_families(self) -> dict[str, dict]:
+        return json.loads(self.families_file.read_text()) if self.families_file.exists() else {}
 
     def write_spec(self, text: str) -> None:
         atomic_write_text(self.spec_file, text)

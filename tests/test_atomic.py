@@ -3,6 +3,7 @@ import json
 import pytest
 
 from orchestrator.storage import RunDir
+from runfolder import RecordError, TrialRecord
 from workloads.util import atomic_write, atomic_write_json
 
 
@@ -22,12 +23,13 @@ def test_a_failed_write_leaves_the_old_file_and_no_debris(tmp_path):
 
 def test_run_dir_round_trip_and_corrupt_record_is_named(tmp_path):
     rd = RunDir(tmp_path / "runs" / "x")
-    rd.write_trial("a__g__lora", 3, {"status": "ok", "n": 3})
-    assert rd.read_trial("a__g__lora", 3) == {"status": "ok", "n": 3}
+    rec = TrialRecord(status="failed", error="n: 3", cell="a__g__lora", optuna_trial=3)
+    rd.write_trial("a__g__lora", 3, rec)
+    assert rd.read_trial("a__g__lora", 3) == rec
     assert rd.read_trial("a__g__lora", 4) is None
     assert rd.trial_file("a__g__lora", 3).name == "trial-0003.json"
     rd.trial_file("a__g__lora", 5).write_text("{not json")
-    with pytest.raises(ValueError, match="trial-0005.json: corrupt trial record"):
+    with pytest.raises(RecordError, match="trial-0005.json: corrupt trial record"):
         rd.trial_records()
     from orchestrator.storage import environment
 

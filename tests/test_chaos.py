@@ -1,6 +1,5 @@
 """Chaos: SIGKILL a running sweep (driver, Ray and the trial) and resume it."""
 import glob
-import json
 import os
 import signal
 import subprocess
@@ -12,6 +11,7 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
+from runfolder import RunDir, load_record
 from tests.conftest import tiny_spec
 
 pytestmark = pytest.mark.e2e
@@ -47,8 +47,8 @@ def test_killed_sweep_resumes_to_its_full_budget(tmp_path, cache_dir):
     complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
     cut = [t for t in study.trials if t.state == TrialState.FAIL]
     assert len(complete) == 3  # the full budget, despite the kill
-    recs = {r["optuna_trial"]: r for r in (json.loads(open(f).read()) for f in glob.glob(trials))}
-    assert all(recs[t.number]["interrupted"] for t in cut)
+    recs = {r.optuna_trial: r for r in RunDir(tmp_path / "runs" / "chaos").trial_records()}
+    assert all(recs[t.number].status == "interrupted" for t in cut)
     assert all(t.state != TrialState.RUNNING for t in study.trials)
     assert (tmp_path / "runs" / "chaos" / "report.html").exists()
 
@@ -73,17 +73,16 @@ def test_worker_killed_mid_trial_is_retried_and_the_sweep_finishes(tmp_path, cac
         while not first.exists() and time.time() < deadline and proc.poll() is None:
             time.sleep(0.1)
         time.sleep(1.0)  # (a trial here: about 10 s of 500 epochs)
-        pid = json.loads(first.read_text())["executor"]["worker_pid"]
+        pid = load_record(first.read_text(), str(first)).executor.worker_pid
         victim = psutil.Process(pid)
         victim.send_signal(signal.SIGKILL)
         assert proc.wait(600) == 0, (tmp_path / "log.txt").read_text()[-3000:]
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    recs = [json.loads(open(x).read()) for x in glob.glob(str(tmp_path / "runs" / "wkill" / "trials" / "*" / "*.json"))]
-    recs = {r["optuna_trial"]: r for r in recs}
-    assert sorted(recs) == [0, 1] and all(r["status"] == "ok" for r in recs.values())
-    assert recs[0]["retried_after"] == [] and len(recs[1]["retried_after"]) == 1
-    assert "worker group died" in recs[1]["retried_after"][0]
-    assert recs[1]["executor"]["worker_pid"] != victim.pid  # it ran again in a fresh worker
+    recs = {r.optuna_trial: r for r in RunDir(tmp_path / "runs" / "wkill").trial_records()}
+    assert sorted(recs) == [0, 1] and all(r.status == "ok" for r in recs.values())
+    assert recs[0].retried_after == [] and len(recs[1].retried_after) == 1
+    assert "worker group died" in recs[1].retried_after[0]
+    assert recs[1].executor.worker_pid != victim.pid  # it ran again in a fresh worker
     assert "running it again (1 of 1 retries)" in (tmp_path / "log.txt").read_text()

@@ -1,4 +1,3 @@
-import json
 import subprocess
 import sys
 
@@ -31,10 +30,12 @@ def test_run_one_trial_without_ray(tmp_path, cache_dir):
     f.write_text(yaml.safe_dump(spec))
     out = tmp_path / "r.json"
     assert main(["run", str(f), "--method", "adapter", "--set", "bottleneck=8", "--out", str(out)]) == 0
-    rec = json.loads(out.read_text())
-    assert rec["config"]["method"]["params"]["bottleneck"] == 8
-    assert len(rec["metrics"]["history"]) == 1  # the spec's single epoch
-    assert rec["method"] == "adapter" and rec["trainable_params"] < rec["total_params"]
+    from runfolder import load_record
+
+    rec = load_record(out.read_text(), str(out))
+    assert rec.config["method"]["params"]["bottleneck"] == 8
+    assert len(rec.metrics.history) == 1  # the spec's single epoch
+    assert rec.method == "adapter" and rec.trainable_params < rec.total_params
 
 
 def test_run_unknown_cell_is_an_error(tmp_path):

@@ -5,7 +5,6 @@ Drivers run as `orchestrator sweep --executor inprocess` subprocesses (trials in
 driver's own process), so the kills hit the driver and its trial together, and each
 restart is quick."""
 import glob
-import json
 import os
 import random
 import signal
@@ -18,6 +17,7 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
+from runfolder import load_record
 from tests.conftest import tiny_spec
 
 pytestmark = pytest.mark.e2e
@@ -39,20 +39,20 @@ def _check(tmp_path, budget):
     storage and the records agree trial by trial."""
     run = tmp_path / "runs" / "shared"
     files = glob.glob(str(run / "trials" / CELL / "trial-*.json"))
-    recs = [json.loads(open(f).read()) for f in files]  # every record parses
-    numbers = [r["optuna_trial"] for r in recs]
+    recs = [load_record(open(f).read(), f) for f in files]  # every record parses (and validates)
+    numbers = [r.optuna_trial for r in recs]
     assert len(numbers) == len(set(numbers))
     study = optuna.load_study(study_name=CELL, storage=f"sqlite:///{run / 'optuna.db'}")
-    by_number = {r["optuna_trial"]: r for r in recs}
+    by_number = {r.optuna_trial: r for r in recs}
     assert {t.number for t in study.trials} == set(by_number)
     for t in study.trials:
         r = by_number[t.number]
         assert t.state in (TrialState.COMPLETE, TrialState.FAIL)
         if t.state == TrialState.COMPLETE:
-            assert r["status"] == "ok" and list(t.values) == r["values"]
-            assert {"metrics", "objectives", "memory", "latency", "config"} <= set(r)
+            assert r.status == "ok" and list(t.values) == r.values
+            assert all(getattr(r, k) is not None for k in ("metrics", "memory", "latency", "config")) and r.objectives
         else:
-            assert r["status"] == "failed" and r.get("interrupted")
+            assert r.status == "interrupted"
     assert sum(t.state == TrialState.COMPLETE for t in study.trials) == budget
     return recs
 
@@ -64,9 +64,9 @@ def test_two_drivers_share_one_budget(tmp_path, cache_dir):
     for i, p in enumerate(procs):
         assert p.wait(600) == 0, (tmp_path / f"d{i}.log").read_text()[-3000:]
     recs = _check(tmp_path, 6)
-    ran = [r for r in recs if r["status"] == "ok"]
-    assert len({r["process"]["pid"] for r in ran}) == 2  # both drivers ran trials
-    assert not any("no heartbeat" in (r.get("error") or "") for r in recs)  # nobody failed a live trial
+    ran = [r for r in recs if r.status == "ok"]
+    assert len({r.process.pid for r in ran}) == 2  # both drivers ran trials
+    assert not any("no heartbeat" in (r.error or "") for r in recs)  # nobody failed a live trial
 
 
 def test_driver_killed_five_times_at_random_resumes_exactly(tmp_path, cache_dir):
@@ -92,7 +92,7 @@ def test_driver_killed_five_times_at_random_resumes_exactly(tmp_path, cache_dir)
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-3000:]
     recs = _check(tmp_path, budget)
-    assert all(r["values"] is None or len(r["values"]) == 3 for r in recs)
+    assert all(r.values is None or len(r.values) == 3 for r in recs)
 
 
 def test_a_trial_left_without_any_heartbeat_goes_stale_and_the_budget_completes(tmp_path, cache_dir):
@@ -109,6 +109,7 @@ def test_a_trial_left_without_any_heartbeat_goes_stale_and_the_budget_completes(
     (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout[-3000:]
-    rec = json.loads((run / "trials" / CELL / f"trial-{orphan.number:04d}.json").read_text())
-    assert rec["interrupted"] and "no heartbeat" in rec["error"]
+    f = run / "trials" / CELL / f"trial-{orphan.number:04d}.json"
+    rec = load_record(f.read_text(), str(f))
+    assert rec.status == "interrupted" and "no heartbeat" in rec.error
     _check(tmp_path, 3)

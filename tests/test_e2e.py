@@ -59,22 +59,22 @@ def test_sweep_end_to_end_and_resume(tmp_path, cache_dir, local_ray):
 
     # per-trial records
     records = rd.trial_records()
-    assert len(records) == 4 and all(r["status"] == "ok" for r in records)
+    assert len(records) == 4 and all(r.status == "ok" for r in records)
     for r in records:
-        assert r["values"] == [r["objectives"][k] for k in ("score", "train_memory_mb", "latency_ms_per_graph")]
-        assert r["memory"]["device"] == "cpu" and r["latency"]["num_threads"] == 1
-        assert r["trainable_params"] > 0 and r["ray_run"]
+        assert r.values == [r.objectives[k] for k in ("score", "train_memory_mb", "latency_ms_per_graph")]
+        assert r.memory.device == "cpu" and r.latency.num_threads == 1
+        assert r.trainable_params > 0 and r.executor.ray_run
         # Optuna is told the mean validation score over the two seeds; test is only recorded
-        m = r["metrics"]
-        assert len(m["val_scores"]) == len(m["test_scores"]) == 2 and [s["seed"] for s in r["seeds"]] == [0, 1]
-        assert r["values"][0] == m["val_score"] == pytest.approx(sum(m["val_scores"]) / 2)
-        assert m["test_score"] != m["val_score"]
-    by_trial = {(r["cell"], r["optuna_trial"]): r for r in records}
+        m = r.metrics
+        assert len(m.val_scores) == len(m.test_scores) == 2 and [s.seed for s in r.seeds] == [0, 1]
+        assert r.values[0] == m.val_score == pytest.approx(sum(m.val_scores) / 2)
+        assert m.test_score != m.val_score
+    by_trial = {(r.cell, r.optuna_trial): r for r in records}
     for t in lora.trials:
-        assert list(t.values) == by_trial[("freesolv__graphormer__lora", t.number)]["values"]
-    probe = [r for r in records if r["method"] == "linear_probe"]
-    lr = [r for r in records if r["method"] == "lora"]
-    assert max(p["trainable_params"] for p in probe) < min(x["trainable_params"] for x in lr)
+        assert list(t.values) == by_trial[("freesolv__graphormer__lora", t.number)].values
+    probe = [r for r in records if r.method == "linear_probe"]
+    lr = [r for r in records if r.method == "lora"]
+    assert max(p.trainable_params for p in probe) < min(x.trainable_params for x in lr)
 
     # resolved spec, env, report
     assert "content hash" in rd.spec_file.read_text().splitlines()[0]
@@ -99,7 +99,7 @@ def test_sweep_end_to_end_and_resume(tmp_path, cache_dir, local_ray):
                                                                    cut.number))
     probe_study = optuna.load_study(study_name="freesolv__graphormer__linear_probe", storage=storage)
     t = probe_study.ask()
-    done = dict(by_trial[("freesolv__graphormer__linear_probe", 0)], optuna_trial=t.number)
+    done = by_trial[("freesolv__graphormer__linear_probe", 0)].model_copy(update={"optuna_trial": t.number})
     rd.write_trial("freesolv__graphormer__linear_probe", t.number, done)
     first = rd.trial_file("freesolv__graphormer__lora", 0).stat().st_mtime_ns
     d2 = spec_dict(tmp_path, cache_dir, budget={"trials_per_cell": 4, "n_startup_trials": 1, "seeds": 2})
@@ -109,12 +109,11 @@ def test_sweep_end_to_end_and_resume(tmp_path, cache_dir, local_ray):
     assert [t.state for t in lora.trials] == [C, C, F, C, C]  # the interrupted one is re-run
     probe_study = optuna.load_study(study_name="freesolv__graphormer__linear_probe", storage=storage)
     assert [t.state for t in probe_study.trials] == [C, C, C, C]
-    assert list(probe_study.trials[2].values) == done["values"]
+    assert list(probe_study.trials[2].values) == done.values
     assert rd.trial_file("freesolv__graphormer__lora", 0).stat().st_mtime_ns == first
-    assert len(rd.trial_records()) == 9  # the interrupted trial is recorded as failed too
-    assert rd.read_trial("freesolv__graphormer__lora", 2)["status"] == "failed"
-    assert rd.read_trial("freesolv__graphormer__lora", 2)["interrupted"] is True
-    assert "no heartbeat" in rd.read_trial("freesolv__graphormer__lora", 2)["error"]
+    assert len(rd.trial_records()) == 9  # the interrupted trial is recorded too
+    assert rd.read_trial("freesolv__graphormer__lora", 2).status == "interrupted"
+    assert "no heartbeat" in rd.read_trial("freesolv__graphormer__lora", 2).error
     assert "1 trial(s) were cut short by a crash of the driver" in build_report(rd.path).read_text()
 
     # the spec may not change under a run (budget aside)
@@ -130,10 +129,10 @@ def test_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path, cache_dir, lo
         budget={"trials_per_cell": 1},
     )
     rd = run(d, open(tmp_path / "log.txt", "w"))
-    recs = {r["method"]: r for r in rd.trial_records()}
-    assert recs["linear_probe"]["status"] == "ok"
-    assert recs["lora"]["status"] == "failed" and "no_such_layer" in recs["lora"]["error"]
-    assert recs["lora"]["values"] is None and "Traceback" in recs["lora"]["traceback"]
+    recs = {r.method: r for r in rd.trial_records()}
+    assert recs["linear_probe"].status == "ok"
+    assert recs["lora"].status == "failed" and "no_such_layer" in recs["lora"].error
+    assert recs["lora"].values is None and "Traceback" in recs["lora"].traceback
     study = optuna.load_study(study_name="freesolv__graphormer__lora", storage=rd.sqlite_url())
     assert study.trials[0].state == TrialState.FAIL
     assert "no_such_layer" in study.trials[0].user_attrs["error"]
@@ -149,9 +148,9 @@ def test_two_worker_trial_trains_with_ddp(tmp_path, cache_dir, local_ray):
     )
     rd = run(d, open(tmp_path / "log.txt", "w"))
     (r,) = rd.trial_records()
-    assert r["status"] == "ok", r.get("error")
-    assert r["world_size"] == 2 and r["rank"] == 0
-    losses = [h["train_loss"] for h in r["metrics"]["history"]]
+    assert r.status == "ok", r.error
+    assert r.world_size == 2 and r.rank == 0
+    losses = [h.train_loss for h in r.metrics.history]
     assert len(losses) == 2 and all(l > 0 for l in losses)
 
 
@@ -168,16 +167,16 @@ def test_one_sweep_trains_molecule_and_text_graph_cells_through_one_loop(tmp_pat
         resources={"num_workers": 1, "cpus_per_worker": 1, "max_concurrent_trials": 1},
     )
     rd = run(d, open(tmp_path / "log.txt", "w"))
-    recs = {r["cell"]: r for r in rd.trial_records()}
+    recs = {r.cell: r for r in rd.trial_records()}
     assert sorted(recs) == ["freesolv__graphormer__linear_probe", "wordnet__lm__engine"]
     node, graph = recs["wordnet__lm__engine"], recs["freesolv__graphormer__linear_probe"]
-    assert node["status"] == graph["status"] == "ok"
-    assert node["task"] == "node_classification" and graph["task"] == "graph_property"
-    assert node["metrics"]["metric"] == "accuracy" and 0.1 < node["metrics"]["test_score"] <= 1
-    assert node["values"] == [node["objectives"][k] for k in ("score", "train_memory_mb", "latency_ms_per_node")]
-    assert "latency_ms_per_graph" in graph["objectives"]
-    assert node["process"]["pid"] == graph["process"]["pid"]  # one long-lived worker ran both
-    assert node["dataset"]["num_train"] == 90 and node["notes"]["engine_layers"] == [0, 2, 4, 6]
+    assert node.status == graph.status == "ok"
+    assert node.task == "node_classification" and graph.task == "graph_property"
+    assert node.metrics.metric == "accuracy" and 0.1 < node.metrics.test_score <= 1
+    assert node.values == [node.objectives[k] for k in ("score", "train_memory_mb", "latency_ms_per_node")]
+    assert "latency_ms_per_graph" in graph.objectives
+    assert node.process.pid == graph.process.pid  # one long-lived worker ran both
+    assert node.dataset["num_train"] == 90 and node.notes["engine_layers"] == [0, 2, 4, 6]
     study = optuna.load_study(study_name="wordnet__lm__engine", storage=rd.sqlite_url())
     D = optuna.study.StudyDirection
     assert study.directions == [D.MAXIMIZE, D.MINIMIZE, D.MINIMIZE]

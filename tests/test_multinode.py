@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from runfolder import RunDir
 from tests.conftest import tiny_spec
 
 pytestmark = pytest.mark.e2e
@@ -100,9 +101,9 @@ def test_sweep_on_a_two_node_cluster_uses_both_nodes(tmp_path, cache_dir, two_no
     out = subprocess.run([sys.executable, "-m", "orchestrator.cli", "sweep", str(spec), "--address", address],
                          capture_output=True, text=True, timeout=600, env=ENV)
     assert out.returncode == 0, out.stderr[-3000:]
-    recs = [json.loads(f.read_text()) for f in (tmp_path / "runs" / "multi" / "trials").glob("*/trial-*.json")]
-    assert len(recs) == 4 and all(r["status"] == "ok" for r in recs)
-    ran_on = {r["executor"]["node_id"] for r in recs}
+    recs = RunDir(tmp_path / "runs" / "multi").trial_records()
+    assert len(recs) == 4 and all(r.status == "ok" for r in recs)
+    ran_on = {r.executor.node_id for r in recs}
     assert ran_on == set(nodes)  # both nodes ran trials
     assert sorted(sum((nodes[n] for n in ran_on), [])) == ["head_node", "worker_node"]
     page = (tmp_path / "runs" / "multi" / "report.html").read_text()

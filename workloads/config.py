@@ -7,16 +7,32 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 
+from runfolder.strict import StrictModel
 from workloads.datasets.config import DatasetConfig
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # "inf"/1e400 too
+def _at(loc: tuple, e: ValidationError) -> list[dict]:
+    """The errors of a nested config, located under ``loc`` (e.g. ``("params",)``)."""
+    return [{**err, "loc": (*loc, *err["loc"])} for err in e.errors(include_url=False)]
 
 
-class PretrainConfig(Strict):
+def _raise(errors: list[dict]) -> None:
+    """Raise ``errors`` from a validator as one ValidationError that keeps each one's path
+    (pydantic places them under the model being validated: ``backbones[0].params.width``)."""
+    if not errors:
+        return
+    try:
+        raise ValidationError.from_exception_data("config", errors)
+    except (KeyError, TypeError):  # a custom error type of a nested config: kept by its message
+        raise ValidationError.from_exception_data("config", [
+            {"type": PydanticCustomError(err["type"], err["msg"]), "loc": err["loc"], "input": err.get("input")}
+            for err in errors]) from None
+
+
+class PretrainConfig(StrictModel):
     max_molecules: int = Field(default=20000, ge=100, le=100_000_000, description="MOSES training molecules used")
     epochs: int = Field(default=2, ge=1, le=100_000, description="passes over those molecules")
     batch_size: int = Field(default=128, ge=2, le=1_000_000, description="graphs per step")
@@ -41,7 +57,7 @@ def default_pretrain(data):
     return data
 
 
-class BackboneConfig(Strict):
+class BackboneConfig(StrictModel):
     name: str = Field(default="graphormer", description="registered backbone name")
     params: dict[str, Any] = Field(default_factory=dict, description="architecture parameters")
     pretrain: PretrainConfig | None = Field(
@@ -52,9 +68,18 @@ class BackboneConfig(Strict):
 
     @model_validator(mode="after")
     def _check(self):
+        """The name is a registered backbone and ``params`` its architecture's; each problem
+        is reported at its path (``name``, ``params.<field>``)."""
         from workloads.backbones import BACKBONES
 
-        BACKBONES.get(self.name).config_cls(**self.params)
+        if self.name not in BACKBONES:
+            _raise([{"type": PydanticCustomError("unknown_backbone", "unknown backbone '{name}'; known: {known}",
+                                                 {"name": self.name, "known": ", ".join(BACKBONES.names())}),
+                     "loc": ("name",), "input": self.name}])
+        try:
+            BACKBONES.get(self.name).config_cls(**self.params)
+        except ValidationError as e:
+            _raise(_at(("params",), e))
         return self
 
     def arch(self):
@@ -63,7 +88,7 @@ class BackboneConfig(Strict):
         return BACKBONES.get(self.name).config_cls(**self.params)
 
 
-class MethodSpec(Strict):
+class MethodSpec(StrictModel):
     """A method variant: a PEFT method and the training plug-ins it carries."""
 
     name: str = Field(description="registered PEFT method name")
@@ -75,12 +100,24 @@ class MethodSpec(Strict):
 
     @model_validator(mode="after")
     def _check(self):
+        """Each plug-in's parameters, then the method's, every problem at its path
+        (``plugins.<name>.<field>``, ``params.<field>``). An unknown method or plug-in
+        name raises the registry's KeyError."""
         from workloads.peft import METHODS
         from workloads.plugins import PLUGINS
 
-        METHODS.get(self.name).parse(self.params)
+        method = METHODS.get(self.name)
+        errors = []
         for name, params in self.plugins.items():
-            PLUGINS.get(name).parse(params)
+            try:
+                PLUGINS.get(name).parse(params)
+            except ValidationError as e:
+                errors += _at(("plugins", name), e)
+        try:
+            method.parse(self.params)
+        except ValidationError as e:
+            errors += _at(("params",), e)
+        _raise(errors)
         return self
 
     @property
@@ -88,7 +125,7 @@ class MethodSpec(Strict):
         return self.variant or self.name
 
 
-class TrainConfig(Strict):
+class TrainConfig(StrictModel):
     lr: float = Field(default=1e-3, gt=0, description="AdamW learning rate")
     weight_decay: float = Field(default=0.0, ge=0, description="AdamW weight decay")
     epochs: int = Field(default=10, ge=1, le=100_000, description="training epochs (best validation epoch is kept)")
@@ -97,7 +134,7 @@ class TrainConfig(Strict):
     grad_clip: float | None = Field(default=1.0, gt=0, description="gradient norm clip; null for none")
 
 
-class ProfileConfig(Strict):
+class ProfileConfig(StrictModel):
     latency_batch_size: int = Field(default=64, ge=1, le=1_000_000, description="graphs per timed inference call")
     latency_warmup: int = Field(default=3, ge=0, le=10_000, description="untimed calls before timing")
     latency_repeats: int = Field(default=20, ge=1, le=10_000, description="timed calls (median reported)")
@@ -106,7 +143,7 @@ class ProfileConfig(Strict):
     )
 
 
-class TrialConfig(Strict):
+class TrialConfig(StrictModel):
     trial_id: str = Field(default="adhoc", description="identifier of this trial in its sweep")
     seed: int = Field(default=0, ge=0, description="first seed; repeats use seed, seed + 1, ...")
     seeds: int = Field(default=1, ge=1, description="repeats of the configuration (initialisation and data order)")

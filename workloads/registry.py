@@ -28,6 +28,10 @@ class Registry(Generic[T]):
         self._items[name] = item
         return item
 
+    def remove(self, name: str) -> T:
+        """Take a registration back (a test's own entry, when it is done)."""
+        return self._items.pop(name)
+
     def register(self, name: str) -> Callable[[T], T]:
         def deco(item: T) -> T:
             return self.add(name, item)

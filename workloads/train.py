@@ -23,6 +23,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from runfolder.record import DeviceInfo, Metrics, ProcessInfo, Timings, TrialRecord
 from workloads import profiling
 from workloads.backbones import BACKBONES
 from workloads.config import TrialConfig
@@ -246,42 +247,37 @@ def mean_std(xs: list[float]) -> tuple[float, float]:
 
 
 def aggregate(cfg: TrialConfig, task: Task, per_seed: list[dict]) -> dict:
-    """The trial record from its seeds: the objective is the mean validation score;
-    memory is the largest peak of any seed; latency the median of the seeds' medians."""
+    """The worker's part of the trial record from its seeds: the objective is the mean
+    validation score; memory is the largest peak of any seed; latency the median of the
+    seeds' medians."""
     val_m, val_s = mean_std([s["val_score"] for s in per_seed])
     test_m, test_s = mean_std([s["test_score"] for s in per_seed])
     peak = max(per_seed, key=lambda s: s["memory"]["peak_train_bytes"])
     lat_ms = statistics.median(s["latency"]["ms_per_unit"] for s in per_seed)
     first = per_seed[0]
     ds = cfg.dataset
-    return {
-        "task": task.name,
-        "objective_names": list(task.objectives),
-        "metrics": {
-            "metric": task.metric(ds),
-            "direction": task.direction(ds),
-            "selection": "validation",
-            "val_score": val_m, "val_std": val_s,
-            "test_score": test_m, "test_std": test_s,
-            "val_scores": [s["val_score"] for s in per_seed],
-            "test_scores": [s["test_score"] for s in per_seed],
-            "best_epoch": first["best_epoch"],
-            "history": first["history"],
-        },
-        "objectives": {
+    return dict(
+        task=task.name,
+        metrics=Metrics(
+            metric=task.metric(ds), direction=task.direction(ds), selection="validation",
+            val_score=val_m, val_std=val_s, test_score=test_m, test_std=test_s,
+            val_scores=[s["val_score"] for s in per_seed], test_scores=[s["test_score"] for s in per_seed],
+            best_epoch=first["best_epoch"], history=first["history"],
+        ),
+        objectives={
             "score": val_m,
             MEMORY_OBJECTIVE: peak["memory"]["peak_train_mb"],
             task.latency_objective: lat_ms,
         },
-        "memory": peak["memory"],
-        "latency": first["latency"] | {"ms_per_unit": lat_ms,
-                                       "ms_per_unit_seeds": [s["latency"]["ms_per_unit"] for s in per_seed]},
-        "seeds": [{k: v for k, v in s.items() if k not in ("pretrained", "notes")} for s in per_seed],
-        "trainable_params": first["trainable_params"],
-        "total_params": first["total_params"],
-        "pretrained": first["pretrained"],
-        "notes": first.get("notes", {}),
-    }
+        memory=peak["memory"],
+        latency=first["latency"] | {"ms_per_unit": lat_ms,
+                                    "ms_per_unit_seeds": [s["latency"]["ms_per_unit"] for s in per_seed]},
+        seeds=[{k: v for k, v in s.items() if k not in ("pretrained", "notes")} for s in per_seed],
+        trainable_params=first["trainable_params"],
+        total_params=first["total_params"],
+        pretrained=first["pretrained"],
+        notes=first.get("notes", {}),
+    )
 
 
 def run_trial(
@@ -290,9 +286,9 @@ def run_trial(
     rank: int = 0,
     world_size: int = 1,
     progress: Callable[[str], None] | None = None,
-) -> dict:
+) -> TrialRecord:
     """Train and evaluate one configuration with ``cfg.seeds`` seeds; return the
-    trial record (JSON-ready).
+    worker's part of its :class:`~runfolder.TrialRecord`.
 
     With ``world_size > 1`` the caller has initialised ``torch.distributed``; the
     model is wrapped in DDP and each rank trains on its shard, rank 0 evaluates.
@@ -313,23 +309,18 @@ def run_trial(
         train_seed(cfg, cfg.seed + k, data, ckpt, device, rank=rank, world_size=world_size, say=say)
         for k in range(cfg.seeds)
     ]
-    record: dict = {"trial_id": cfg.trial_id, "rank": rank, "world_size": world_size}
     if rank != 0:
-        return record
-    record.update(aggregate(cfg, task, per_seed))
-    mem = record["memory"]
-    record.update(
-        {
-            "config": cfg.model_dump(mode="json"),
-            "dataset": data.summary(),
-            "method": cfg.method.label,
-            "base_method": cfg.method.name,
-            "plugins": sorted(cfg.method.plugins),
-            "device": {"type": device.type, "name": mem["device"], "host": platform.node(),
-                       "torch_threads": torch.get_num_threads()},
-            "timings": {"train_s": sum(s["train_s"] for s in per_seed), "total_s": time.perf_counter() - t_start},
-            # this process's loads so far: a long-lived worker reads data and checkpoints once
-            "process": {"pid": os.getpid(), **LOAD_COUNTS},
-        }
+        return TrialRecord(trial_id=cfg.trial_id, rank=rank, world_size=world_size)
+    parts = aggregate(cfg, task, per_seed)
+    return TrialRecord(
+        trial_id=cfg.trial_id, rank=rank, world_size=world_size, **parts,
+        config=cfg.model_dump(mode="json"),
+        dataset=data.summary(),
+        base_method=cfg.method.name,
+        plugins=sorted(cfg.method.plugins),
+        device=DeviceInfo(type=device.type, name=parts["memory"]["device"], host=platform.node(),
+                          torch_threads=torch.get_num_threads()),
+        timings=Timings(train_s=sum(s["train_s"] for s in per_seed), total_s=time.perf_counter() - t_start),
+        # this process's loads so far: a long-lived worker reads data and checkpoints once
+        process=ProcessInfo(pid=os.getpid(), loads=dict(LOAD_COUNTS)),
     )
-    return record

@@ -9,9 +9,10 @@ The driver never calls Ray (or any other runner) directly; it talks to an
   worker groups, one per concurrent slot, that pull trials from a mailbox.
 
 A *trial* is a key (unique in the sweep) and a JSON-ready ``TrialConfig`` dump.
-A *result* is the trial record (a dict) with ``status`` ``"ok"``, ``"failed"``, or
-``"infeasible"`` when it ran out of memory (and ``error``, ``traceback`` unless ok). An executor never raises for a
-trial's failure: a trial that raises, kills its worker, or outlives its timeout
+A *result* is the worker's :class:`~runfolder.TrialRecord` with ``status`` ``"ok"``,
+``"failed"``, or ``"infeasible"`` (cause ``oom``) when it ran out of memory (and
+``error``, ``traceback`` unless ok). An executor never raises for a trial's failure:
+a trial that raises, kills its worker (``worker_lost``), or outlives its timeout
 comes back as a failed record, and its slot comes back for the next trial.
 """
 from __future__ import annotations
@@ -21,6 +22,8 @@ import importlib
 import time
 import traceback
 from typing import Callable
+
+from runfolder import Rung, TrialRecord
 
 TRIAL_FN = "workloads:run_trial"
 
@@ -68,8 +71,8 @@ def _release_cached_memory() -> None:
         torch.cuda.empty_cache()  # the long-lived worker serves the next trial with its memory back
 
 
-def failed(error: str, tb: str = "") -> dict:
-    return {"status": "failed", "error": error[:2000], "traceback": tb[-8000:]}
+def failed(error: str, tb: str = "", worker_lost: bool = False) -> TrialRecord:
+    return TrialRecord.failure(error, tb, worker_lost=worker_lost)
 
 
 def trial_needs(resources: dict) -> tuple[int, int]:
@@ -97,7 +100,7 @@ def resource_problems(resources: dict, have_cpus: float, have_gpus: float) -> li
     return problems
 
 
-def run_one(fn: Callable, trial: dict, rank: int = 0, world_size: int = 1) -> dict:
+def run_one(fn: Callable, trial: dict, rank: int = 0, world_size: int = 1) -> TrialRecord:
     """Validate and run one trial where the caller stands; errors become a failed record."""
     from workloads.config import TrialConfig
 
@@ -105,14 +108,14 @@ def run_one(fn: Callable, trial: dict, rank: int = 0, world_size: int = 1) -> di
     try:
         cfg = TrialConfig.model_validate(trial)
         record = fn(cfg, rank=rank, world_size=world_size)
-        record["status"] = "ok"
+        if not isinstance(record, TrialRecord):
+            raise TypeError(f"{getattr(fn, '__name__', fn)} returned {type(record).__name__}, not a TrialRecord")
     except Exception as exc:  # noqa: BLE001 - a failed trial is data, the sweep goes on
         record = failed(root_cause(exc), "".join(traceback.format_exception(exc)))
         if out_of_memory(exc):  # the configuration does not fit this device: data too, not a crash
-            record.update(status="infeasible", error=f"infeasible at this memory: {record['error']}")
+            record.mark_infeasible("oom", f"infeasible at this memory: {record.error}")
             _release_cached_memory()
-    record.setdefault("timings", {}).update(worker_start_unix=t0, worker_done_unix=time.time())
-    return record
+    return record.ran_in_worker(t0, time.time())
 
 
 class Executor(abc.ABC):
@@ -120,7 +123,13 @@ class Executor(abc.ABC):
 
     Use as a context manager (``with executor: ...``): entering starts what it
     needs (worker processes), leaving stops them, also on error.
+
+    Mid-trial reports (rungs): a trial may report a :class:`~runfolder.Rung` while it runs;
+    :meth:`rung_reports` hands them to the driver and :meth:`answer` carries the driver's
+    continue/stop back. The default executor has none to report.
     """
+
+    in_process: bool = False  # runs trials in the driver's process (no Ray)
 
     @abc.abstractmethod
     def start(self) -> None:
@@ -135,7 +144,7 @@ class Executor(abc.ABC):
         """Start one trial (``free_slots() > 0``); return its handle (the key)."""
 
     @abc.abstractmethod
-    def wait(self, timeout: float | None = None) -> list[tuple[str, dict]]:
+    def wait(self, timeout: float | None = None) -> list[tuple[str, TrialRecord]]:
         """Block until at least one submitted trial finished (or ``timeout`` seconds
         passed: then possibly none) and return ``(handle, record)`` pairs."""
 
@@ -143,9 +152,12 @@ class Executor(abc.ABC):
     def close(self) -> None:
         """Stop every worker; trials still running are abandoned."""
 
-    def describe(self) -> dict:
-        """What ran the trials (for the run folder)."""
-        return {"executor": type(self).__name__}
+    def rung_reports(self) -> list[tuple[str, Rung]]:
+        """``(handle, rung)`` pairs reported by running trials since the last call."""
+        return []
+
+    def answer(self, handle: str, go_on: bool) -> None:
+        """The driver's answer to a rung report: go on, or stop the trial (its slot is freed)."""
 
     def __enter__(self) -> "Executor":
         self.start()

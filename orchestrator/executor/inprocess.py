@@ -14,6 +14,8 @@ class InProcessExecutor(Executor):
             and returning the record (default ``workloads:run_trial``).
     """
 
+    in_process = True
+
     def __init__(self, trial_fn: str = TRIAL_FN) -> None:
         self.trial_fn = trial_fn
         self._fn = None

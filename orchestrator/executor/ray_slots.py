@@ -32,11 +32,12 @@ import os
 import time
 import traceback
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import ray
 
+from runfolder import ExecutorInfo
 from orchestrator.executor.base import TRIAL_FN, Executor, failed, resolve, resource_problems, root_cause, run_one
 
 # Ray Train's controller polls its workers every 2 s by default; a dead worker is
@@ -96,12 +97,13 @@ def slot_loop(config: dict) -> None:
         key, trial = msg
         record = run_one(fn, trial, rank, world)
         served += 1
-        record["timings"].update(worker_process_start_unix=t_enter, worker_ready_unix=t_ready)
-        record["executor"] = {"kind": "ray_slots", "slot": config["slot"], "worker_pid": os.getpid(),
-                              "trials_served_by_worker": served, "world_size": world,
-                              # which Ray node ran it: several nodes may share one host name
-                              "node_id": ray.get_runtime_context().get_node_id(),
-                              "node_ip": ray.util.get_node_ip_address()}
+        record.timings = record.timings.model_copy(
+            update={"worker_process_start_unix": t_enter, "worker_ready_unix": t_ready})
+        record.ran_on(ExecutorInfo(kind="ray_slots", slot=config["slot"], worker_pid=os.getpid(),
+                                   trials_served_by_worker=served, world_size=world,
+                                   # which Ray node ran it: several nodes may share one host name
+                                   node_id=ray.get_runtime_context().get_node_id(),
+                                   node_ip=ray.util.get_node_ip_address(), ray_run=config.get("ray_run")))
         if rank == 0:
             ray.get(mailbox.put_result.remote((key, record)))
 
@@ -115,7 +117,8 @@ def run_slot(slot: int, mailbox, trial_fn: str, resources: dict, storage_path: s
     try:
         trainer = TorchTrainer(
             slot_loop,
-            train_loop_config={"mailbox": mailbox, "trial_fn": trial_fn, "slot": slot},
+            train_loop_config={"mailbox": mailbox, "trial_fn": trial_fn, "slot": slot,
+                               "ray_run": str(Path(storage_path))},
             scaling_config=ScalingConfig(
                 num_workers=resources["num_workers"],
                 use_gpu=resources["use_gpu"],
@@ -164,8 +167,6 @@ class _Slot:
     result_ref: object = None
     deadline: float = float("inf")
     submitted_unix: float = 0.0
-    served: int = 0
-    meta: dict = field(default_factory=dict)
 
 
 class RaySlotExecutor(Executor):
@@ -253,20 +254,18 @@ class RaySlotExecutor(Executor):
         for s in list(self.slots.values()):
             if s.key is not None and s.result_ref in ready_set:
                 key, record = ray.get(s.result_ref)
-                record["timings"]["driver_received_unix"] = time.time()
-                record["timings"]["submitted_unix"] = s.submitted_unix
-                record["ray_run"] = str(Path(self.storage_path))
+                record.timings = record.timings.model_copy(
+                    update={"driver_received_unix": time.time(), "submitted_unix": s.submitted_unix})
                 out.append((key, record))
                 s.key, s.result_ref, s.deadline = None, None, float("inf")
-                s.served += 1
         for s in list(self.slots.values()):
             if s.run_ref in ready_set:  # the slot's Train run ended: its worker group failed
                 info = ray.get(s.run_ref)
                 why = info.get("error") or "the worker group stopped"
                 if s.key is not None:
                     # the worker, not the configuration, failed: the driver may run it again
-                    out.append((s.key, failed(f"worker group died: {why}", info.get("traceback", ""))
-                                | {"worker_lost": True}))
+                    out.append((s.key, failed(f"worker group died: {why}", info.get("traceback", ""),
+                                              worker_lost=True)))
                 self._restart(s, kill=False)
         now = time.monotonic()
         for s in list(self.slots.values()):
@@ -284,7 +283,3 @@ class RaySlotExecutor(Executor):
                 out.append((s.key, failed(f"timed out: the trial ran longer than trial_timeout_s={self.timeout_s:g}")))
                 self._restart(s, kill=True)
         return out
-
-    def describe(self) -> dict:
-        return {"executor": "ray_slots", "slots": self.n_slots, "resources": self.resources,
-                "slot_restarts": self.restarts}

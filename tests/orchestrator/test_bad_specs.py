@@ -109,3 +109,39 @@ def test_sampler_seeds_fit_numpy_for_every_allowed_seed():
         study = optuna.create_study(sampler=make_sampler(spec, cell_index=500, n_existing=10_000))
         first.append(study.ask({"x": optuna.distributions.FloatDistribution(0, 1)}).params["x"])
     assert first[0] == first[1]
+
+
+def test_nested_aliases_are_refused_at_once(tmp_path, monkeypatch, capsys):
+    """Nine levels of nested YAML aliases would expand to 9**9 nodes: the loader refuses
+    the first anchor while composing, before anything is built, walked or hashed."""
+    import time
+
+    bomb = Path(__file__).resolve().parents[1] / "specs" / "bad" / "alias_nested_nine_levels.yaml"
+    monkeypatch.chdir(tmp_path)
+    assert main(["sweep", str(CORPUS[0]), "--num-cpus", "2"]) == 2  # imports done, not timed
+    capsys.readouterr()
+    start = time.perf_counter()
+    assert main(["sweep", str(bomb), "--num-cpus", "2"]) == 2
+    assert time.perf_counter() - start < 1.0
+    err = capsys.readouterr().err.strip()
+    assert err == (f"error: {bomb}: YAML anchors and aliases are not allowed in a sweep spec "
+                   "(an anchor '&a' at line 8, column 10)"), err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("value, where", [
+    ("[&a 1, *a]", "an anchor '&a' at line 1, column 2"),
+    ("*a", "an alias '*a' at line 1, column 1"),
+    ("{<<: *base, x: 1}", "an alias '*base' at line 1, column 6"),
+])
+def test_an_alias_in_an_override_is_refused(value, where, tmp_path, monkeypatch, capsys):
+    spec = tmp_path / "ok.yaml"
+    spec.write_text(GOOD)
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert main(["sweep", str(spec), "--override", f"budget.seeds={value}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"error: {spec}: --override budget.seeds: YAML anchors and aliases are not allowed in a "
+                   f"sweep spec ({where})"), err
+    assert list(work.iterdir()) == []

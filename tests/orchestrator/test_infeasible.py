@@ -40,19 +40,19 @@ def test_a_trial_out_of_memory_is_infeasible_and_the_sweep_goes_on(tmp_path, cac
     }, name="oom", train={"epochs": 1, "batch_size": 32}, budget={"trials_per_cell": 2}))
     out = io.StringIO()
     run = Sweep(spec, console=Console(file=out, width=200)).execute(executor=InProcessExecutor())
-    recs = {(r["method"], r["optuna_trial"]): r for r in run.trial_records()}
-    assert [recs[("adapter", i)]["status"] for i in range(2)] == ["ok", "ok"]
+    recs = {(r.method, r.optuna_trial): r for r in run.trial_records()}
+    assert [recs[("adapter", i)].status for i in range(2)] == ["ok", "ok"]
     huge = [recs[("adapter_huge", i)] for i in range(2)]
-    assert all(r["status"] == "infeasible" for r in huge)
-    assert all(r["error"].startswith("infeasible at this memory: RuntimeError") and "allocate" in r["error"]
+    assert all(r.status == "infeasible" and r.infeasible.cause == "oom" for r in huge)
+    assert all(r.error.startswith("infeasible at this memory: RuntimeError") and "allocate" in r.error
                for r in huge)
     study = optuna.load_study(study_name="freesolv__graphormer__adapter_huge", storage=run.sqlite_url())
     for t in study.trials:  # complete with the penalty in every objective: the sampler sees a bad trial
         assert t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs["infeasible"]
         assert t.values == [PENALTY, PENALTY, PENALTY]  # rmse, memory and latency are all minimised
     assert "infeasible: infeasible at this memory" in out.getvalue()
-    group = summarize(run.trial_records())["freesolv / graphormer"]
-    assert len(group["infeasible"]) == 2 and {r["method"] for r in group["trials"]} == {"adapter"}
+    group = summarize(run.trial_records(), run.read_families())["freesolv / graphormer"]
+    assert len(group["infeasible"]) == 2 and {r.method for r in group["trials"]} == {"adapter"}
     page = build_report(run.path).read_text()
     assert "infeasible at this memory" in page and "2 infeasible" in page
 
@@ -92,15 +92,15 @@ def test_a_memory_limit_the_test_imposes_makes_large_configurations_infeasible(t
     out = subprocess.run([sys.executable, "-c", LIMITED, json.dumps(spec)], capture_output=True, text=True,
                          timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
-    recs = sorted(RunDir(tmp_path / "runs" / "limited").trial_records(), key=lambda r: r["optuna_trial"])
+    recs = sorted(RunDir(tmp_path / "runs" / "limited").trial_records(), key=lambda r: r.optuna_trial)
     assert len(recs) == 8
     for r in recs:
-        big = r["params"]["bottleneck"] == 2**26
-        assert r["status"] == ("infeasible" if big else "ok"), (r["params"], r["status"], r.get("error"))
-    assert any(r["status"] == "infeasible" for r in recs)
+        big = r.params["bottleneck"] == 2**26
+        assert r.status == ("infeasible" if big else "ok"), (r.params, r.status, r.error)
+    assert any(r.status == "infeasible" for r in recs)
     study = optuna.load_study(study_name="freesolv__graphormer__adapter",
                               storage=RunDir(tmp_path / "runs" / "limited").sqlite_url())
     told = {t.number: t for t in study.trials}
-    assert all(told[r["optuna_trial"]].values == [PENALTY] * 3 for r in recs if r["status"] == "infeasible")
-    after_start = [r for r in recs if r["optuna_trial"] >= 3]
-    assert sum(r["status"] == "infeasible" for r in after_start) <= 1, [r["params"] for r in recs]
+    assert all(told[r.optuna_trial].values == [PENALTY] * 3 for r in recs if r.status == "infeasible")
+    after_start = [r for r in recs if r.optuna_trial >= 3]
+    assert sum(r.status == "infeasible" for r in after_start) <= 1, [r.params for r in recs]

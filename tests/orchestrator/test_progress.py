@@ -43,7 +43,7 @@ def test_status_and_report_on_a_finished_then_a_running_sweep(tmp_path, cache_di
     assert "2 of 2 trials ended" in out and "rmse" in out
     assert "complete in 1 of 1 cells" in build_report(run.path).read_text()
     row = next(line for line in out.splitlines() if "linear_probe" in line)
-    assert [c.strip() for c in row.strip("│ ").split("│")][1:6] == ["2", "0", "0", "0", "2"]
+    assert [c.strip() for c in row.strip("│ ").split("│")][1:7] == ["2", "0", "0", "0", "0", "2"]  # done, running, stopped, failed, infeasible, budget
 
     # a second driver is mid-trial: raise the budget and leave a trial RUNNING in the storage
     spec3 = _spec(tmp_path, cache_dir, 3)
@@ -53,7 +53,7 @@ def test_status_and_report_on_a_finished_then_a_running_sweep(tmp_path, cache_di
     assert main(["status", str(run.path)]) == 0
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if "linear_probe" in line)
-    assert [c.strip() for c in row.strip("│ ").split("│")][1:6] == ["2", "1", "0", "0", "3"]
+    assert [c.strip() for c in row.strip("│ ").split("│")][1:7] == ["2", "1", "0", "0", "0", "3"]
     assert "2 of 3 trials ended" in out
     assert main(["report", str(run.path)]) == 0  # what is there so far, through the command
     page = run.report_file.read_text()

@@ -280,3 +280,37 @@ def test_bad_overrides_are_refused_naming_the_override(tmp_path, item, message):
     with pytest.raises(SpecError, match=re.escape(message)) as e:
         load_spec(f, [item])
     assert str(f) in str(e.value)
+
+
+def test_one_rule_routes_searched_keys():
+    from orchestrator.spec import Route, RouteError, routable, route
+
+    assert route("r", "lora", ["gist"]) == Route("method", "r")
+    assert route("lr", "lora", []) == Route("train", "lr")
+    assert route("gist.kl_weight", "lora", ["gist"]) == Route("plugin", "kl_weight", "gist")
+    with pytest.raises(RouteError, match=r"^gist.kl_weight: plug-in 'gist' is not in this entry's plugins \(none\)"):
+        route("gist.kl_weight", "lora", [])
+    with pytest.raises(RouteError, match="rank: not a parameter of the method or of training"):
+        route("rank", "lora", [])
+    assert {"r", "lr", "gist.kl_weight"} <= set(routable("lora", ["gist"])) and "rank" not in routable("lora", [])
+    entry = parse_spec(quick()).methods["lora"]
+    method, train = entry.resolve("lora", {"r": 4, "lr": 0.002})
+    assert method.name == "lora" and method.params["r"] == 4 and train == {"lr": 0.002}
+
+
+def test_a_backbone_entry_is_the_workloads_backbone_config():
+    from workloads.config import BackboneConfig
+
+    spec = parse_spec(quick())
+    assert all(type(b) is BackboneConfig for b in spec.backbones)
+
+
+def test_run_set_refuses_aliases_and_unknown_keys(tmp_path):
+    from orchestrator.cli import main
+
+    f = tmp_path / "s.yaml"
+    f.write_text("name: x\ndatasets: [{name: freesolv}]\nbackbones: [{name: graphormer}]\nmethods: {lora: {}}\n")
+    with pytest.raises(SystemExit, match=r"--set r: YAML anchors and aliases are not allowed .*'&a' at line 1"):
+        main(["run", str(f), "--set", "r=[&a 1, *a]"])
+    with pytest.raises(SystemExit, match=r"--set gist.kl_weight, rank: unknown; known: .*\balpha\b"):
+        main(["run", str(f), "--set", "rank=4", "gist.kl_weight=1"])

@@ -50,7 +50,7 @@ def test_cells_follow_task_families_and_carry_their_objectives(tmp_path):
      "datasets[2]: kind text_graph_csv needs nodes and edges"),
     (lambda d: d["datasets"].append({"name": "mine", "kind": "csv_graf"}),
      "datasets[2].kind: unknown dataset kind 'csv_graf'; known: csv, text_graph_csv"),
-    (lambda d: d["datasets"][0].update(nodes="n.csv"), "datasets[0]: 'nodes' and 'edges' apply to text graphs only"),
+    (lambda d: d["datasets"][0].update(nodes="n.csv"), "datasets[0].nodes: unknown key for dataset 'freesolv' (a field of dataset kind text_graph_csv)"),
 ])
 def test_family_mismatches_are_refused_with_their_path(tmp_path, change, expected):
     d = mixed(tmp_path)

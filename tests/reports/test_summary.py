@@ -1,19 +1,37 @@
 import pytest
 
-from reports.summary import summarize
+from reports.summary import summarize as _summarize
+from runfolder import TrialRecord
+
+# what the driver writes into families.json: no method or task name is known to the reports
+FAMILIES = {"molecules": {"title": "Molecules, by property", "full_reference": ["full"]}}
 
 
-def rec(ds, method, score, mem, lat, n, direction="maximize", status="ok", backbone="g"):
+def summarize(records, families=FAMILIES, **kw):
+    return _summarize(records, families, **kw)
+
+
+def rec(ds, method, score, mem, lat, n, direction="maximize", status="ok", backbone="g", metrics=None, **more):
+    """A trial record as the driver completes it (``metrics``: more of its metrics)."""
     if status != "ok":
-        return {"status": status, "dataset_name": ds, "backbone_name": backbone, "method": method, "error": "boom",
-                "optuna_trial": n}
-    return {
-        "status": "ok", "dataset_name": ds, "backbone_name": backbone, "method": method, "optuna_trial": n,
-        "params": {}, "cell": f"{ds}__{backbone}__{method}",
+        return TrialRecord(status=status, dataset_name=ds, backbone_name=backbone, method=method, error="boom",
+                           optuna_trial=n, **more)
+    return TrialRecord.model_validate({
+        "status": "ok", "task": "molecules", "dataset_name": ds, "backbone_name": backbone, "method": method,
+        "base_method": method, "optuna_trial": n, "params": {}, "cell": f"{ds}__{backbone}__{method}",
         "trainable_params": 10, "total_params": 100,
-        "metrics": {"metric": "roc_auc" if direction == "maximize" else "rmse", "direction": direction},
-        "objectives": {"score": score, "train_memory_mb": mem, "latency_ms_per_graph": lat},
-    }
+        "metrics": {"metric": "roc_auc" if direction == "maximize" else "rmse", "direction": direction,
+                    "val_score": score, **(metrics or {})},
+        "objectives": {"score": score, "train_memory_mb": mem, "latency_ms_per_graph": lat}, **more,
+    })
+
+
+def seed_result(seed, peak_mb, ms):
+    timing = {"device": "cpu", "method": "x", "batch_size": 8, "median_s": ms / 1e3, "p90_s": ms / 1e3, "repeats": 3,
+              "warmup": 1, "num_threads": 1, "ms_per_unit": ms}
+    return {"seed": seed, "val_score": 0.8, "test_score": 0.7, "best_epoch": 0, "history": [], "train_s": 1.0,
+            "trainable_params": 10, "total_params": 100, "latency": timing,
+            "memory": {"device": "cpu", "method": "x", "peak_train_bytes": int(peak_mb * 2**20), "peak_train_mb": peak_mb}}
 
 
 def test_fronts_best_trials_and_failures_per_dataset():
@@ -24,7 +42,7 @@ def test_fronts_best_trials_and_failures_per_dataset():
         rec("a", "probe", 0.70, 1, 3.0, 0),
         rec("a", "probe", 0.60, 2, 3.0, 1),       # dominated everywhere
         rec("a", "lora", 0, 0, 0, 1, status="failed"),
-        dict(rec("a", "lora", 0, 0, 0, 2, status="failed"), interrupted=True),
+        rec("a", "lora", 0, 0, 0, 2, status="interrupted"),
         rec("b", "full", 2.0, 10, 1.0, 0, direction="minimize"),
         rec("b", "probe", 3.0, 1, 1.0, 0, direction="minimize"),
     ]
@@ -33,8 +51,8 @@ def test_fronts_best_trials_and_failures_per_dataset():
     assert len(a["trials"]) == 5 and len(a["failed"]) == 1 and a["interrupted"] == 1
     assert a["planes"]["train_memory_mb"]["pareto_mask"] == [True, False, True, True, False]
     assert a["planes"]["latency_ms_per_graph"]["pareto_mask"] == [True, True, False, False, False]
-    assert [a["trials"][i]["objectives"]["train_memory_mb"] for i in a["planes"]["train_memory_mb"]["front"]] == [1, 50, 100]
-    best = {r["method"]: r["objectives"]["score"] for r in a["best"]}
+    assert [a["trials"][i].objectives["train_memory_mb"] for i in a["planes"]["train_memory_mb"]["front"]] == [1, 50, 100]
+    best = {r.method: r.score for r in a["best"]}
     assert best == {"full": 0.90, "lora": 0.85, "probe": 0.70}
     hv = a["planes"]["train_memory_mb"]["hypervolume"]
     assert set(hv) == {"full", "lora", "probe"} and all(v > 0 for v in hv.values())
@@ -42,7 +60,7 @@ def test_fronts_best_trials_and_failures_per_dataset():
     assert hv["probe"] == pytest.approx((120 * 1.1 + 1e-9 - 1) * (0.7 - 0.57), rel=1e-6)
     b = s["b / g"]
     assert b["direction"] == "minimize"
-    assert {r["method"]: r["objectives"]["score"] for r in b["best"]} == {"full": 2.0, "probe": 3.0}
+    assert {r.method: r.score for r in b["best"]} == {"full": 2.0, "probe": 3.0}
     assert b["planes"]["train_memory_mb"]["pareto_mask"] == [True, True]
 
 
@@ -58,14 +76,12 @@ def test_best_configuration_is_chosen_on_validation_not_test():
     shows its test figure."""
     from reports.summary import seed_stats
 
-    a = rec("a", "lora", 0.80, 10, 1.0, 0)
-    a["metrics"].update(val_score=0.80, val_std=0.01, test_score=0.60, test_std=0.02,
-                        val_scores=[0.79, 0.81], test_scores=[0.58, 0.62])
-    b = rec("a", "lora", 0.70, 10, 1.0, 1)
-    b["metrics"].update(val_score=0.70, val_std=0.01, test_score=0.90, test_std=0.0,
-                        val_scores=[0.70, 0.70], test_scores=[0.90, 0.90])
+    a = rec("a", "lora", 0.80, 10, 1.0, 0, metrics=dict(val_std=0.01, test_score=0.60, test_std=0.02,
+                                                          val_scores=[0.79, 0.81], test_scores=[0.58, 0.62]))
+    b = rec("a", "lora", 0.70, 10, 1.0, 1, metrics=dict(val_std=0.01, test_score=0.90, test_std=0.0,
+                                                          val_scores=[0.70, 0.70], test_scores=[0.90, 0.90]))
     (best,) = summarize([a, b])["a / g"]["best"]
-    assert best["optuna_trial"] == 0
+    assert best.optuna_trial == 0
     st = seed_stats(best)
     assert (st["val"], st["test"], st["seeds"]) == (0.80, 0.60, 2)
 
@@ -73,11 +89,9 @@ def test_best_configuration_is_chosen_on_validation_not_test():
 def test_report_page_says_how_it_selects(tmp_path):
     from reports.html import render
 
-    a = rec("a", "lora", 0.80, 10, 1.0, 0)
-    a.update(memory={"method": "cpu_allocator_events_peak(x)", "device": "cpu"})
-    a["metrics"].update(val_score=0.80, val_std=0.01, test_score=0.60, test_std=0.02,
-                        val_scores=[0.79, 0.81], test_scores=[0.58, 0.62])
-    page = render([a], "t", None)
+    a = rec("a", "lora", 0.80, 10, 1.0, 0, metrics=dict(val_std=0.01, test_score=0.60, test_std=0.02,
+                                                          val_scores=[0.79, 0.81], test_scores=[0.58, 0.62]))
+    page = render([a], "t", None, families=FAMILIES)
     assert "Selection is on validation only" in page
     assert "0.8000 ± 0.0100" in page and "0.6000 ± 0.0200" in page
 
@@ -93,16 +107,15 @@ def test_fronts_are_per_dataset_and_backbone():
 
 
 def test_trainable_parameters_plane_knee_and_full_reference():
-    records = [rec("a", "full", 0.90, 100, 1.0, 0), rec("a", "lora", 0.88, 40, 1.1, 0),
-               rec("a", "probe", 0.60, 5, 0.9, 0)]
-    records[0].update(base_method="full", trainable_params=1000)
-    records[1]["trainable_params"], records[2]["trainable_params"] = 50, 2
+    records = [rec("a", "full", 0.90, 100, 1.0, 0, trainable_params=1000),
+               rec("a", "lora", 0.88, 40, 1.1, 0, trainable_params=50),
+               rec("a", "probe", 0.60, 5, 0.9, 0, trainable_params=2)]
     a = summarize(records)["a / g"]
     assert list(a["plane_labels"]) == ["train_memory_mb", "latency_ms_per_graph", "trainable_params"]
     assert a["planes"]["trainable_params"]["front"] == [2, 1, 0]
     # lora: nearly full's score for far less memory: the bend of the memory front
     assert a["planes"]["train_memory_mb"]["knee"] == 1
-    assert a["full_reference"]["method"] == "full"
+    assert a["full_reference"].method == "full"
     # each variant's own front over score and every searched cost (not trainable parameters)
     assert a["method_fronts"] == {"full": [0], "lora": [1], "probe": [2]}
 
@@ -125,9 +138,8 @@ def test_importance_finds_what_drives_each_objective():
     records = []
     for n in range(24):
         r_, lr = int(rng.choice([2, 4, 8, 16])), float(10 ** rng.uniform(-4, -2))
-        x = rec("a", "lora", 0.5 + 10 * lr, 10.0 + 3 * r_, 1.0, n)  # score follows lr, memory follows r
-        x["params"] = {"r": r_, "lr": lr, "fixed": 1}
-        records.append(x)
+        # score follows lr, memory follows r
+        records.append(rec("a", "lora", 0.5 + 10 * lr, 10.0 + 3 * r_, 1.0, n, params={"r": r_, "lr": lr, "fixed": 1}))
     imp = summarize(records)["a / g"]["importance"]["lora"]
     assert set(imp) == {"r", "lr"}  # a parameter that never varied has no importance
     assert imp["r"]["train_memory_mb"]["importance"] > 0.9 and imp["r"]["train_memory_mb"]["rho"] > 0.99
@@ -140,9 +152,8 @@ def test_rerun_command_writes_every_value_in_full():
 
     from reports.summary import rerun_command
 
-    r = rec("a", "g_adapter_proximal", 0.9, 10, 1.0, 0)
-    r["params"] = {"bottleneck": 8, "lr": 0.0012345678901234567, "proximal.weight": 0.1}
-    r["metrics"]["val_scores"] = [0.9, 0.9, 0.9]
+    r = rec("a", "g_adapter_proximal", 0.9, 10, 1.0, 0, metrics={"val_scores": [0.9, 0.9, 0.9]},
+            params={"bottleneck": 8, "lr": 0.0012345678901234567, "proximal.weight": 0.1})
     cmd = shlex.split(rerun_command(r, "runs/x y/spec.resolved.yaml"))
     assert cmd[:3] == ["orchestrator", "run", "runs/x y/spec.resolved.yaml"]
     assert cmd[cmd.index("--set") + 1:cmd.index("--seeds")] == ["bottleneck=8", "lr=0.0012345678901234567",
@@ -154,23 +165,20 @@ def test_the_page_escapes_names_params_and_errors_from_specs_and_data():
     from reports.html import render
 
     evil = "<script>alert(1)</script>"
-    a = rec(evil, evil, 0.8, 10, 1.0, 0)
-    a["params"] = {evil: evil}
-    a.update(memory={"method": "x", "device": "cpu"})
+    a = rec(evil, evil, 0.8, 10, 1.0, 0, params={evil: evil}, task=evil)
     bad = rec(evil, evil, 0, 0, 0, 1, status="failed")
-    bad["error"] = evil
-    page = render([a, bad], evil, {"host": evil, "packages": {}})
+    bad.error = evil
+    page = render([a, bad], evil, {"host": evil, "packages": {}}, families={evil: {"title": evil}})
     assert evil not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
 
 
 def test_overview_counts_per_cell_and_overhead():
     from reports.summary import overview
 
-    a, b = rec("a", "lora", 0.8, 10, 1.0, 0), rec("a", "lora", 0, 0, 0, 1, status="failed")
-    c = dict(rec("a", "lora", 0, 0, 0, 2, status="infeasible"), cell="a__g__lora")
-    b["cell"] = "a__g__lora"
-    a.update(timings={"total_s": 10.0, "submitted_unix": 100.0, "driver_received_unix": 111.0}, wall_s=11.0,
-             device={"host": "n1", "name": "cpu"})
+    a = rec("a", "lora", 0.8, 10, 1.0, 0, wall_s=11.0, device={"type": "cpu", "host": "n1", "name": "cpu"},
+            timings={"total_s": 10.0, "submitted_unix": 100.0, "driver_received_unix": 111.0})
+    b = rec("a", "lora", 0, 0, 0, 1, status="failed", cell="a__g__lora")
+    c = rec("a", "lora", 0, 0, 0, 2, status="infeasible", cell="a__g__lora")
     ov = overview([a, b, c], None, "# resolved sweep spec; content hash abc123")
     assert ov["cells"] == {"a__g__lora": {"ok": 1, "failed": 1, "infeasible": 1}}
     assert ov["spec_hash"] == "abc123" and ov["compute_s"] == 10.0 and ov["overhead_s"] == pytest.approx(1.0)
@@ -178,7 +186,7 @@ def test_overview_counts_per_cell_and_overhead():
     assert overview([a, b, c], budget=3)["cells_below_budget"] == 0  # failed and infeasible trials use budget
     assert overview([a, b, c], budget=4)["cells_below_budget"] == 1
     assert overview([a, b, c], budget=3, n_cells=3)["cells_below_budget"] == 2  # two cells not started yet
-    interrupted = dict(rec("a", "lora", 0, 0, 0, 3, status="failed"), cell="a__g__lora", interrupted=True)
+    interrupted = rec("a", "lora", 0, 0, 0, 3, status="interrupted", cell="a__g__lora")
     assert overview([a, b, c, interrupted], budget=4)["cells_below_budget"] == 1  # a crash's trial does not
     s = summarize([a, b, c])["a / g"]
     assert len(s["infeasible"]) == 1 and len(s["failed"]) == 1
@@ -189,18 +197,96 @@ def test_exports_one_row_per_trial_with_every_seed(tmp_path):
 
     from reports.export import write_exports
 
-    a = rec("a", "lora", 0.8, 10, 1.0, 0)
-    a["params"] = {"r": 4, "lr": 0.01}
-    a["metrics"].update(val_score=0.8, val_std=0.01, test_score=0.7, test_std=0.02,
-                        val_scores=[0.79, 0.81], test_scores=[0.68, 0.72])
-    a["seeds"] = [{"memory": {"peak_train_mb": 10.0}, "latency": {"ms_per_unit": 1.5}},
-                  {"memory": {"peak_train_mb": 9.5}, "latency": {"ms_per_unit": 0.5}}]
-    b = rec("a", "lora", 0, 0, 0, 1, status="failed")
-    b["params"] = {"r": "8", "lr": 0.1}  # mixed types in one column survive parquet
-    csv, parquet = write_exports([a, b], tmp_path)
+    a = rec("a", "lora", 0.8, 10, 1.0, 0, params={"r": 4, "lr": 0.01},
+            metrics=dict(val_std=0.01, test_score=0.7, test_std=0.02, val_scores=[0.79, 0.81], test_scores=[0.68, 0.72]),
+            seeds=[seed_result(0, 10.0, 1.5), seed_result(1, 9.5, 0.5)])
+    b = rec("a", "lora", 0, 0, 0, 1, status="failed", params={"r": "8", "lr": 0.1})  # mixed types survive parquet
+    csv, parquet = write_exports([a, b], tmp_path, FAMILIES)
     for df in (pd.read_csv(csv), pd.read_parquet(parquet)):
         assert len(df) == 2 and list(df["status"]) == ["ok", "failed"]
         assert df.loc[0, "val_seed1"] == 0.81 and df.loc[0, "test_seed0"] == 0.68
         assert df.loc[0, "peak_train_mb_seed1"] == 9.5 and df.loc[0, "latency_ms_seed0"] == 1.5
         assert df.loc[0, "objective.train_memory_mb"] == 10 and df.loc[1, "error"] == "boom"
     assert pd.read_csv(csv)["param.lr"].tolist() == [0.01, 0.1]
+
+
+def test_families_name_the_headings_and_the_full_fine_tuning_reference():
+    """Which method is a family's full fine-tuning and what its heading says come from
+    families.json, never from names the reports know: without it, no reference line and
+    the family's own name as its heading."""
+    from reports.html import render
+
+    records = [rec("a", "full", 0.90, 100, 1.0, 0), rec("a", "everything", 0.95, 200, 1.0, 0),
+               rec("a", "lora", 0.85, 50, 1.0, 0, plugins=["proximal"])]
+    records[2].base_method = "everything"  # a plug-in on the reference method is no longer the reference
+    assert summarize(records)["a / g"]["full_reference"].method == "full"
+    ref = summarize(records, {"molecules": {"title": "M", "full_reference": ["everything"]}})["a / g"]
+    assert ref["full_reference"].method == "everything"
+    assert summarize(records, {})["a / g"]["full_reference"] is None
+    assert summarize(records, {"other": {"title": "O", "full_reference": ["full"]}})["a / g"]["full_reference"] is None
+    page = render(records, "t", None, families=FAMILIES)
+    assert "Molecules, by property" in page and "full fine-tuning (full, best)" in page
+    page = render(records, "t", None, families={})
+    assert "<h2 class='family' id='family-molecules'>molecules</h2>" in page and "full fine-tuning (" not in page
+
+
+def test_a_group_of_failed_trials_takes_its_family_from_its_dataset_or_the_only_family():
+    ok, bad = rec("a", "lora", 0.8, 10, 1.0, 0), rec("a", "lora", 0, 0, 0, 1, status="failed", backbone="h")
+    assert summarize([ok, bad])["a / h"]["family"] == "molecules"  # the dataset's other trials say
+    assert summarize([bad])["a / h"]["family"] == "molecules"  # the sweep has one family
+    assert summarize([bad], {})["a / h"]["family"] == "?"
+
+
+def test_stopped_trials_are_counted_never_on_a_front():
+    """A trial stopped early at a rung used budget, but its score is not final."""
+    import pandas as pd
+
+    from reports.export import rows
+    from reports.html import render
+    from reports.summary import overview
+
+    records = [rec("a", "lora", 0.8, 10, 1.0, 0), rec("a", "lora", 0.7, 20, 1.0, 1),
+               rec("a", "lora", 0.99, 1, 0.1, 2, status="stopped", cell="a__g__lora")]
+    a = summarize(records)["a / g"]
+    assert len(a["trials"]) == 2 and len(a["stopped"]) == 1 and not a["failed"]
+    assert all(r.status == "ok" for r in a["best"]) and len(a["planes"]["train_memory_mb"]["pareto_mask"]) == 2
+    ov = overview(records, budget=3)
+    assert ov["cells"] == {"a__g__lora": {"ok": 2, "stopped": 1}} and ov["cells_below_budget"] == 0
+    page = render(records, "t", None, families=FAMILIES)
+    assert "1 stopped early" in page and "<th>stopped early</th>" in page
+    assert "<th>stopped early</th>" not in render(records[:2], "t", None, families=FAMILIES)
+    df = rows(records)
+    assert list(df["status"]) == ["ok", "ok", "stopped"] and pd.isna(df.loc[2, "val_mean"])
+
+
+def test_records_written_by_older_code_report_as_before(tmp_path):
+    """The records of the code at 420bab7 (upgraded on reading) give the same report and
+    the same export columns."""
+    from pathlib import Path
+
+    from reports.export import rows
+    from reports.html import build_report
+    from runfolder import RunDir, load_record
+
+    golden = sorted((Path(__file__).parents[1] / "golden").glob("record-420bab7-*.json"))
+    records = [load_record(f.read_text(), str(f)) for f in golden]
+    df = rows(records)
+    assert list(df["status"]) == ["failed", "infeasible", "interrupted", "ok"]  # by file name
+    assert list(df.columns) == [
+        "cell", "family", "dataset", "backbone", "method", "base_method", "plugins", "trial", "status", "error",
+        "param.lr", "metric", "direction", "seeds", "val_mean", "val_std", "test_mean", "test_std",
+        "val_seed0", "test_seed0", "peak_train_mb_seed0", "latency_ms_seed0", "val_seed1", "test_seed1",
+        "peak_train_mb_seed1", "latency_ms_seed1", "objective.latency_ms_per_graph", "objective.score",
+        "objective.train_memory_mb", "trainable_params", "total_params", "device", "host", "train_s", "trial_s",
+        "wall_s"]
+    assert set(df["family"].dropna()) == {"graph_property"}
+    g = summarize(records, {})["freesolv / graphormer"]
+    assert (len(g["trials"]), len(g["failed"]), len(g["infeasible"]), g["interrupted"]) == (1, 1, 1, 1)
+    run = RunDir(tmp_path / "run")
+    for r in records:
+        run.write_trial(r.cell, r.optuna_trial, r)
+    page = build_report(run.path).read_text()  # no families.json: the family's name as its heading
+    assert ">graph_property</h2>" in page and "1 trial(s) were cut short" in page
+    run.write_families({"graph_property": {"title": "Graph-level", "full_reference": ["lora"]}})
+    page = build_report(run.path).read_text()
+    assert ">Graph-level</h2>" in page and "full fine-tuning (lora, best)" in page

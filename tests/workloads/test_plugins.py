@@ -61,14 +61,14 @@ def test_proximal_with_zero_weight_equals_plain_training_exactly(cache_dir):
     c = cfg(cache_dir, "freesolv", "g_adapter")
     c = c.model_copy(update={"method": c.method.model_copy(update={"plugins": {"proximal": {"weight": 0.0}}})})
     zero = run_trial(c)
-    assert zero["notes"]["proximal"]["weight"] == 0.0
-    assert zero["metrics"]["history"] == plain["metrics"]["history"]
-    assert zero["metrics"]["val_scores"] == plain["metrics"]["val_scores"]
-    assert zero["metrics"]["test_scores"] == plain["metrics"]["test_scores"]
+    assert zero.notes["proximal"]["weight"] == 0.0
+    assert zero.metrics.history == plain.metrics.history
+    assert zero.metrics.val_scores == plain.metrics.val_scores
+    assert zero.metrics.test_scores == plain.metrics.test_scores
     # and a real weight changes training
     c = c.model_copy(update={"method": c.method.model_copy(update={"plugins": {"proximal": {"weight": 5.0}}})})
     strong = run_trial(c)
-    assert strong["metrics"]["history"][-1]["train_loss"] != plain["metrics"]["history"][-1]["train_loss"]
+    assert strong.metrics.history[-1].train_loss != plain.metrics.history[-1].train_loss
 
 
 @pytest.mark.parametrize("task", [REGRESSION, CLASSIFICATION], ids=["regression", "classification"])
@@ -135,13 +135,14 @@ def test_gist_and_proximal_combine_on_one_trial(cache_dir):
     c = c.model_copy(update={"method": c.method.model_copy(
         update={"plugins": {"gist": {"kl_weight": 0.5}, "proximal": {"weight": 0.1}}, "variant": "adapter_both"})})
     r = run_trial(c)
-    assert r["method"] == "adapter_both" and r["base_method"] == "adapter"
-    assert r["plugins"] == ["gist", "proximal"] and set(r["notes"]) == {"gist", "proximal", "plugin_params"}
+    # the variant label is the driver's to assign (record.method); the worker records what it ran
+    assert r.config["method"]["variant"] == "adapter_both" and r.base_method == "adapter"
+    assert r.plugins == ["gist", "proximal"] and set(r.notes) == {"gist", "proximal", "plugin_params"}
     # what each plug-in itself adds to the trainable parameters: GIST its token, proximal nothing
-    assert r["notes"]["plugin_params"] == {"gist": TINY_ARCH["hidden_dim"], "proximal": 0}
-    assert math.isfinite(r["metrics"]["val_score"]) and math.isfinite(r["metrics"]["test_score"])
+    assert r.notes["plugin_params"] == {"gist": TINY_ARCH["hidden_dim"], "proximal": 0}
+    assert math.isfinite(r.metrics.val_score) and math.isfinite(r.metrics.test_score)
     plain = run_trial(cfg(cache_dir, "b3db", "adapter"))
-    assert r["trainable_params"] == plain["trainable_params"] + D
+    assert r.trainable_params == plain.trainable_params + D
 
 
 def test_unknown_plugin_or_field_is_refused():

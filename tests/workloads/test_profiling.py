@@ -130,8 +130,8 @@ def test_peak_meter_reports_more_than_the_sum_of_parts_in_a_real_trial(cache_dir
     from workloads import run_trial
 
     r = run_trial(cfg(cache_dir, "freesolv", "full"))
-    mem = r["memory"]
-    assert mem["method"].startswith("cpu_allocator_events_peak")
-    assert mem["peak_train_bytes"] > mem["sum_of_parts_bytes"] > 0
-    assert set(mem["parts"]) == {"parameter_bytes", "gradient_bytes", "optimizer_state_bytes", "saved_activation_bytes"}
-    assert r["objectives"]["train_memory_mb"] == pytest.approx(mem["peak_train_bytes"] / 2**20)
+    mem = r.memory
+    assert mem.method.startswith("cpu_allocator_events_peak")
+    assert mem.peak_train_bytes > mem.sum_of_parts_bytes > 0
+    assert set(mem.parts) == {"parameter_bytes", "gradient_bytes", "optimizer_state_bytes", "saved_activation_bytes"}
+    assert r.objectives["train_memory_mb"] == pytest.approx(mem.peak_train_bytes / 2**20)

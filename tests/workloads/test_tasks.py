@@ -4,10 +4,11 @@ records and the report. A second (test-only) family runs through the same loop
 and the same sweep as the molecular one."""
 import dataclasses
 import html
-import json
 
 import optuna
 import pytest
+
+from runfolder import load_record
 
 from tests.conftest import tiny_spec
 from workloads.datasets.sources import SOURCES
@@ -38,7 +39,7 @@ def second_family():
 
 def test_every_dataset_has_a_task_and_its_metric_a_direction():
     for name in SOURCES.names():
-        if getattr(SOURCES.get(name), "is_kind", False):  # a kind's task comes with each entry
+        if SOURCES.get(name).is_kind:  # a kind's task comes with each entry
             continue
         task = task_of(name)
         assert task.direction(name) in ("maximize", "minimize")
@@ -63,17 +64,17 @@ def test_two_families_in_one_sweep_keep_their_own_objectives(tmp_path, cache_dir
     assert by_ds == {"freesolv": ["score", "train_memory_mb", "latency_ms_per_graph"],
                      "freesolv_atoms": ["score", "train_memory_mb", "latency_ms_per_atom"]}
     run = Sweep(spec).execute(executor=InProcessExecutor())
-    recs = {r["dataset_name"]: r for r in run.trial_records()}
-    assert recs["freesolv_atoms"]["task"] == "test_per_atom"
-    assert recs["freesolv_atoms"]["objective_names"] == by_ds["freesolv_atoms"]
-    assert set(recs["freesolv_atoms"]["objectives"]) == set(by_ds["freesolv_atoms"])  # (JSON sorts keys)
-    assert recs["freesolv_atoms"]["latency"]["unit"] == "atom"
+    recs = {r.dataset_name: r for r in run.trial_records()}
+    assert recs["freesolv_atoms"].task == "test_per_atom"
+    assert recs["freesolv_atoms"].objective_names == by_ds["freesolv_atoms"]
+    assert set(recs["freesolv_atoms"].objectives) == set(by_ds["freesolv_atoms"])  # (JSON sorts keys)
+    assert recs["freesolv_atoms"].latency.unit == "atom"
     # per atom is cheaper than per graph for the same forward: molecules have several atoms
-    assert recs["freesolv_atoms"]["objectives"]["latency_ms_per_atom"] < recs["freesolv"]["objectives"]["latency_ms_per_graph"]
+    assert recs["freesolv_atoms"].objectives["latency_ms_per_atom"] < recs["freesolv"].objectives["latency_ms_per_graph"]
     for ds, names in by_ds.items():
         study = optuna.load_study(study_name=f"{ds}__graphormer__linear_probe", storage=run.sqlite_url())
         assert study.user_attrs["objectives"] == names and len(study.directions) == 3
-        assert list(study.trials[0].values) == [recs[ds]["objectives"][k] for k in names]
+        assert list(study.trials[0].values) == [recs[ds].objectives[k] for k in names]
     page = build_report(run.path).read_text()
     assert "inference latency (ms / atom)" in page and "inference latency (ms / graph)" in page
     # the knee's re-run command, as the page prints it, trains exactly that trial's configuration
@@ -82,16 +83,16 @@ def test_two_families_in_one_sweep_keep_their_own_objectives(tmp_path, cache_dir
     from orchestrator.cli import main
     from reports.summary import rerun_command, summarize
 
-    entry = summarize(run.trial_records())["freesolv / graphormer"]
+    entry = summarize(run.trial_records(), run.read_families())["freesolv / graphormer"]
     knee = entry["trials"][entry["planes"]["train_memory_mb"]["knee"]]
     cmd = rerun_command(knee, str(run.spec_file))
     assert html.escape(cmd) in page
     out = tmp_path / "rerun.json"
     assert main(shlex.split(cmd)[1:] + ["--out", str(out)]) == 0
-    again = json.loads(out.read_text())
+    again = load_record(out.read_text(), str(out))
     drop = lambda c: {k: v for k, v in c.items() if k != "trial_id"}  # noqa: E731
-    assert drop(again["config"]) == drop(knee["config"])
-    assert again["objectives"]["score"] == pytest.approx(knee["objectives"]["score"])  # same seeds, same numbers
+    assert drop(again.config) == drop(knee.config)
+    assert again.score == pytest.approx(knee.score)  # same seeds, same numbers
     # one objective list for both families must fit both
     d["objectives"] = ["score", "latency_ms_per_graph"]
     with pytest.raises(SpecError, match=r"objectives\[1\]: 'latency_ms_per_graph' is not an objective of dataset "

@@ -23,28 +23,32 @@ def cfg(cache_dir, dataset, method, seeds=1, **train):
 
 
 def test_classification_trial_record(cache_dir):
-    r = run_trial(cfg(cache_dir, "b3db", "lora"))
-    m = r["metrics"]
-    assert m["metric"] == "roc_auc" and m["direction"] == "maximize"
-    assert r["task"] == "graph_property"
-    assert r["objective_names"] == ["score", "train_memory_mb", "latency_ms_per_graph"] == list(r["objectives"])  # in-memory order
-    assert 0.0 <= m["test_score"] <= 1.0 and 0 <= m["best_epoch"] < 2 and len(m["history"]) == 2
-    o = r["objectives"]
-    assert m["selection"] == "validation" and o["score"] == m["val_score"] != m["test_score"]
+    from workloads.tasks import task_of
+
+    c = cfg(cache_dir, "b3db", "lora")
+    r = run_trial(c)
+    m = r.metrics
+    assert m.metric == "roc_auc" and m.direction == "maximize"
+    assert r.task == "graph_property"
+    # every objective of the task, in its order (the driver assigns the cell's objective_names)
+    assert list(task_of(c.dataset).objectives) == ["score", "train_memory_mb", "latency_ms_per_graph"] == list(r.objectives)
+    assert 0.0 <= m.test_score <= 1.0 and 0 <= m.best_epoch < 2 and len(m.history) == 2
+    o = r.objectives
+    assert m.selection == "validation" and o["score"] == m.val_score != m.test_score
     assert o["train_memory_mb"] > 0 and o["latency_ms_per_graph"] > 0
-    assert r["memory"]["method"].startswith("cpu_allocator_events_peak") and r["memory"]["device"] == "cpu"
-    assert r["latency"]["deployed"] and r["latency"]["as_trained"]["ms_per_unit"] > 0  # LoRA: merged and not
-    assert r["latency"]["deploy_max_abs_diff"] < 1e-4
-    assert r["latency"]["batch_size"] == 16 and r["latency"]["num_threads"] == 1
-    assert 0 < r["trainable_params"] < r["total_params"]
-    assert r["pretrained"]["checkpoint"].endswith(".pt")
-    assert r["config"]["method"] == {"name": "lora", "params": {"r": 2}, "plugins": {}, "variant": None}
+    assert r.memory.method.startswith("cpu_allocator_events_peak") and r.memory.device == "cpu"
+    assert r.latency.deployed and r.latency.as_trained.ms_per_unit > 0  # LoRA: merged and not
+    assert r.latency.deploy_max_abs_diff < 1e-4
+    assert r.latency.batch_size == 16 and r.latency.num_threads == 1
+    assert 0 < r.trainable_params < r.total_params
+    assert r.pretrained["checkpoint"].endswith(".pt")
+    assert r.config["method"] == {"name": "lora", "params": {"r": 2}, "plugins": {}, "variant": None}
 
 
 def test_regression_rmse_is_in_label_units(cache_dir, freesolv):
     r = run_trial(cfg(cache_dir, "freesolv", "linear_probe", lr=0.01))
-    rmse = r["metrics"]["test_score"]
-    assert r["metrics"]["direction"] == "minimize"
+    rmse = r.metrics.test_score
+    assert r.metrics.direction == "minimize"
     # FreeSolv labels span roughly -25..+4 kcal/mol; a sane model is within a few std of them
     assert 0 < rmse < 4 * freesolv.y_std and math.isfinite(rmse)
 
@@ -52,8 +56,8 @@ def test_regression_rmse_is_in_label_units(cache_dir, freesolv):
 def test_same_seed_same_record(cache_dir):
     a = run_trial(cfg(cache_dir, "freesolv", "adapter"))
     b = run_trial(cfg(cache_dir, "freesolv", "adapter"))
-    assert a["metrics"] == b["metrics"]
-    assert a["objectives"]["train_memory_mb"] == b["objectives"]["train_memory_mb"]
+    assert a.metrics == b.metrics
+    assert a.objectives["train_memory_mb"] == b.objectives["train_memory_mb"]
 
 
 def test_selection_reads_validation_only(cache_dir, monkeypatch):
@@ -77,28 +81,28 @@ def test_selection_reads_validation_only(cache_dir, monkeypatch):
 
     monkeypatch.setattr(GraphPropertyTask, "evaluate", scripted)
     r = run_trial(cfg(cache_dir, "freesolv", "linear_probe", epochs=3, lr=0.05))
-    m = r["metrics"]
-    assert m["best_epoch"] == 1 and m["val_score"] == 2.0 and r["objectives"]["score"] == 2.0
-    assert m["test_score"] == 1.0  # the test figure of validation's epoch, not the better 0.5 of another epoch
-    assert [h["val_score"] for h in m["history"]] == [5.0, 2.0, 4.0]
+    m = r.metrics
+    assert m.best_epoch == 1 and m.val_score == 2.0 and r.objectives["score"] == 2.0
+    assert m.test_score == 1.0  # the test figure of validation's epoch, not the better 0.5 of another epoch
+    assert [h.val_score for h in m.history] == [5.0, 2.0, 4.0]
 
 
 def test_seeds_aggregate(cache_dir):
     import statistics
 
     r = run_trial(cfg(cache_dir, "freesolv", "lora", seeds=3))
-    m, seeds = r["metrics"], r["seeds"]
-    assert [s["seed"] for s in seeds] == [0, 1, 2] and len(set(m["val_scores"])) == 3
-    assert m["val_scores"] == [s["val_score"] for s in seeds]
-    assert m["val_score"] == pytest.approx(statistics.fmean(m["val_scores"]))
-    assert m["val_std"] == pytest.approx(statistics.stdev(m["val_scores"]))
-    assert m["test_score"] == pytest.approx(statistics.fmean(m["test_scores"]))
-    assert m["test_std"] == pytest.approx(statistics.stdev(m["test_scores"]))
-    assert r["objectives"]["score"] == m["val_score"]
-    assert r["objectives"]["train_memory_mb"] == max(s["memory"]["peak_train_mb"] for s in seeds)
+    m, seeds = r.metrics, r.seeds
+    assert [s.seed for s in seeds] == [0, 1, 2] and len(set(m.val_scores)) == 3
+    assert m.val_scores == [s.val_score for s in seeds]
+    assert m.val_score == pytest.approx(statistics.fmean(m.val_scores))
+    assert m.val_std == pytest.approx(statistics.stdev(m.val_scores))
+    assert m.test_score == pytest.approx(statistics.fmean(m.test_scores))
+    assert m.test_std == pytest.approx(statistics.stdev(m.test_scores))
+    assert r.objectives["score"] == m.val_score
+    assert r.objectives["train_memory_mb"] == max(s.memory.peak_train_mb for s in seeds)
     one = run_trial(cfg(cache_dir, "freesolv", "lora", seeds=1))
-    assert one["metrics"]["val_scores"] == m["val_scores"][:1]  # seed 0 is the same run either way
-    assert one["metrics"]["val_std"] == 0.0
+    assert one.metrics.val_scores == m.val_scores[:1]  # seed 0 is the same run either way
+    assert one.metrics.val_std == 0.0
 
 
 def test_result_does_not_depend_on_a_cached_checkpoint(tmp_path, cache_dir):
@@ -110,7 +114,7 @@ def test_result_does_not_depend_on_a_cached_checkpoint(tmp_path, cache_dir):
     a = run_trial(fresh)
     assert torch.equal(torch.get_rng_state(), before)
     b = run_trial(fresh)
-    assert a["metrics"] == b["metrics"] and a["pretrained"] == b["pretrained"]
+    assert a.metrics == b.metrics and a.pretrained == b.pretrained
 
 
 def test_mat_with_3d_conformers_trains_on_them_and_counts_fallbacks(cache_dir):
@@ -118,9 +122,9 @@ def test_mat_with_3d_conformers_trains_on_them_and_counts_fallbacks(cache_dir):
     c = c.model_copy(update={"backbone": c.backbone.model_copy(update={
         "name": "mat", "params": {**TINY_ARCH, "coordinates": "3d"}})})
     r = run_trial(c)
-    assert r["dataset"]["coordinates"] == "3d" and 0 <= r["dataset"]["conformer_fallback_2d"] < 5
-    assert math.isfinite(r["metrics"]["test_score"])
-    info = torch.load(r["pretrained"]["checkpoint"], weights_only=False)["info"]
+    assert r.dataset["coordinates"] == "3d" and 0 <= r.dataset["conformer_fallback_2d"] < 5
+    assert math.isfinite(r.metrics.test_score)
+    info = torch.load(r.pretrained["checkpoint"], weights_only=False)["info"]
     assert info["arch"]["coordinates"] == "3d" and "conformer_fallback_2d" in info  # pretrained on 3D too
 
     from workloads.tasks import task_of

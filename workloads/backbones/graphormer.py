@@ -27,17 +27,16 @@ from typing import Callable, NamedTuple
 import torch
 import torch.nn.functional as F
 from ogb.graphproppred.mol_encoder import AtomEncoder, BondEncoder
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 from torch import Tensor, nn
 from torch_geometric.utils import degree, to_dense_batch
 
+from runfolder.strict import StrictModel
 from workloads.backbones.base import Encoded
 
 
-class GraphTransformerConfig(BaseModel):
+class GraphTransformerConfig(StrictModel):
     """What every graph transformer here is configured by (each backbone adds its own fields)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # "inf"/1e400 too
 
     hidden_dim: int = Field(default=64, ge=8, le=65_536, description="width of node and token states")
     num_layers: int = Field(default=4, ge=1, le=1024, description="transformer layers")

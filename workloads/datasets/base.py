@@ -1,5 +1,6 @@
-"""What every molecular data source is: a registered name that fingerprints and builds
-its featurized splits; data files found inside installed packages."""
+"""What a registered molecular data set is: a name that fingerprints and builds its
+featurized splits (a :class:`~workloads.datasets.contract.MoleculeDataSource`), the
+config model of its entries; data files found inside installed packages."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,8 +8,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable, Literal
 
-from workloads.datasets.config import DatasetConfig
-from workloads.metrics import metric_direction
+from pydantic import Field
+
+from workloads.datasets.entry import BaseDatasetConfig
 
 
 class DataFileMissing(FileNotFoundError):
@@ -30,21 +32,33 @@ def package_file(distribution: str, relpath: str) -> Path:
     return path
 
 
+class MoleculeSetConfig(BaseDatasetConfig):
+    """An entry naming a registered molecule set (``{name: freesolv, max_molecules: 500}``)."""
+
+    kind: None = Field(default=None, description="null: 'name' is a registered dataset")
+    max_molecules: int | None = Field(default=None, ge=20, description="deterministic random subset of this size")
+
+
+def _no_problems(cfg: BaseDatasetConfig) -> list[str]:
+    return []
+
+
 @dataclass(frozen=True)
 class MoleculeSource:
-    """A labelled single-task molecular property set."""
+    """A registered, labelled molecular property set (a ``MoleculeDataSource``; see
+    :mod:`workloads.datasets.contract` for what each member means)."""
 
     name: str
     task: Literal["classification", "regression"]
     metric: Literal["roc_auc", "ap", "rmse"]
     description: str
-    fingerprint: Callable[[DatasetConfig], str]  # content digest of the data it reads
-    build: Callable[[DatasetConfig], dict]  # featurized train/valid/test and label statistics
+    fingerprint: Callable[[BaseDatasetConfig], str]  # content digest of the data it reads
+    build: Callable[[BaseDatasetConfig], dict]  # featurized train/valid/test and label statistics
     family: str = "graph_property"  # the task family (workloads.tasks) that trains on it
-    # DatasetConfig -> problems (empty: usable), run when the spec loads, before any work
-    check: Callable[[DatasetConfig], list[str]] | None = None
+    # entry -> problems (empty: usable), run when the spec loads, before any work
+    check: Callable[[BaseDatasetConfig], list[str]] = _no_problems
+    config_cls: type[BaseDatasetConfig] = MoleculeSetConfig
+    is_kind: bool = False
 
-    @property
-    def direction(self) -> Literal["maximize", "minimize"]:
-        """From the metric's own direction (a metric with none known is an error)."""
-        return metric_direction(self.metric)
+    def for_config(self, cfg: BaseDatasetConfig) -> "MoleculeSource":
+        return self

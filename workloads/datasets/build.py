@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 from rdkit import Chem
 
-from workloads.datasets.config import DatasetConfig
+from workloads.datasets.entry import BaseDatasetConfig
 from workloads.datasets.featurize import smiles_to_data
 from workloads.datasets.split import scaffold_split
 
@@ -29,7 +29,7 @@ def random_split(n: int, fractions: tuple[float, float, float], seed: int) -> tu
     return sorted(perm[:n_tr].tolist()), sorted(perm[n_tr:n_tr + n_va].tolist()), sorted(perm[n_tr + n_va:].tolist())
 
 
-def build_from_smiles(cfg: DatasetConfig, smiles: list[str], y: np.ndarray, task: str, where: str,
+def build_from_smiles(cfg: BaseDatasetConfig, smiles: list[str], y: np.ndarray, task: str, where: str,
                       given_split: list[str] | None = None, mode: str = "scaffold") -> dict:
     """Featurize, then split: by scaffold (``split_fractions``, default 0.8/0.1/0.1), or by
     ``given_split`` (a dataset's own "train"/"valid"/"test" per molecule). A dataset that

@@ -12,17 +12,36 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
-from workloads.datasets.config import DatasetConfig
+from workloads.datasets.base import MoleculeSource
+from workloads.datasets.entry import BaseDatasetConfig
 from workloads.util import file_digest
 
 SPLIT_VALUES = {"train", "valid", "test"}
 
 
-def _read(cfg: DatasetConfig) -> tuple[pd.DataFrame, list[str]]:
+class CsvMoleculesConfig(BaseDatasetConfig):
+    """An entry of kind ``csv``: your own molecules from one CSV (or TSV) file."""
+
+    kind: Literal["csv"] = Field(default="csv", description="csv: your own molecules from a CSV file")
+    path: str | None = Field(default=None, description="the CSV file of molecules (.tsv/.tab: tab-separated)")
+    smiles_column: str = Field(default="smiles", description="the column holding SMILES")
+    target_columns: tuple[str, ...] | None = Field(
+        default=None, min_length=1, description="label columns, one task each (empty cells: missing labels)")
+    task: Literal["classification", "regression"] | None = Field(
+        default=None, description="binary classification (labels 0/1) or regression")
+    split: str | None = Field(
+        default=None, description="'scaffold' (the default), 'random', or 'column:<name>' (train/valid/test, "
+        "or train/test with validation carved from train, in that column)")
+    max_molecules: int | None = Field(default=None, ge=20, description="deterministic random subset of this size")
+
+
+def _read(cfg: CsvMoleculesConfig) -> tuple[pd.DataFrame, list[str]]:
     """The frame and the problems found (empty: usable)."""
     problems = []
     for key in ("path", "target_columns", "task"):
@@ -59,11 +78,11 @@ def _read(cfg: DatasetConfig) -> tuple[pd.DataFrame, list[str]]:
     return df, problems
 
 
-def check(cfg: DatasetConfig) -> list[str]:
+def check(cfg: CsvMoleculesConfig) -> list[str]:
     return _read(cfg)[1]
 
 
-def build(cfg: DatasetConfig) -> dict:
+def build(cfg: CsvMoleculesConfig) -> dict:
     from workloads.datasets.build import build_from_smiles
 
     df, problems = _read(cfg)
@@ -78,21 +97,37 @@ def build(cfg: DatasetConfig) -> dict:
                              given_split=split, mode="random" if cfg.split == "random" else "scaffold")
 
 
+def fingerprint(cfg: CsvMoleculesConfig) -> str:
+    return file_digest(Path(cfg.path))
+
+
 @dataclass(frozen=True)
 class CsvMoleculeKind:
-    """The ``csv`` kind: a MoleculeSource per dataset entry."""
+    """The ``csv`` kind (a ``MoleculeDataSource``): each entry's own file is a
+    :class:`MoleculeSource` of the entry's name, task and metric (``for_config``)."""
 
     name: str = "csv"
     description: str = "your own molecules: a CSV with a SMILES column and label columns"
     family: str = "graph_property"
+    task: str | None = None  # the entry's 'task'
+    metric: str | None = None  # roc_auc for classification, rmse for regression
+    config_cls: type[BaseDatasetConfig] = CsvMoleculesConfig
     is_kind: bool = True
 
-    def check(self, cfg: DatasetConfig) -> list[str]:
+    def check(self, cfg: CsvMoleculesConfig) -> list[str]:
         return check(cfg)
 
-    def for_config(self, cfg: DatasetConfig):
-        from workloads.datasets.base import MoleculeSource
+    def fingerprint(self, cfg: CsvMoleculesConfig) -> str:
+        return fingerprint(cfg)
 
+    def build(self, cfg: CsvMoleculesConfig) -> dict:
+        return build(cfg)
+
+    def for_config(self, cfg: CsvMoleculesConfig) -> MoleculeSource:
         return MoleculeSource(
             cfg.name, cfg.task or "regression", "roc_auc" if cfg.task == "classification" else "rmse",
-            f"your molecules from {cfg.path}", fingerprint=lambda c: file_digest(Path(c.path)), build=build)
+            f"your molecules from {cfg.path}", fingerprint=fingerprint, build=build, check=check,
+            config_cls=CsvMoleculesConfig)
+
+
+CSV_MOLECULES = CsvMoleculeKind()

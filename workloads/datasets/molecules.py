@@ -8,19 +8,20 @@ from pathlib import Path
 import torch
 from torch_geometric.data import Data
 
-from workloads.datasets.config import DatasetConfig
+from workloads.datasets.entry import BaseDatasetConfig
 from workloads.datasets.featurize import FEATURIZER_VERSION, with_conformer_distances
-from workloads.datasets.sources import MoleculeSource, source_of
+from workloads.datasets.contract import MoleculeDataSource
+from workloads.datasets.sources import source_of
 from workloads.util import LOAD_COUNTS, atomic_torch_save, stable_hash
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DatasetConfig", "GraphSplits", "load_dataset"]
+__all__ = ["GraphSplits", "load_dataset"]
 
 
 @dataclass
 class GraphSplits:
-    source: MoleculeSource
+    source: MoleculeDataSource  # the entry's source (its name, task and metric)
     train: list[Data]
     valid: list[Data]
     test: list[Data]
@@ -57,7 +58,7 @@ class GraphSplits:
         }
 
 
-def _cache_path(cfg: DatasetConfig, source: MoleculeSource, cache_dir: Path) -> Path:
+def _cache_path(cfg: BaseDatasetConfig, source: MoleculeDataSource, cache_dir: Path) -> Path:
     key = stable_hash({"cfg": cfg.model_dump(), "data": source.fingerprint(cfg), "feat": FEATURIZER_VERSION})
     return Path(cache_dir) / "datasets" / f"{cfg.name}-{key}.pt"
 
@@ -67,7 +68,7 @@ def _cache_path(cfg: DatasetConfig, source: MoleculeSource, cache_dir: Path) -> 
 _LOADED: dict[str, GraphSplits] = {}
 
 
-def load_dataset(cfg: DatasetConfig, cache_dir: Path, coordinates: str = "2d") -> GraphSplits:
+def load_dataset(cfg: BaseDatasetConfig, cache_dir: Path, coordinates: str = "2d") -> GraphSplits:
     """Build on first use, then load from the cache (keyed by config, data content,
     featurizer); within one process, from memory after the first load. With
     ``coordinates="3d"`` the splits' ``dist`` holds conformer distances (cached apart)."""

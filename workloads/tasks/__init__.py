@@ -13,8 +13,8 @@ and its objective names (``objectives``) flow unchanged to the spec validation,
 Optuna's directions, the trial records and the reports. A dataset names its task
 family (its source's ``family``). Two families are registered: graph-level
 molecular property prediction and node classification on text-attributed graphs.
-A dataset is passed around as its ``DatasetConfig`` (a user's own CSV graph has a
-name of its own and a registered *kind*).
+A dataset is passed around as its validated entry (its source's config model; a
+user's own CSV graph has a name of its own and a registered *kind*).
 """
 from __future__ import annotations
 
@@ -33,6 +33,9 @@ class Task(abc.ABC):
     name: str
     unit: str  # what one inference latency figure is per: "graph", "node"
     backbone_kind: str  # the backbones (BackboneSpec.kind) its models are built on, and so its methods
+    title: str  # the family's heading in reports
+    # methods that train every weight: the reference each PEFT method is compared with in reports
+    full_reference: tuple[str, ...] = ()
 
     @property
     def latency_objective(self) -> str:
@@ -101,10 +104,10 @@ TASKS: Registry[Task] = Registry("task family")
 
 
 def task_of(dataset) -> Task:
-    """The task family of a dataset (its DatasetConfig, or a registered dataset's name)."""
-    from workloads.datasets.sources import SOURCES, source_of
+    """The task family of a dataset (its validated entry, or a registered dataset's name)."""
+    from workloads.datasets.sources import family_of
 
-    return TASKS.get((SOURCES.get(dataset) if isinstance(dataset, str) else source_of(dataset)).family)
+    return TASKS.get(family_of(dataset))
 
 
 def _register() -> None:

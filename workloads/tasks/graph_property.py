@@ -39,11 +39,13 @@ class GraphPropertyTask(Task):
     name = "graph_property"
     unit = "graph"
     backbone_kind = "graph_transformer"
+    title = "Graph-level: molecular property prediction"
+    full_reference = ("full",)
 
     def metric(self, dataset) -> str:
-        from workloads.datasets.sources import SOURCES, source_of
+        from workloads.datasets.sources import source_of
 
-        return (SOURCES.get(dataset) if isinstance(dataset, str) else source_of(dataset)).metric
+        return source_of(dataset).metric
 
     def load(self, dataset_cfg, cache_dir, backbone=None):
         from workloads.backbones.base import coordinates_of

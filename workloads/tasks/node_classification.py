@@ -245,6 +245,8 @@ class NodeClassificationTask(Task):
     name = "node_classification"
     unit = "node"
     backbone_kind = "language_model"
+    title = "Node-level: text-attributed graphs"
+    full_reference = ("lm_full",)
 
     def metric(self, dataset) -> str:
         return "accuracy"

@@ -1,9 +1,17 @@
-"""The in-memory form of a text-attributed graph (no torch: plain lists and arrays)."""
+"""The in-memory form of a text-attributed graph (no torch: plain lists and arrays), and
+what a text-graph source is (a ``TextGraphDataSource``, see
+:mod:`workloads.datasets.contract`) with the config model of registered graphs."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
+from pydantic import Field
+
+from workloads.datasets.entry import BaseDatasetConfig
+
+NODE_FRACTIONS = (0.6, 0.2, 0.2)
 
 
 class TextGraphError(ValueError):
@@ -55,3 +63,48 @@ def random_split(n: int, labels: np.ndarray, fractions=(0.6, 0.2, 0.2), seed: in
         for i in idx[n_va:n_va + n_te]:
             split[i] = "test"
     return split
+
+
+class TextGraphConfig(BaseDatasetConfig):
+    """An entry naming a registered text graph (``{name: wordnet, max_train_nodes: 500}``)."""
+
+    kind: None = Field(default=None, description="null: 'name' is a registered dataset")
+    max_train_nodes: int | None = Field(
+        default=None, ge=10, description="a deterministic stratified subsample of the training nodes (every "
+        "method sees the same); null: all")
+    root: str | None = Field(
+        default=None, description="folder of on-disk data (wordnet: WordNet's dict folder for all of WordNet "
+        "instead of the shipped subset; ogbn-arxiv: OGB's folder, default $OGB_ROOT or data/ogb)")
+
+
+def _no_problems(cfg: BaseDatasetConfig) -> list[str]:
+    return []
+
+
+@dataclass(frozen=True)
+class TextGraphSource:
+    """A text-attributed graph with one class per node (a ``TextGraphDataSource``; see
+    :mod:`workloads.datasets.contract` for what each member means)."""
+
+    name: str
+    description: str
+    read: Callable[[BaseDatasetConfig], TextGraph]  # entry -> graph (split assigned)
+    fingerprint: Callable[[BaseDatasetConfig], str]  # content digest of what it reads
+    check: Callable[[BaseDatasetConfig], list[str]] = _no_problems  # entry -> problems, before any work
+    config_cls: type[BaseDatasetConfig] = TextGraphConfig
+    family: str = "node_classification"
+    task: str = "multiclass"
+    metric: str = "accuracy"
+    is_kind: bool = False  # read from the user's files named in the dataset entry
+
+    def for_config(self, cfg: BaseDatasetConfig) -> TextGraphSource:
+        return self
+
+
+def with_split(g: TextGraph, cfg: BaseDatasetConfig, split: str = "random") -> TextGraph:
+    """``g`` with a split: its own (a split column, OGB's), else stratified at random with
+    ``cfg.split_fractions`` (default 0.6/0.2/0.2) and ``cfg.split_seed``; fractions given
+    with a random split redraw it."""
+    if g.split is None or (split == "random" and cfg.split_fractions is not None):
+        g.split = random_split(g.num_nodes, g.labels, tuple(cfg.split_fractions or NODE_FRACTIONS), cfg.split_seed)
+    return g

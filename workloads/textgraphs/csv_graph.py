@@ -10,13 +10,33 @@ train/valid/test.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
-from workloads.textgraphs.base import TextGraph, TextGraphError, random_split
+from runfolder.io import file_digest, stable_hash
+from workloads.datasets.entry import BaseDatasetConfig
+from workloads.textgraphs.base import TextGraph, TextGraphError, TextGraphSource, random_split, with_split
 
 SPLIT_VALUES = {"train", "valid", "test"}
+
+
+class TextGraphCsvConfig(BaseDatasetConfig):
+    """An entry of kind ``text_graph_csv``: ``{name: mine, kind: text_graph_csv, nodes: ...,
+    edges: ..., split: random|column:<name>}``."""
+
+    kind: Literal["text_graph_csv"] = Field(default="text_graph_csv",
+                                            description="text_graph_csv: your own text-attributed graph")
+    nodes: str | None = Field(default=None, description="CSV with columns id,text,label")
+    edges: str | None = Field(default=None, description="CSV with columns src,dst (node ids)")
+    split: str | None = Field(
+        default=None, description="'random' (stratified, the default) or 'column:<name>' (train/valid/test in "
+        "that column of the nodes file)")
+    max_train_nodes: int | None = Field(
+        default=None, ge=10, description="a deterministic stratified subsample of the training nodes (every "
+        "method sees the same); null: all")
 
 
 def _read(path: Path, columns: list[str]) -> pd.DataFrame:
@@ -93,3 +113,30 @@ def load_text_graph_csv(nodes: str | Path, edges: str | Path, split: str = "rand
         split_list = random_split(len(nd), labels, seed=seed)
     return TextGraph(name, nd["id"].tolist(), nd["text"].tolist(), labels, classes,
                      pairs if pairs.size else np.zeros((2, 0), np.int64), split_list, dropped)
+
+
+def _csv_read(cfg: TextGraphCsvConfig) -> TextGraph:
+    g = load_text_graph_csv(cfg.nodes, cfg.edges, cfg.split or "random", seed=cfg.split_seed, name=cfg.name)
+    return with_split(g, cfg, cfg.split or "random")
+
+
+def _csv_check(cfg: TextGraphCsvConfig) -> list[str]:
+    missing = [k for k, v in (("nodes", cfg.nodes), ("edges", cfg.edges)) if not v]
+    if missing:
+        return [f"kind text_graph_csv needs {' and '.join(missing)}"]
+    try:
+        g = _csv_read(cfg)  # small files: read and checked in full before any work
+    except TextGraphError as e:
+        return [str(e)]
+    counts = {s: g.split.count(s) for s in ("train", "valid", "test")}
+    empty = [s for s, c in counts.items() if c == 0]
+    return [f"{cfg.nodes}: the split leaves no {', no '.join(empty)} nodes"] if empty else []
+
+
+def _csv_fingerprint(cfg: TextGraphCsvConfig) -> str:
+    return stable_hash([file_digest(Path(cfg.nodes)), file_digest(Path(cfg.edges))])
+
+
+TEXT_GRAPH_CSV = TextGraphSource(
+    "text_graph_csv", "your own text-attributed graph: nodes.csv (id,text,label) and edges.csv (src,dst)",
+    _csv_read, _csv_fingerprint, _csv_check, config_cls=TextGraphCsvConfig, is_kind=True)

@@ -83,7 +83,7 @@ def insert_adapters(model: nn.Module, placement: str, make: "callable") -> None:
     unfreeze(model.head)
 
 
-@register_method("adapter", AdapterConfig, "bottleneck adapters (Houlsby or Pfeiffer placement), plus head")
+@register_method("adapter", AdapterConfig)
 def apply(model: nn.Module, cfg: AdapterConfig) -> TrainHooks:
     insert_adapters(model, cfg.placement, lambda dim: Bottleneck(dim, cfg.bottleneck, cfg.scale))
     return TrainHooks()

@@ -14,7 +14,7 @@ class BitFitConfig(MethodConfig):
     """BitFit has no method parameters."""
 
 
-@register_method("bitfit", BitFitConfig, "bias terms of the backbone, plus head")
+@register_method("bitfit", BitFitConfig)
 def apply(model: nn.Module, cfg: BitFitConfig) -> TrainHooks:
     freeze(model)
     for name, p in model.backbone.named_parameters():

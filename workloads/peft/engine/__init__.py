@@ -214,8 +214,7 @@ class Ladder(nn.Module):
         return out, {}
 
 
-@register_method("engine", EngineConfig, "ENGINE: frozen LM, G-Ladder side GNNs on cached LM states, early exit",
-                 backbones=("language_model",))
+@register_method("engine", EngineConfig, backbones=("language_model",))
 def apply(model: nn.Module, cfg: EngineConfig) -> TrainHooks:
     freeze(model)
     layers = resolve_layers(cfg, model.lm.num_layers)

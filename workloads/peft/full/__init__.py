@@ -8,7 +8,7 @@ class FullConfig(MethodConfig):
     """Full fine-tuning has no method parameters (learning rate etc. belong to training)."""
 
 
-@register_method("full", FullConfig, "full fine-tuning of backbone and head")
+@register_method("full", FullConfig)
 def apply(model: nn.Module, cfg: FullConfig) -> TrainHooks:
     unfreeze(model)
     return TrainHooks()

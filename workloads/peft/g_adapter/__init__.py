@@ -69,8 +69,7 @@ class GraphBottleneck(Bottleneck):
         return h + self.scale * self.up(F.gelu(z))
 
 
-@register_method("g_adapter", GAdapterConfig,
-                 "graph-convolution bottleneck adapters (G-Adapter without its proximal term), plus head")
+@register_method("g_adapter", GAdapterConfig)
 def apply(model: nn.Module, cfg: GAdapterConfig) -> TrainHooks:
     ctx = model.backbone.context_holder
     insert_adapters(model, cfg.placement,

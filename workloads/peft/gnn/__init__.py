@@ -61,8 +61,7 @@ class SubgraphGNN(nn.Module):
         return self.head(target_and_mean(self.gnn(x, batch.edge_index), batch)), {}
 
 
-@register_method("gnn", GnnConfig, "frozen LM embeddings + GraphSAGE/GCN on sampled subgraphs",
-                 backbones=("language_model",))
+@register_method("gnn", GnnConfig, backbones=("language_model",))
 def apply(model: nn.Module, cfg: GnnConfig) -> TrainHooks:
     freeze(model)
     model.body = SubgraphGNN(model.lm.hidden, model.lm.num_layers, model.num_classes, cfg)

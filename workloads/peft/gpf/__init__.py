@@ -71,11 +71,11 @@ def _prompt(model: nn.Module, module: nn.Module) -> TrainHooks:
     return TrainHooks()
 
 
-@register_method("gpf", GPFConfig, "GPF: one learned prompt vector added to every node's input, plus head")
+@register_method("gpf", GPFConfig)
 def apply_gpf(model: nn.Module, cfg: GPFConfig) -> TrainHooks:
     return _prompt(model, GPF(model.backbone.out_dim))
 
 
-@register_method("gpf_plus", GPFPlusConfig, "GPF-plus: attention mix of k prompt vectors per node, plus head")
+@register_method("gpf_plus", GPFPlusConfig)
 def apply_gpf_plus(model: nn.Module, cfg: GPFPlusConfig) -> TrainHooks:
     return _prompt(model, GPFPlus(model.backbone.out_dim, cfg.num_basis))

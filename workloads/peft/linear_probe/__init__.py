@@ -15,7 +15,7 @@ class LinearProbeConfig(MethodConfig):
     """Linear probing has no method parameters."""
 
 
-@register_method("linear_probe", LinearProbeConfig, "frozen backbone in eval mode, trainable linear head")
+@register_method("linear_probe", LinearProbeConfig)
 def apply(model: nn.Module, cfg: LinearProbeConfig) -> TrainHooks:
     freeze(model)
     unfreeze(model.head)

@@ -16,8 +16,7 @@ class LmFullConfig(MethodConfig):
     """Full LM fine-tuning has no method parameters (learning rate etc. belong to training)."""
 
 
-@register_method("lm_full", LmFullConfig, "full fine-tuning of the LM + linear head",
-                 backbones=("language_model",))
+@register_method("lm_full", LmFullConfig, backbones=("language_model",))
 def apply(model: nn.Module, cfg: LmFullConfig) -> TrainHooks:
     model.body = LMClassifier(model.lm, model.num_classes, cacheable=False)
     unfreeze(model)

@@ -25,8 +25,7 @@ class LmLoraConfig(MethodConfig):
     dropout: float = Field(default=0.1, ge=0, lt=1, description="dropout on the LoRA input")
 
 
-@register_method("lm_lora", LmLoraConfig, "LoRA (HF peft) on the LM's query/value projections + linear head",
-                 backbones=("language_model",))
+@register_method("lm_lora", LmLoraConfig, backbones=("language_model",))
 def apply(model: nn.Module, cfg: LmLoraConfig) -> TrainHooks:
     from peft import LoraConfig, inject_adapter_in_model
 

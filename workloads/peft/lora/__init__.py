@@ -34,7 +34,7 @@ class LoraConfig(MethodConfig):
     )
 
 
-@register_method("lora", LoraConfig, "low-rank adapters (HF peft) on attention projections, plus head")
+@register_method("lora", LoraConfig)
 def apply(model: nn.Module, cfg: LoraConfig) -> TrainHooks:
     # peft (and transformers under it) load here, not when the registry or a config is read
     from peft import LoraConfig as HFLoraConfig

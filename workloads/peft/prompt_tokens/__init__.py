@@ -39,7 +39,7 @@ class PromptTokens(nn.Module):
         return self.tokens.unsqueeze(0).expand(batch_size, -1, -1)
 
 
-@register_method("prompt_tokens", PromptTokensConfig, "learnable prompt tokens in the input sequence, plus head")
+@register_method("prompt_tokens", PromptTokensConfig)
 def apply(model: nn.Module, cfg: PromptTokensConfig) -> TrainHooks:
     freeze(model)
     model.backbone.add_token_slot("prompt", PromptTokens(cfg.num_tokens, model.backbone.out_dim, cfg.init_std))

@@ -70,7 +70,7 @@ def bidirectional_kl(a: Tensor, b: Tensor, temperature: float, kind: str) -> Ten
     return symmetric_divergence(a / temperature, b / temperature, kind)
 
 
-@register_plugin("gist", GistConfig, "a one-way gist token read by the head, with a bidirectional KL term")
+@register_plugin("gist", GistConfig)
 def apply(model: nn.Module, cfg: GistConfig, task: TaskInfo) -> TrainHooks:
     model.backbone.add_token_slot(SLOT, GistToken(model.backbone.out_dim, cfg.init_std), first=True, visible=False)
 

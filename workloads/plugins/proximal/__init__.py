@@ -83,8 +83,7 @@ class BregmanProximal:
                     self.anchor[n].lerp_(p, 1.0 - self.momentum)
 
 
-@register_plugin("proximal", ProximalConfig,
-                 "Bregman proximal point: divergence from a momentum anchor of the trainable parameters")
+@register_plugin("proximal", ProximalConfig)
 def apply(model: nn.Module, cfg: ProximalConfig, task: TaskInfo) -> TrainHooks:
     prox = BregmanProximal(cfg.weight, cfg.momentum, task.kind)
     return TrainHooks(before_forward=[prox.before_forward], extra_loss=[prox.extra_loss],

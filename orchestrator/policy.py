@@ -1,0 +1,62 @@
+"""How the driver answers a trial's end: the tell policy (what Optuna is told) and the
+retry policy (when a trial runs again).
+
+Invariants:
+
+* Every Optuna trial is told at most once, by whichever driver gets there first; a
+  second tell is refused by the storage and ignored here (the record already says how
+  it ended).
+* ``ok`` trials are told their values in the cell's objective order; ``infeasible``
+  ones a penalty; everything else (``failed``, ``interrupted``) is told failed. A
+  ``stopped`` trial (stopped early at a rung) is told pruned: its values are not final.
+* A trial is retried only when its worker died under it (``worker_lost``), at most
+  ``resources.max_retries`` times, in the same Optuna trial; a trial that raised is
+  never retried (it would raise again).
+"""
+from __future__ import annotations
+
+import optuna
+from optuna.trial import TrialState
+
+from runfolder import TrialRecord
+
+PENALTY = 1e12  # the objective value an infeasible trial is told with
+
+
+def penalty(directions: list[str]) -> list[float]:
+    """The worst value in every objective: finite, dominated by every real trial so never on
+    a front, and counted by TPE among its bad trials, which moves it away from that region."""
+    return [-PENALTY if d == "maximize" else PENALTY for d in directions]
+
+
+def tell(study: optuna.Study, trial, record: TrialRecord, directions: list[str]) -> bool:
+    """Tell Optuna how a recorded trial ended; False when another driver told it first."""
+    try:
+        if record.status == "ok" and record.values:
+            study.tell(trial, record.values)
+        elif record.status == "infeasible":
+            study.tell(trial, penalty(directions))
+        elif record.status == "stopped":
+            study.tell(trial, state=TrialState.PRUNED)
+        else:
+            study.tell(trial, state=TrialState.FAIL)
+    except (ValueError, RuntimeError):
+        return False
+    return True
+
+
+def annotate(trial, record: TrialRecord) -> None:
+    """Keep a trial's error (and that it did not fit) in Optuna's storage beside it."""
+    if record.values is not None:
+        return
+    try:
+        trial.set_user_attr("error", record.error)
+        if record.status == "infeasible":
+            trial.set_user_attr("infeasible", True)
+    except (ValueError, RuntimeError):
+        pass  # another driver settled it from the record first
+
+
+def should_retry(record: TrialRecord, attempts: int, max_retries: int) -> bool:
+    """Whether to run the same configuration again: its worker, not its configuration, failed."""
+    return record.worker_lost and attempts < max_retries

@@ -1,0 +1,197 @@
+"""The sweep spec's models: what a spec may hold, its cells, and its resolved, hashed form.
+
+Every section is strict (:class:`runfolder.strict.StrictModel`): unknown keys are
+errors, values are frozen, non-finite numbers are refused. A backbone entry *is* the
+workloads' :class:`~workloads.config.BackboneConfig` (validated once, where the spec
+is read); a method entry becomes a :class:`~workloads.config.MethodSpec` through
+:meth:`MethodEntry.resolve`, the one place its parameters are checked.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import yaml
+from pydantic import Field
+
+from orchestrator.search import SearchParam
+from orchestrator.spec.routing import route
+from orchestrator.spec.secrets import mask_url
+from runfolder.strict import StrictModel
+from workloads.config import BackboneConfig, MethodSpec, ProfileConfig, TrainConfig
+from workloads.datasets.config import DatasetConfig
+from workloads.util import stable_hash
+
+
+class MethodEntry(StrictModel):
+    """A method variant: a PEFT method plus training plug-ins, under its own name (the key)."""
+
+    method: str | None = Field(default=None, description="registered PEFT method (default: the entry's key)")
+    params: dict[str, Any] = Field(default_factory=dict, description="fixed method parameters")
+    plugins: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="training plug-ins by name with fixed parameters, applied in order"
+    )
+    search: dict[str, SearchParam] = Field(
+        default_factory=dict,
+        description="searched parameters: method parameters, training ones (lr, ...), or a plug-in's as "
+        "'<plugin>.<field>' (e.g. proximal.weight)",
+    )
+
+    def method_name(self, key: str) -> str:
+        return self.method or key
+
+    def resolve(self, key: str, values: Mapping[str, Any] | None = None) -> tuple[MethodSpec, dict[str, Any]]:
+        """This variant (``key``: its name in the spec) as a trial takes it, with ``values``
+        (searched or given) sent where :func:`~orchestrator.spec.routing.route` says: the
+        validated :class:`MethodSpec`, and the training parameters among ``values``.
+
+        Raises RouteError for a key that goes nowhere, pydantic's ValidationError for
+        invalid parameters (each at its path: ``params.r``, ``plugins.gist.kl_weight``)."""
+        method = self.method_name(key)
+        params, plugins, train = dict(self.params), {k: dict(v) for k, v in self.plugins.items()}, {}
+        for k, v in (values or {}).items():
+            r = route(k, method, plugins)
+            if r.target == "plugin":
+                plugins[r.plugin][r.field] = v
+            else:
+                (params if r.target == "method" else train)[r.field] = v
+        return MethodSpec(name=method, params=params, plugins=plugins, variant=key), train
+
+
+class Budget(StrictModel):
+    trials_per_cell: int = Field(default=4, ge=1, le=100_000, description="finished trials per study (failed ones count; ones a crash cut short do not)")
+    sampler: Literal["tpe", "nsga2", "random"] = "tpe"
+    n_startup_trials: int = Field(default=4, ge=1, le=100_000, description="random trials before TPE models the front")
+    seeds: int = Field(
+        default=1, ge=1, le=100,
+        description="seeds each configuration trains with (initialisation and data order; the same seeds for "
+        "every configuration); the objective is their mean validation score",
+    )
+
+
+class Resources(StrictModel):
+    num_workers: int = Field(default=1, ge=1, le=4096, description="Ray Train workers per trial")
+    cpus_per_worker: int = Field(default=1, ge=1, le=4096, description="CPUs per worker; torch threads are pinned to it")
+    use_gpu: bool = False
+    max_concurrent_trials: int = Field(default=1, ge=1, le=4096, description="slots: trials at once, each in its own long-lived worker group")
+    trial_timeout_s: float | None = Field(
+        default=None, gt=0, allow_inf_nan=False,
+        description="a trial running longer (from when its worker takes it) is cut and recorded as failed; "
+        "null: no limit",
+    )
+    max_retries: int = Field(
+        default=1, ge=0, le=10, description="a trial whose worker died under it (killed, out of host memory, a "
+        "lost node) runs again, same configuration, up to this many times; a trial that raises is not retried")
+
+
+class Storage(StrictModel):
+    root: str = Field(default="runs", description="results go to <root>/<name>/")
+    optuna_url: str | None = Field(
+        default=None, description="Optuna storage URL (e.g. postgresql://...); default $GRAPH_PEFT_OPTUNA_URL, "
+        "else SQLite under the run")
+    cache_dir: str | None = Field(
+        default=None, description="dataset/checkpoint cache; default $GRAPH_PEFT_CACHE or ~/.cache/graph-peft-sweep"
+    )
+    heartbeat_s: float = Field(
+        default=10.0, ge=1.0, le=3600.0, description="a driver's heartbeat for its running trials; a trial silent "
+        "for 3 beats (its driver died) is failed as interrupted by the next driver that looks")
+
+
+class SweepSpec(StrictModel):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    seed: int = Field(default=0, ge=0, le=2**31 - 1, description="the sweep's base seed (trial seeds, samplers, splits)")
+    datasets: list[DatasetConfig] = Field(min_length=1)
+    backbones: list[BackboneConfig] = Field(min_length=1)
+    methods: dict[str, MethodEntry] = Field(min_length=1)
+    objectives: list[str] | None = Field(
+        default=None, min_length=1,
+        description="objectives every cell optimises, from its task's (e.g. score, train_memory_mb, "
+        "latency_ms_per_graph); null: each cell its own task's objectives",
+    )
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    profile: ProfileConfig = Field(default_factory=ProfileConfig)
+    budget: Budget = Field(default_factory=Budget)
+    resources: Resources = Field(default_factory=Resources)
+    storage: Storage = Field(default_factory=Storage)
+
+    def cell_objectives(self, cell: "Cell") -> list[str]:
+        """The objectives of one cell: the spec's list, or its task's own."""
+        from workloads.tasks import task_of
+
+        d = self.datasets[cell.dataset_index]
+        return list(self.objectives) if self.objectives is not None else list(task_of(d).objectives)
+
+    def cells(self) -> list["Cell"]:
+        """Every dataset × backbone × method variant that fit together: the dataset's task
+        builds on one kind of backbone (a graph transformer for molecules, a language model
+        for text graphs), and each method and plug-in declares the kinds it applies to."""
+        return [
+            Cell(d.name, b.name, m, di, bi)
+            for di, d in enumerate(self.datasets)
+            for bi, b in enumerate(self.backbones)
+            for m, entry in self.methods.items()
+            if compatible(d, b.name, entry.method_name(m), entry.plugins)
+        ]
+
+    def resolved(self) -> dict:
+        """The spec with defaults filled in, as written to the run folder: secrets masked
+        (the storage URL's password), so the hash and the file never carry them."""
+        d = self.model_dump(mode="json")
+        d["storage"]["optuna_url"] = mask_url(d["storage"]["optuna_url"])
+        return d
+
+    def content_hash(self, exclude_budget: bool = False) -> str:
+        d = self.resolved()
+        if exclude_budget:  # what may change on resume: how many trials, not what a trial means
+            d["budget"].pop("trials_per_cell")
+        return stable_hash(d)
+
+    def run_dir(self, base: Path | None = None) -> Path:
+        return (base or Path.cwd()) / self.storage.root / self.name
+
+
+def family_of(dataset: DatasetConfig) -> str | None:
+    from workloads.datasets import family_of as source_family
+
+    return source_family(dataset)
+
+
+def backbone_kind_of(dataset: DatasetConfig) -> str | None:
+    from workloads.tasks import task_of
+
+    return task_of(dataset).backbone_kind if family_of(dataset) is not None else None
+
+
+def compatible(dataset: DatasetConfig, backbone: str, method: str, plugins: dict) -> bool:
+    """Whether a dataset's task, a backbone, a method and plug-ins fit one kind of backbone."""
+    from workloads.backbones import BACKBONES
+    from workloads.peft import METHODS
+    from workloads.plugins import PLUGINS
+
+    kind = backbone_kind_of(dataset)
+    if kind is None or backbone not in BACKBONES or method not in METHODS:
+        return False
+    return (BACKBONES.get(backbone).kind == kind and kind in METHODS.get(method).backbones
+            and all(p in PLUGINS and kind in PLUGINS.get(p).backbones for p in plugins))
+
+
+class Cell:
+    """One study: dataset × backbone × method variant (``method`` is the variant's name)."""
+
+    def __init__(self, dataset: str, backbone: str, method: str, di: int, bi: int) -> None:
+        self.dataset, self.backbone, self.method = dataset, backbone, method
+        self.dataset_index, self.backbone_index = di, bi
+
+    @property
+    def id(self) -> str:
+        return f"{self.dataset}__{self.backbone}__{self.method}"
+
+    def __repr__(self) -> str:
+        return f"Cell({self.id})"
+
+
+def dump_resolved(spec: SweepSpec) -> str:
+    header = (f"# resolved sweep spec; content hash {spec.content_hash()}\n"
+              f"# cells: {len(spec.cells())}\n")  # read by the report: how many studies the sweep has
+    return header + yaml.safe_dump(json.loads(json.dumps(spec.resolved())), sort_keys=False)

@@ -1,0 +1,124 @@
+"""The driver's parts on their own, without training anything: the shared budget, the
+tell and retry policies, recovery of written-but-untold and stale trials, and the
+record's completion by the driver."""
+from __future__ import annotations
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from orchestrator import policy
+from orchestrator.budget import SharedBudget
+from orchestrator.recovery import Recovery, interrupted
+from orchestrator.spec import parse_spec
+from orchestrator.storage import RunDir
+from orchestrator.studies import Studies
+from runfolder import TrialRecord
+from tests.conftest import tiny_spec
+
+
+def _parts(tmp_path, budget=3, methods=("linear_probe",)):
+    spec = parse_spec(tiny_spec(tmp_path, tmp_path / "cache", {m: {} for m in methods},
+                                budget={"trials_per_cell": budget}))
+    run = RunDir(spec.run_dir())
+    run.path.mkdir(parents=True)
+    studies = Studies(spec, run)
+    studies.open()
+    return spec, run, studies, SharedBudget(run, studies, budget)
+
+
+def _ok(cell, number, score=1.0) -> TrialRecord:
+    r = TrialRecord(objectives={"score": score, "train_memory_mb": 2.0, "latency_ms_per_graph": 0.1})
+    r.assign(cell=cell.id, dataset=cell.dataset, backbone=cell.backbone, method=cell.method, number=number,
+             params={}, objective_names=["score", "train_memory_mb", "latency_ms_per_graph"])
+    r.settle()
+    return r
+
+
+def test_the_budget_counts_ended_and_running_trials_not_interrupted_ones(tmp_path):
+    spec, run, studies, budget = _parts(tmp_path, budget=3)
+    [cell] = studies.cells
+    study = studies.by_cell[cell.id]
+    t0, t1, t2 = study.ask(), study.ask(), study.ask()
+    assert budget.used(cell) == 3 and budget.remaining(cell) == 0  # three running
+    run.write_trial(cell.id, 0, _ok(cell, 0))
+    study.tell(t0, [1.0, 2.0, 0.1])
+    run.write_trial(cell.id, 1, interrupted(cell, 1, {}, "interrupted: test"))
+    study.tell(t1, state=TrialState.FAIL)
+    assert budget.counted(cell) == {0} and budget.used(cell) == 2 and budget.remaining(cell) == 1
+    # a fourth trial asked while trial 2 runs: 0 counts and 2 runs before it, one place is left
+    t3 = study.ask()
+    assert budget.admits(cell, t3.number)
+    t4 = study.ask()  # 0, 2 and 3 precede it: the budget of 3 is taken
+    assert not budget.admits(cell, t4.number)
+    assert budget.next_cell() is None  # the cell is marked full until the next refresh
+    study.tell(t4, state=TrialState.FAIL)
+    study.tell(t2, state=TrialState.FAIL)
+    run.write_trial(cell.id, 2, interrupted(cell, 2, {}, "interrupted: test"))
+    budget.refresh()
+    assert budget.next_cell() is cell  # trial 2 was cut short: its place is free again
+
+
+def test_stopped_and_infeasible_trials_use_budget(tmp_path):
+    spec, run, studies, budget = _parts(tmp_path, budget=2)
+    [cell] = studies.cells
+    stopped = _ok(cell, 0)
+    stopped.status = "stopped"
+    infeasible = _ok(cell, 1).mark_infeasible("limit", "over", objective="train_memory_mb", limit=1.0, measured=2.0)
+    run.write_trial(cell.id, 0, stopped)
+    run.write_trial(cell.id, 1, infeasible)
+    assert budget.counted(cell) == {0, 1} and budget.remaining(cell) == 0
+    assert run.read_trial(cell.id, 1).infeasible.measured == 2.0
+
+
+@pytest.mark.parametrize("status, state", [("ok", TrialState.COMPLETE), ("infeasible", TrialState.COMPLETE),
+                                           ("failed", TrialState.FAIL), ("stopped", TrialState.PRUNED)])
+def test_the_tell_policy(status, state):
+    study = optuna.create_study(directions=["minimize", "maximize"])
+    trial = study.ask()
+    r = TrialRecord(status=status, objectives={"score": 1.0, "m": 2.0}, objective_names=["score", "m"])
+    r.settle()
+    assert policy.tell(study, trial, r, ["minimize", "maximize"])
+    t = study.trials[0]
+    assert t.state == state
+    if status == "ok":
+        assert t.values == [1.0, 2.0]
+    if status == "infeasible":
+        assert t.values == [policy.PENALTY, -policy.PENALTY]
+    assert not policy.tell(study, trial, r, ["minimize", "maximize"])  # told once; a second tell is refused
+
+
+def test_a_non_finite_objective_fails_the_trial():
+    r = TrialRecord(objectives={"score": float("nan")}, objective_names=["score"])
+    assert r.settle() is None and r.status == "failed" and "non-finite" in r.error
+
+
+def test_the_retry_policy():
+    lost = TrialRecord.failure("worker group died", worker_lost=True)
+    raised = TrialRecord.failure("ValueError: no")
+    assert policy.should_retry(lost, 0, 1) and not policy.should_retry(lost, 1, 1)
+    assert not policy.should_retry(raised, 0, 5)
+
+
+def test_the_driver_completes_a_record_through_named_steps():
+    r = TrialRecord(objectives={"score": 0.5, "mem": 3.0}).ran_in_worker(100.0, 110.0)
+    r.timings = r.timings.model_copy(update={"total_s": 9.5})
+    r.received(submitted_unix=99.0, received_unix=110.5, wall_s=11.5, retried_after=["lost once"])
+    o = r.timings.overhead
+    assert o.submit_to_worker_s == pytest.approx(1.0) and o.worker_glue_s == pytest.approx(0.5)
+    assert o.worker_to_driver_s == pytest.approx(0.5) and r.retried_after == ["lost once"]
+
+
+def test_recovery_tells_a_written_record_and_leaves_its_own_trials(tmp_path):
+    spec, run, studies, budget = _parts(tmp_path)
+    [cell] = studies.cells
+    study = studies.by_cell[cell.id]
+    mine, orphan = study.ask(), study.ask()
+    run.write_trial(cell.id, orphan.number, _ok(cell, orphan.number, score=0.25))
+    run.write_trial(cell.id, mine.number, _ok(cell, mine.number))
+    said = []
+    Recovery(spec, run, studies, said.append).settle({cell.id: {mine.number}})
+    states = {t.number: t for t in study.get_trials(deepcopy=False)}
+    assert states[orphan.number].state == TrialState.COMPLETE and states[orphan.number].values[0] == 0.25
+    assert states[mine.number].state == TrialState.RUNNING  # its driver tells it
+    assert said and "had ended (ok)" in said[0]
