@@ -1,6 +1,6 @@
 """Measuring what a trial costs: peak training memory and inference latency.
 
-Training memory (``train_memory_mb`` = ``MemoryReport.peak_train_bytes``) is a
+Training memory (``train_memory_mb`` = the record's ``memory.peak_train_bytes``) is a
 measured peak of live tensor bytes during training steps, never a sum of parts:
 
 * **CUDA**: the caching allocator's peak (``torch.cuda.max_memory_allocated``),
@@ -32,12 +32,13 @@ import resource
 import statistics
 import sys
 import time
-from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable, Iterator
 
 import psutil
 import torch
 from torch import nn
+
+from runfolder.record import Memory, Timing
 
 
 def _nbytes(t: torch.Tensor) -> int:
@@ -197,30 +198,15 @@ def tensor_accounting(model: nn.Module, optimizer: torch.optim.Optimizer, activa
     }
 
 
-@dataclass
-class MemoryReport:
-    device: str
-    method: str  # how peak_train_bytes was measured
-    peak_train_bytes: int
-    eval_peak_bytes: int | None = None  # validation's own peak (CUDA), kept out of the training peak
-    parts: dict = field(default_factory=dict)  # breakdown, NOT a peak: params, grads, optimizer state, saved
-    sum_of_parts_bytes: int = 0
-    rss_bytes: int = 0
-    rss_peak_bytes: int = 0
-    detail: dict = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["peak_train_mb"] = self.peak_train_bytes / 2**20
-        return d
-
-
-def memory_report(meter: PeakMeter, parts: dict, eval_peak: int | None = None, detail: dict | None = None) -> MemoryReport:
+def memory_report(meter: PeakMeter, parts: dict, eval_peak: int | None = None, detail: dict | None = None) -> Memory:
+    """The trial record's memory part: the measured training peak, validation's own peak
+    (CUDA, kept out of the training peak), and a breakdown of parts that is NOT a peak."""
     rss, peak = process_rss()
     dev = meter.device
     name = f"cuda:{torch.cuda.get_device_name(dev)}" if dev.type == "cuda" else "cpu"
-    return MemoryReport(
-        device=name, method=meter.method, peak_train_bytes=int(meter.peak_bytes), eval_peak_bytes=eval_peak,
+    return Memory(
+        device=name, method=meter.method, peak_train_bytes=int(meter.peak_bytes),
+        peak_train_mb=int(meter.peak_bytes) / 2**20, eval_peak_bytes=eval_peak,
         parts=dict(parts), sum_of_parts_bytes=int(sum(parts.values())), rss_bytes=rss, rss_peak_bytes=peak,
         detail=detail or {},
     )
@@ -234,29 +220,12 @@ def process_rss() -> tuple[int, int]:
     return rss, max(peak, rss)  # the kernel updates maxrss lazily; the current RSS bounds it below
 
 
-@dataclass
-class LatencyReport:
-    device: str
-    method: str
-    batch_size: int  # units (graphs, nodes) per timed call
-    median_s: float
-    p90_s: float
-    repeats: int
-    warmup: int
-    num_threads: int
-    unit: str = "graph"
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["ms_per_unit"] = 1000.0 * self.median_s / self.batch_size  # per graph, per node: see `unit`
-        return d
-
-
 def measure_latency(
     fn: Callable[[], object], *, batch_size: int, device: torch.device, warmup: int = 3, repeats: int = 20,
     unit: str = "graph",
-) -> LatencyReport:
-    """Median wall time of ``fn()`` after ``warmup`` untimed calls."""
+) -> Timing:
+    """Median wall time of ``fn()`` after ``warmup`` untimed calls (``ms_per_unit``: per
+    graph, per node, as ``unit`` says; ``batch_size`` units per call)."""
     cuda = device.type == "cuda"
     times = []
     gc.collect()
@@ -270,11 +239,13 @@ def measure_latency(
         if i >= warmup:
             times.append(time.perf_counter() - t0)
     times.sort()
-    return LatencyReport(
+    median = statistics.median(times)
+    return Timing(
         device=str(device) if not cuda else f"cuda:{torch.cuda.get_device_name(device)}",
         method="median wall time of a no-grad forward over timed repeats after warm-up",
         batch_size=batch_size,
-        median_s=statistics.median(times),
+        median_s=median,
+        ms_per_unit=1000.0 * median / batch_size,
         p90_s=times[min(len(times) - 1, int(0.9 * len(times)))],
         repeats=repeats,
         warmup=warmup,

@@ -227,14 +227,14 @@ def train_seed(
                 deployed = profiling.measure_latency(lambda: dmodel(lat_batch), **lat_kw)
                 inference = getattr(dmodel, "describe_inference", lambda: None)()
                 del dmodel
-        lat = deployed.to_dict()
+        lat = deployed.model_dump()
         lat["inference"] = inference  # what the timed model reported of its last call (ENGINE: exits per rung)
-        lat["as_trained"] = as_trained.to_dict() if hooks.deploy is not None else None
+        lat["as_trained"] = as_trained.model_dump() if hooks.deploy is not None else None
         lat["deployed"] = hooks.deploy is not None
         lat["deploy_max_abs_diff"] = deploy_gap
         out_rec.update(
             val_score=best_val, test_score=test, best_epoch=best_epoch, history=history,
-            memory=memory.to_dict(), latency=lat, train_s=train_seconds, notes=hooks.notes,
+            memory=memory.model_dump(), latency=lat, train_s=train_seconds, notes=hooks.notes,
         )
         return out_rec
 

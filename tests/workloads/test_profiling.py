@@ -72,7 +72,7 @@ def test_latency_is_a_median_of_timed_repeats():
                                     warmup=2, repeats=5)
     assert len(calls) == 7
     assert rep.repeats == 5 and rep.warmup == 2 and rep.median_s > 0
-    assert rep.to_dict()["ms_per_unit"] == 1000 * rep.median_s / 8 and rep.unit == "graph"
+    assert rep.ms_per_unit == 1000 * rep.median_s / 8 and rep.unit == "graph"
     assert rep.num_threads == torch.get_num_threads()
 
 
