@@ -14,7 +14,6 @@ checks it) and differ only in how inference runs.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import sys

@@ -17,11 +17,9 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 

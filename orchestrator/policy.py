@@ -7,8 +7,12 @@ Invariants:
   second tell is refused by the storage and ignored here (the record already says how
   it ended).
 * ``ok`` trials are told their values in the cell's objective order; ``infeasible``
-  ones a penalty; everything else (``failed``, ``interrupted``) is told failed. A
-  ``stopped`` trial (stopped early at a rung) is told pruned: its values are not final.
+  ones a penalty; everything else (``failed``, ``interrupted``) is told failed.
+* A ``stopped`` trial (stopped early at a rung) is told COMPLETE with its values at that
+  rung, and its trial carries ``stopped_at`` (the epoch). Every sampler here copes with
+  that: NSGA-II reads only COMPLETE trials, and pruned multi-objective trials without
+  values have crashed samplers. What a sampler learns is what the rung showed: the
+  configuration's score and costs after fewer epochs, which ranked low among its peers.
 * A trial is retried only when its worker died under it (``worker_lost``), at most
   ``resources.max_retries`` times, in the same Optuna trial; a trial that raised is
   never retried (it would raise again).
@@ -32,12 +36,10 @@ def penalty(directions: list[str]) -> list[float]:
 def tell(study: optuna.Study, trial, record: TrialRecord, directions: list[str]) -> bool:
     """Tell Optuna how a recorded trial ended; False when another driver told it first."""
     try:
-        if record.status == "ok" and record.values:
+        if record.status in ("ok", "stopped") and record.values:
             study.tell(trial, record.values)
         elif record.status == "infeasible":
             study.tell(trial, penalty(directions))
-        elif record.status == "stopped":
-            study.tell(trial, state=TrialState.PRUNED)
         else:
             study.tell(trial, state=TrialState.FAIL)
     except (ValueError, RuntimeError):
@@ -46,10 +48,12 @@ def tell(study: optuna.Study, trial, record: TrialRecord, directions: list[str])
 
 
 def annotate(trial, record: TrialRecord) -> None:
-    """Keep a trial's error (and that it did not fit) in Optuna's storage beside it."""
-    if record.values is not None:
-        return
+    """Keep a trial's error (and that it did not fit, or where it stopped) in Optuna's storage beside it."""
     try:
+        if record.status == "stopped":
+            trial.set_user_attr("stopped_at", record.stopped_at)
+        if record.values is not None:
+            return
         trial.set_user_attr("error", record.error)
         if record.status == "infeasible":
             trial.set_user_attr("infeasible", True)

@@ -8,6 +8,7 @@ from pathlib import Path
 import optuna
 
 from orchestrator.spec import Cell, SweepSpec
+from orchestrator.stopping import rung_epochs
 from workloads.config import BackboneConfig, TrainConfig, TrialConfig
 from workloads.util import default_cache_dir
 
@@ -27,6 +28,7 @@ def trial_config(spec: SweepSpec, cell: Cell, params: dict, trial_id: str) -> Tr
     Every configuration trains with the same seeds (``seed`` … ``seed + budget.seeds - 1``),
     so configurations are compared on the same initialisations and data orders."""
     method, train = spec.methods[cell.method].resolve(cell.method, params)
+    st = spec.budget.stopping
     return TrialConfig(
         trial_id=trial_id,
         seed=spec.seed,
@@ -39,6 +41,7 @@ def trial_config(spec: SweepSpec, cell: Cell, params: dict, trial_id: str) -> Tr
         cache_dir=str(cache_dir_for(spec)),
         num_threads=spec.resources.cpus_per_worker,
         device="cuda" if spec.resources.use_gpu else "cpu",
+        rungs=rung_epochs(st.min_epochs, st.reduction_factor, spec.train.epochs) if st.type != "none" else [],
     )
 
 

@@ -16,15 +16,14 @@ Invariants of the loop:
   submitted, and, once its record comes back, completed (:meth:`Sweep.finish`),
   written to the run folder and only then told. A driver that dies between the two
   leaves a record that recovery tells.
-* While a trial runs, its rung reports reach :meth:`Sweep.on_rung`, whose answer
-  (continue or stop) goes back through the executor.
+* While a trial runs, its rung reports reach :meth:`Sweep.on_rung` (through the
+  executor's ``rung_decider``), whose answer (continue or stop) goes back through the
+  executor.
 * Slots are filled round-robin over the cells with budget left.
 """
 from __future__ import annotations
 
 import contextlib
-import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,14 +36,15 @@ from rich.live import Live
 
 from orchestrator import policy
 from orchestrator.budget import SharedBudget
-from orchestrator.executor import DEFAULT_EXECUTOR, EXECUTORS, Executor, ExecutorContext, resource_problems, \
-    trials_that_fit
+from orchestrator.capacity import check_local_resources, local_capacity
+from orchestrator.executor import DEFAULT_EXECUTOR, EXECUTORS, Executor, ExecutorContext, trials_that_fit
 from orchestrator.policy import PENALTY
 from orchestrator.progress import CellProgress, LiveProgress
 from orchestrator.recovery import Heartbeat, Recovery, interrupted
 from orchestrator.resolve import (backbone_config, cache_dir_for, directions, families, make_sampler,
                                   trial_config)
 from orchestrator.search import distributions
+from orchestrator.stopping import Rungs
 from orchestrator.spec import Cell, SpecError, SweepSpec, dump_resolved, parse_spec
 from orchestrator.storage import RunDir, environment
 from orchestrator.studies import Studies, heartbeat_warnings_off
@@ -77,6 +77,7 @@ class Sweep:
         self.recovery = Recovery(spec, self.run, self.studies, self.say)
         self.studies.on_stale = self.recovery.on_stale
         self.budget = SharedBudget(self.run, self.studies, spec.budget.trials_per_cell)
+        self.rungs = Rungs(spec, self.studies) if spec.budget.stopping.type != "none" else None
         self.storage_url = self.studies.url
         self.progress: LiveProgress | None = None
         self._inflight: dict[str, Pending] = {}
@@ -130,32 +131,13 @@ class Sweep:
     def open_studies(self) -> dict[str, optuna.Study]:
         return self.studies.open()
 
-    # -- the machine ----------------------------------------------------------
-    def _local_capacity(self, num_cpus: int | None) -> tuple[float, int]:
-        """CPUs (``num_cpus``, else the machine's) and GPUs (counted only if asked for) here."""
-        gpus = 0
-        if self.spec.resources.use_gpu:
-            import torch
-
-            gpus = torch.cuda.device_count()
-        return num_cpus or os.cpu_count() or 1, gpus
-
-    def check_local_resources(self, num_cpus: int | None, gpus_only: bool = False) -> None:
-        """Before anything is written or computed: can this machine give one trial what it
-        asks for? (On a cluster the executor checks, warning, since it may scale.)
-        ``gpus_only``: an in-process executor runs threads, not Ray's CPU slots."""
-        cpus, gpus = self._local_capacity(num_cpus)
-        problems = resource_problems(self.spec.resources.model_dump(), math.inf if gpus_only else cpus, gpus)
-        if problems:
-            raise SpecError("resources: " + "; ".join(problems))
-
     def make_executor(self, name: str = DEFAULT_EXECUTOR, address: str | None = None,
                       num_cpus: int | None = None) -> Executor:
         """A registered executor for this sweep; locally, no more slots than fit at once."""
         r = self.spec.resources
         slots = r.max_concurrent_trials
         if address is None and not EXECUTORS.get(name).in_process:
-            fit = trials_that_fit(r.model_dump(), *self._local_capacity(num_cpus))
+            fit = trials_that_fit(r.model_dump(), *local_capacity(self.spec, num_cpus))
             if 1 <= fit < slots:
                 self.say(f"resources.max_concurrent_trials: {slots} asked, {fit} fit on this machine at once")
                 slots = fit
@@ -169,7 +151,7 @@ class Sweep:
         """Run (or resume) the sweep with ``executor`` (a registered name, or an instance)."""
         in_process = executor.in_process if isinstance(executor, Executor) else EXECUTORS.get(executor).in_process
         if address is None:  # this machine runs the trials (through Ray, or GPUs only in this process)
-            self.check_local_resources(num_cpus, gpus_only=in_process)
+            check_local_resources(self.spec, num_cpus, gpus_only=in_process)
         if self.studies.is_server:  # reachable before anything is written
             self.studies.storage()
         self.write_spec()
@@ -180,6 +162,8 @@ class Sweep:
             self.say(f"sweep {self.spec.name}: {len(self.cells)} studies, nothing left to run")
             return self.run
         ex = executor if isinstance(executor, Executor) else self.make_executor(executor, address, num_cpus)
+        if self.rungs is not None:
+            ex.rung_decider = self._decide
         self._start_progress()
         # A live table on a terminal; plain log lines otherwise (CI, nohup, a pipe).
         live = Live(self.progress, console=self.console, refresh_per_second=2) if self.console.is_terminal \
@@ -203,9 +187,6 @@ class Sweep:
         False when nothing is left to run or to wait for."""
         while ex.free_slots() > 0 and (cell := self.budget.next_cell()) is not None:
             self.submit(ex, cell)
-        for key, rung in ex.rung_reports():
-            if key in self._inflight:
-                ex.answer(key, self.on_rung(self._inflight[key], rung))
         if self._inflight:
             for key, record in ex.wait(timeout=hb):
                 p = self._inflight.pop(key)
@@ -257,10 +238,18 @@ class Sweep:
         self._inflight[ex.submit(f"{cell.id}#{trial.number}", p.config)] = p
         self.progress.cells[cell.id].running += 1
 
+    def _decide(self, key: str, rung: Rung) -> bool:
+        p = self._inflight.get(key)
+        return True if p is None else self.on_rung(p, rung)
+
     def on_rung(self, p: Pending, rung: Rung) -> bool:
-        """A running trial's mid-trial report: True to let it go on, False to stop it.
-        Every trial goes on for now (early stopping decides here)."""
-        return True
+        """A running trial's mid-trial report: True to let it go on, False to stop it
+        (the rung rule of ``budget.stopping``, :class:`orchestrator.stopping.Rungs`)."""
+        go = self.rungs is None or self.rungs.decide(p.cell, p.trial, rung)
+        if not go:
+            self.say(f"{p.cell.id} #{p.trial.number}: stopped at rung epoch {rung.epoch} "
+                     f"({', '.join(f'{k} {v:.4g}' for k, v in rung.values.items())})")
+        return go
 
     def retry(self, ex: Executor, p: Pending, record: TrialRecord) -> None:
         """Its worker died under it: the same configuration runs again in the same Optuna

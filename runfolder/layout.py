@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 
 from runfolder.io import atomic_write_json, atomic_write_text
-from runfolder.record import RecordError, TrialRecord, load_record
+from runfolder.record import TrialRecord, load_record
 
 
 class RunDir:

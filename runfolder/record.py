@@ -280,11 +280,15 @@ class TrialRecord(_Part):
         return self
 
     def settle(self) -> list[float] | None:
-        """The values Optuna is told, in the cell's objective order; None unless ok.
-        An ok trial with a non-finite objective becomes failed."""
+        """The values Optuna is told, in the cell's objective order: an ok trial's
+        objectives, a stopped trial's values at its last rung (not final: never on a
+        reported front); None otherwise. A non-finite value makes the trial failed."""
         values = None
         if self.status == "ok":
             values = [float(self.objectives[o]) for o in self.objective_names]
+        elif self.status == "stopped" and self.rungs:
+            values = [float(self.rungs[-1].values[o]) for o in self.objective_names]
+        if values is not None:
             if not all(math.isfinite(v) for v in values):
                 self.status, self.error = "failed", f"non-finite objective values {values}"
                 values = None
@@ -296,6 +300,11 @@ class TrialRecord(_Part):
     def counts(self) -> bool:
         """Whether the trial used budget (every end but a cut-short one)."""
         return self.status != "interrupted"
+
+    @property
+    def stopped_at(self) -> int | None:
+        """The epoch a stopped trial reached (its last rung)."""
+        return self.rungs[-1].epoch if self.status == "stopped" and self.rungs else None
 
     @property
     def score(self) -> float:
@@ -312,6 +321,10 @@ class TrialRecord(_Part):
     def summary_line(self) -> str:
         """One line for the console: scores over seeds, the costs, trainable parameters."""
         m = self.metrics
+        if self.status == "stopped" and self.rungs:
+            r = self.rungs[-1]
+            return (f"stopped at rung epoch {r.epoch}: "
+                    + ", ".join(f"{k} {v:.4g}" for k, v in r.values.items()) + " (not final)")
         if self.status != "ok" or m is None:
             return f"{self.status}: {self.error}"
         return (f"val {m.metric} {m.val_score:.4f}±{m.val_std:.4f} (test {m.test_score:.4f}±{m.test_std:.4f}, "

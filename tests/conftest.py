@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch_geometric.loader import DataLoader
 
-from workloads.backbones import GraphModel, Graphormer, GraphormerConfig
+from workloads.backbones import GraphModel
 from workloads.config import BackboneConfig, PretrainConfig
 from workloads.datasets import DatasetConfig, load_dataset
 

@@ -155,3 +155,6 @@ class TrialConfig(StrictModel):
     cache_dir: str | None = Field(default=None, description="dataset and checkpoint cache")
     num_threads: int | None = Field(default=None, ge=1, description="torch threads (the trial's CPUs)")
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    rungs: list[int] = Field(
+        default_factory=list, description="epochs (counted from 1) after which the trial reports its validation "
+        "score and costs and asks whether to go on (early stopping); empty: it never asks")

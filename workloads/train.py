@@ -23,7 +23,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from runfolder.record import DeviceInfo, Metrics, ProcessInfo, Timings, TrialRecord
+from runfolder.record import DeviceInfo, Metrics, ProcessInfo, Rung, Timings, TrialRecord
 from workloads import profiling
 from workloads.backbones import BACKBONES
 from workloads.config import TrialConfig
@@ -105,8 +105,14 @@ def _restore(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
 def train_seed(
     cfg: TrialConfig, seed: int, data, ckpt: Path | None, device: torch.device,
     *, rank: int = 0, world_size: int = 1, say: Callable[[str], None] = log.info,
+    rung: Callable[[Rung], bool] | None = None,
 ) -> dict:
-    """Train one seed: build, train with validation selection, test, profile."""
+    """Train one seed: build, train with validation selection, test, profile.
+
+    With ``rung``, after each epoch of ``cfg.rungs`` rank 0 reports a :class:`Rung` (the
+    validation score, the memory peak measured so far, the latency timed now on the
+    current weights, undeployed) and stops training early when ``rung`` answers False
+    (every rank stops). The best epoch so far is then tested and profiled as usual."""
     task = task_of(cfg.dataset)
     with seeded(seed):
         model, hooks, pre_info = build_model(cfg, task, data, ckpt)
@@ -137,7 +143,7 @@ def train_seed(
         parts, parts_saved, measured_steps = {}, -1, 0
         direction = task.direction(cfg.dataset)
         best_val, best_epoch, best_state = float("nan"), -1, None
-        history = []
+        history, rungs, stopped = [], [], False
         t_train = time.perf_counter()
         for epoch in range(cfg.train.epochs):
             if sampler is not None:
@@ -202,13 +208,27 @@ def train_seed(
                 best_state = _trainable_state(model)
             say(f"[{cfg.trial_id} seed {seed}] epoch {epoch}: loss {tot / max(n, 1):.4f}, "
                 f"val {task.metric(cfg.dataset)} {val:.4f}")
+            if rung is not None and epoch + 1 in cfg.rungs:
+                go = True
+                if rank == 0:
+                    rungs.append(Rung(epoch=epoch + 1, values=_rung_values(cfg, task, data, model, device, val, meter)))
+                    go = bool(rung(rungs[-1]))
+                if world_size > 1:
+                    box = [go]
+                    torch.distributed.broadcast_object_list(box, src=0)
+                    go = box[0]
+                if not go:
+                    stopped = True
+                    say(f"[{cfg.trial_id} seed {seed}] stopped after epoch {epoch} (rung {epoch + 1})")
+                    break
         train_seconds = time.perf_counter() - t_train
         memory = profiling.memory_report(meter, parts, eval_peak.peak_bytes if eval_peak else None,
                                          {"measured_steps": measured_steps,
                                           "window": "every epoch's training steps" if device.type == "cuda"
                                           else "the first epoch's training steps"
                                           + (f" (at most {max_steps})" if max_steps else "")})
-        out_rec: dict = {"seed": seed, "trainable_params": trainable, "total_params": total, "pretrained": pre_info}
+        out_rec: dict = {"seed": seed, "trainable_params": trainable, "total_params": total, "pretrained": pre_info,
+                         "rungs": rungs, "stopped": stopped}
         if rank != 0:
             return out_rec
         _restore(model, best_state)
@@ -237,6 +257,19 @@ def train_seed(
             memory=memory.model_dump(), latency=lat, train_s=train_seconds, notes=hooks.notes,
         )
         return out_rec
+
+
+def _rung_values(cfg: TrialConfig, task: Task, data, model: nn.Module, device: torch.device, val: float,
+                 meter: profiling.PeakMeter) -> dict[str, float]:
+    """What a trial reports at a rung: its validation score, its memory peak measured so
+    far, and its latency timed now, on the current weights (undeployed)."""
+    model.eval()  # the next epoch sets training mode again
+    batch, units = task.latency_batch(data, cfg.profile.latency_batch_size, device, model=model)
+    with torch.no_grad():
+        lat = profiling.measure_latency(lambda: model(batch), batch_size=units, device=device,
+                                        warmup=cfg.profile.latency_warmup, repeats=cfg.profile.latency_repeats,
+                                        unit=task.unit)
+    return {"score": val, MEMORY_OBJECTIVE: meter.peak_bytes / 2**20, task.latency_objective: lat.ms_per_unit}
 
 
 def mean_std(xs: list[float]) -> tuple[float, float]:
@@ -272,7 +305,7 @@ def aggregate(cfg: TrialConfig, task: Task, per_seed: list[dict]) -> dict:
         memory=peak["memory"],
         latency=first["latency"] | {"ms_per_unit": lat_ms,
                                     "ms_per_unit_seeds": [s["latency"]["ms_per_unit"] for s in per_seed]},
-        seeds=[{k: v for k, v in s.items() if k not in ("pretrained", "notes")} for s in per_seed],
+        seeds=[{k: v for k, v in s.items() if k not in ("pretrained", "notes", "rungs", "stopped")} for s in per_seed],
         trainable_params=first["trainable_params"],
         total_params=first["total_params"],
         pretrained=first["pretrained"],
@@ -286,6 +319,7 @@ def run_trial(
     rank: int = 0,
     world_size: int = 1,
     progress: Callable[[str], None] | None = None,
+    rung: Callable[[Rung], bool] | None = None,
 ) -> TrialRecord:
     """Train and evaluate one configuration with ``cfg.seeds`` seeds; return the
     worker's part of its :class:`~runfolder.TrialRecord`.
@@ -305,15 +339,21 @@ def run_trial(
     # Before any seeding, and leaving the random state alone: a cached and a fresh
     # checkpoint give the same trial.
     ckpt = ensure_pretrained(cfg.backbone, cache_dir)
-    per_seed = [
-        train_seed(cfg, cfg.seed + k, data, ckpt, device, rank=rank, world_size=world_size, say=say)
-        for k in range(cfg.seeds)
-    ]
+    # With early stopping the first seed decides at each rung and the others train only if it
+    # went to the end: training the seeds in lockstep would hold every seed's model at once,
+    # which is not the memory a single training run needs (the memory objective).
+    per_seed = []
+    for k in range(cfg.seeds):
+        per_seed.append(train_seed(cfg, cfg.seed + k, data, ckpt, device, rank=rank, world_size=world_size, say=say,
+                                   rung=rung if k == 0 else None))
+        if per_seed[0]["stopped"]:
+            break
     if rank != 0:
         return TrialRecord(trial_id=cfg.trial_id, rank=rank, world_size=world_size)
     parts = aggregate(cfg, task, per_seed)
     return TrialRecord(
         trial_id=cfg.trial_id, rank=rank, world_size=world_size, **parts,
+        status="stopped" if per_seed[0]["stopped"] else "ok", rungs=per_seed[0]["rungs"],
         config=cfg.model_dump(mode="json"),
         dataset=data.summary(),
         base_method=cfg.method.name,

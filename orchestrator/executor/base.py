@@ -100,14 +100,16 @@ def resource_problems(resources: dict, have_cpus: float, have_gpus: float) -> li
     return problems
 
 
-def run_one(fn: Callable, trial: dict, rank: int = 0, world_size: int = 1) -> TrialRecord:
-    """Validate and run one trial where the caller stands; errors become a failed record."""
+def run_one(fn: Callable, trial: dict, rank: int = 0, world_size: int = 1,
+            rung: Callable[[Rung], bool] | None = None) -> TrialRecord:
+    """Validate and run one trial where the caller stands; errors become a failed record.
+    ``rung``: the trial's way to ask at its rung epochs whether to go on."""
     from workloads.config import TrialConfig
 
     t0 = time.time()
     try:
         cfg = TrialConfig.model_validate(trial)
-        record = fn(cfg, rank=rank, world_size=world_size)
+        record = fn(cfg, rank=rank, world_size=world_size, **({"rung": rung} if rung is not None else {}))
         if not isinstance(record, TrialRecord):
             raise TypeError(f"{getattr(fn, '__name__', fn)} returned {type(record).__name__}, not a TrialRecord")
     except Exception as exc:  # noqa: BLE001 - a failed trial is data, the sweep goes on
@@ -124,12 +126,15 @@ class Executor(abc.ABC):
     Use as a context manager (``with executor: ...``): entering starts what it
     needs (worker processes), leaving stops them, also on error.
 
-    Mid-trial reports (rungs): a trial may report a :class:`~runfolder.Rung` while it runs;
-    :meth:`rung_reports` hands them to the driver and :meth:`answer` carries the driver's
-    continue/stop back. The default executor has none to report.
+    Mid-trial reports (rungs): when the driver sets :attr:`rung_decider`, a running trial
+    reports a :class:`~runfolder.Rung` at each of its rung epochs; the executor calls
+    ``rung_decider(handle, rung)`` in the driver's thread (from :meth:`wait`) and carries
+    its answer back to the trial: True, go on; False, stop (the trial ends at once, its
+    record saying ``stopped``, and its slot is free). Without a decider trials never ask.
     """
 
     in_process: bool = False  # runs trials in the driver's process (no Ray)
+    rung_decider: Callable[[str, Rung], bool] | None = None
 
     @abc.abstractmethod
     def start(self) -> None:
@@ -151,13 +156,6 @@ class Executor(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None:
         """Stop every worker; trials still running are abandoned."""
-
-    def rung_reports(self) -> list[tuple[str, Rung]]:
-        """``(handle, rung)`` pairs reported by running trials since the last call."""
-        return []
-
-    def answer(self, handle: str, go_on: bool) -> None:
-        """The driver's answer to a rung report: go on, or stop the trial (its slot is freed)."""
 
     def __enter__(self) -> "Executor":
         self.start()

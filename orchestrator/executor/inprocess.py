@@ -35,7 +35,8 @@ class InProcessExecutor(Executor):
         if not self._queue:
             return []
         key, trial = self._queue.popleft()
-        return [(key, run_one(self._fn, trial))]
+        decide = self.rung_decider
+        return [(key, run_one(self._fn, trial, rung=(lambda r: decide(key, r)) if decide else None))]
 
     def close(self) -> None:
         self._queue.clear()

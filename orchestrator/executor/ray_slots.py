@@ -21,119 +21,25 @@ its worker took it (a slot's worker group starting does not count) is cut: its s
 run is cancelled (its controller and workers are owned by the slot's task and
 die with it) and a fresh slot starts.
 
-The mailbox is written by hand: ``ray.util.queue.Queue`` offers the driver no
-object reference to wait on together with the slots' own references, which the
-driver needs to notice a dead slot while it waits for results.
+Early stopping: when the driver sets ``rung_decider``, rank 0 reports each rung to
+the slot's mailbox and waits for the answer; the driver waits on the mailbox's next
+rung report together with results and dead slots, decides, and answers.
+
+The worker side (the mailbox actor, the slots' loop) is :mod:`orchestrator.executor.ray_worker`.
 """
 from __future__ import annotations
 
-import asyncio
 import os
 import time
-import traceback
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import ray
 
-from runfolder import ExecutorInfo
-from orchestrator.executor.base import TRIAL_FN, Executor, failed, resolve, resource_problems, root_cause, run_one
-
-# Ray Train's controller polls its workers every 2 s by default; a dead worker is
-# noticed sooner with 0.25 s.
-TRAIN_ENV = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.25"}
-
-
-@ray.remote(num_cpus=0)
-class Mailbox:
-    """One slot's two queues: trials in (driver -> rank 0), records out (rank 0 -> driver)."""
-
-    def __init__(self) -> None:
-        self.trials: asyncio.Queue = asyncio.Queue()
-        self.results: asyncio.Queue = asyncio.Queue()
-        self.taken_unix: float | None = None  # when rank 0 took the trial in flight
-
-    async def put_trial(self, msg) -> None:
-        self.taken_unix = None
-        await self.trials.put(msg)
-
-    async def next_trial(self):
-        msg = await self.trials.get()
-        self.taken_unix = time.time()
-        return msg
-
-    async def taken(self) -> float | None:
-        return self.taken_unix
-
-    async def put_result(self, msg) -> None:
-        await self.results.put(msg)
-
-    async def next_result(self):
-        return await self.results.get()
-
-
-def slot_loop(config: dict) -> None:
-    """Runs in every Ray Train worker of a slot, for the whole sweep."""
-    t_enter = time.time()
-    import ray.train
-
-    ctx = ray.train.get_context()
-    rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    mailbox = config["mailbox"]
-    fn = resolve(config["trial_fn"])
-    t_ready = time.time()
-    served = 0
-    while True:
-        msg = ray.get(mailbox.next_trial.remote()) if rank == 0 else None
-        if world > 1:
-            import torch.distributed as dist
-
-            box = [msg]
-            dist.broadcast_object_list(box, src=0)
-            msg = box[0]
-        if msg is None:  # the driver closes the slot
-            return
-        key, trial = msg
-        record = run_one(fn, trial, rank, world)
-        served += 1
-        record.timings = record.timings.model_copy(
-            update={"worker_process_start_unix": t_enter, "worker_ready_unix": t_ready})
-        record.ran_on(ExecutorInfo(kind="ray_slots", slot=config["slot"], worker_pid=os.getpid(),
-                                   trials_served_by_worker=served, world_size=world,
-                                   # which Ray node ran it: several nodes may share one host name
-                                   node_id=ray.get_runtime_context().get_node_id(),
-                                   node_ip=ray.util.get_node_ip_address(), ray_run=config.get("ray_run")))
-        if rank == 0:
-            ray.get(mailbox.put_result.remote((key, record)))
-
-
-@ray.remote(num_cpus=0)
-def run_slot(slot: int, mailbox, trial_fn: str, resources: dict, storage_path: str, run_name: str) -> dict:
-    """One slot's Train run; returns when the slot is closed or its worker group fails."""
-    from ray.train import FailureConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
-
-    try:
-        trainer = TorchTrainer(
-            slot_loop,
-            train_loop_config={"mailbox": mailbox, "trial_fn": trial_fn, "slot": slot,
-                               "ray_run": str(Path(storage_path))},
-            scaling_config=ScalingConfig(
-                num_workers=resources["num_workers"],
-                use_gpu=resources["use_gpu"],
-                resources_per_worker={"CPU": resources["cpus_per_worker"]},
-            ),
-            run_config=RunConfig(name=run_name, storage_path=storage_path,
-                                 failure_config=FailureConfig(max_failures=0)),
-        )
-        result = trainer.fit()
-        if result.error is not None:
-            raise result.error
-        return {"ok": True}
-    except Exception as exc:  # noqa: BLE001 - reported to the driver, which restarts the slot
-        return {"ok": False, "error": root_cause(exc), "traceback": "".join(traceback.format_exception(exc))}
-
+from orchestrator.executor.base import TRIAL_FN, Executor, failed, resource_problems
+from orchestrator.executor.ray_worker import TRAIN_ENV, Mailbox, run_slot
+from runfolder import Rung, TrialRecord
 
 def init_ray(address: str | None, num_cpus: int | None = None) -> None:
     if ray.is_initialized():
@@ -167,6 +73,7 @@ class _Slot:
     result_ref: object = None
     deadline: float = float("inf")
     submitted_unix: float = 0.0
+    rung_ref: object = None  # the mailbox's next rung report (kept across trials: reports come in order)
 
 
 class RaySlotExecutor(Executor):
@@ -232,25 +139,33 @@ class RaySlotExecutor(Executor):
         if slot is None:
             raise RuntimeError("no free slot: wait for a result before submitting")
         slot.submitted_unix = time.time()
-        slot.mailbox.put_trial.remote((key, trial))
+        slot.mailbox.put_trial.remote((key, trial, self.rung_decider is not None))
+        if self.rung_decider is not None and slot.rung_ref is None:
+            slot.rung_ref = slot.mailbox.next_rung.remote()
         slot.result_ref = slot.mailbox.next_result.remote()
         slot.key = key
         slot.deadline = time.monotonic() + self.timeout_s if self.timeout_s else float("inf")
         return key
 
-    def wait(self, timeout: float | None = None) -> list[tuple[str, dict]]:
+    def wait(self, timeout: float | None = None) -> list[tuple[str, TrialRecord]]:
         busy = [s for s in self.slots.values() if s.key is not None]
         if not busy:
             return []
         watch = {s.result_ref: s for s in busy}
+        watch.update({s.rung_ref: s for s in busy if s.rung_ref is not None})
         watch.update({s.run_ref: s for s in self.slots.values()})
         limit = min(s.deadline for s in busy) - time.monotonic()
         limit = max(0.0, min(limit, timeout) if timeout is not None else limit)
         ready, _ = ray.wait(list(watch), num_returns=1, timeout=None if limit == float("inf") else limit)
         if ready:  # collect whatever else is ready too
             ready, _ = ray.wait(list(watch), num_returns=len(watch), timeout=0)
-        out: list[tuple[str, dict]] = []
+        out: list[tuple[str, TrialRecord]] = []
         ready_set = set(ready)
+        for s in busy:  # rung reports first: each trial waits for its answer
+            if s.rung_ref is not None and s.rung_ref in ready_set:
+                go = self.rung_decider(s.key, Rung.model_validate(ray.get(s.rung_ref)))
+                s.mailbox.answer.remote(bool(go))
+                s.rung_ref = s.mailbox.next_rung.remote()
         for s in list(self.slots.values()):
             if s.key is not None and s.result_ref in ready_set:
                 key, record = ray.get(s.result_ref)

@@ -59,6 +59,20 @@ class MethodEntry(StrictModel):
         return MethodSpec(name=method, params=params, plugins=plugins, variant=key), train
 
 
+class Stopping(StrictModel):
+    """Early stopping: multi-objective asynchronous successive halving (``orchestrator.stopping``)."""
+
+    type: Literal["none", "mo_asha"] = Field(
+        default="none", description="none: every trial trains every epoch; mo_asha: a trial reports at rung "
+        "epochs (min_epochs · reduction_factor^k) and goes on only if it ranks in the top 1/reduction_factor "
+        "of the trials that reached that rung (a non-dominated sort of their objectives)")
+    min_epochs: int = Field(default=1, ge=1, le=100_000, description="the first rung's epoch")
+    reduction_factor: int = Field(default=3, ge=2, le=100, description="η: one trial in η goes on at each rung")
+    scope: Literal["cell", "dataset"] = Field(
+        default="cell", description="cell: a variant's trials are compared among themselves; dataset: every "
+        "variant of a dataset × backbone (the front the report draws)")
+
+
 class Budget(StrictModel):
     trials_per_cell: int = Field(default=4, ge=1, le=100_000, description="finished trials per study (failed ones count; ones a crash cut short do not)")
     sampler: Literal["tpe", "nsga2", "random"] = "tpe"
@@ -68,6 +82,9 @@ class Budget(StrictModel):
         description="seeds each configuration trains with (initialisation and data order; the same seeds for "
         "every configuration); the objective is their mean validation score",
     )
+    stopping: Stopping = Field(default_factory=Stopping,
+                               description="early stopping of trials that rank low at a rung (with several seeds, "
+                               "the first seed decides and the others train only if it went on)")
 
 
 class Resources(StrictModel):

@@ -19,7 +19,16 @@ from workloads.config import TrainConfig
 def semantic_errors(spec: SweepSpec) -> list[str]:
     """Every problem of a spec whose sections each passed their models."""
     return (check_datasets(spec) + check_backbones(spec) + check_objectives(spec) + check_methods(spec)
-            + check_compatibility(spec))
+            + check_budget(spec) + check_compatibility(spec))
+
+
+def check_budget(spec: SweepSpec) -> list[str]:
+    """Early stopping has a rung before the last epoch (else it would never decide)."""
+    st = spec.budget.stopping
+    if st.type != "none" and st.min_epochs >= spec.train.epochs:
+        return [f"budget.stopping.min_epochs: {st.min_epochs} is not below train.epochs ({spec.train.epochs}): "
+                "no rung before the last epoch, so nothing could be stopped"]
+    return []
 
 
 def check_datasets(spec: SweepSpec) -> list[str]:

@@ -13,7 +13,7 @@ from orchestrator.recovery import Recovery, interrupted
 from orchestrator.spec import parse_spec
 from orchestrator.storage import RunDir
 from orchestrator.studies import Studies
-from runfolder import TrialRecord
+from runfolder import Rung, TrialRecord
 from tests.conftest import tiny_spec
 
 
@@ -72,17 +72,20 @@ def test_stopped_and_infeasible_trials_use_budget(tmp_path):
 
 
 @pytest.mark.parametrize("status, state", [("ok", TrialState.COMPLETE), ("infeasible", TrialState.COMPLETE),
-                                           ("failed", TrialState.FAIL), ("stopped", TrialState.PRUNED)])
+                                           ("failed", TrialState.FAIL), ("stopped", TrialState.COMPLETE)])
 def test_the_tell_policy(status, state):
     study = optuna.create_study(directions=["minimize", "maximize"])
     trial = study.ask()
-    r = TrialRecord(status=status, objectives={"score": 1.0, "m": 2.0}, objective_names=["score", "m"])
+    r = TrialRecord(status=status, objectives={"score": 1.0, "m": 2.0}, objective_names=["score", "m"],
+                    rungs=[Rung(epoch=1, values={"score": 3.0, "m": 4.0})] if status == "stopped" else [])
     r.settle()
     assert policy.tell(study, trial, r, ["minimize", "maximize"])
     t = study.trials[0]
     assert t.state == state
     if status == "ok":
         assert t.values == [1.0, 2.0]
+    if status == "stopped":  # its values at the rung it reached
+        assert t.values == [3.0, 4.0]
     if status == "infeasible":
         assert t.values == [policy.PENALTY, -policy.PENALTY]
     assert not policy.tell(study, trial, r, ["minimize", "maximize"])  # told once; a second tell is refused

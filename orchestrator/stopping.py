@@ -1,0 +1,139 @@
+"""Multi-objective asynchronous successive halving (MO-ASHA): the rung rule.
+
+Follows Schmucker et al., "Multi-objective Asynchronous Successive Halving" (2021,
+arXiv 2106.12639; syne-tune's ``moasha.py``): trials report at rung epochs
+``min_epochs · η^k``; among the ``n`` trials that reached a rung, one goes on if its
+rank is at most ``⌈n/η⌉``, the ranking being a non-dominated sort of the rung's
+objective vectors. While ``n < η`` every trial goes on (ASHA's asynchronous rule: a
+decision is made with whoever has arrived, never waiting for the rest).
+
+Within a front, ties are broken by crowding distance (NSGA-II, Deb et al. 2002): the
+more isolated point ranks first, boundary points of each objective rank before
+interior ones, so the survivors spread along the front instead of crowding one end.
+syne-tune breaks ties with an ε-net; crowding distance is the tie-break NSGA-II users
+know, and is deterministic here (equal distances fall back to the order of arrival).
+
+Written by hand: Optuna has no multi-objective pruner (``Trial.should_prune`` raises
+in multi-objective studies), Ray Tune's ASHA takes one metric, and the non-dominated
+sort in Optuna is private API.
+"""
+from __future__ import annotations
+
+import math
+from typing import Hashable, Sequence
+
+import numpy as np
+
+
+def rung_epochs(min_epochs: int, eta: int, epochs: int) -> list[int]:
+    """The rung epochs (1-based counts of finished epochs) below the last one:
+    ``min_epochs · η^k < epochs``."""
+    out, r = [], min_epochs
+    while r < epochs:
+        out.append(r)
+        r *= eta
+    return out
+
+
+def _minimised(vectors: np.ndarray, directions: Sequence[str]) -> np.ndarray:
+    signs = np.array([-1.0 if d == "maximize" else 1.0 for d in directions])
+    return vectors * signs
+
+
+def non_dominated_fronts(vectors: np.ndarray, directions: Sequence[str]) -> list[list[int]]:
+    """Indices of each front, best first (all objectives as ``directions`` say)."""
+    pts = _minimised(np.asarray(vectors, dtype=float), directions)
+    n = len(pts)
+    leq = (pts[:, None, :] <= pts[None, :, :]).all(-1)
+    lt = (pts[:, None, :] < pts[None, :, :]).any(-1)
+    dominates = leq & lt  # dominates[i, j]: i dominates j
+    left, fronts = set(range(n)), []
+    while left:
+        front = [j for j in sorted(left) if not any(dominates[i, j] for i in left)]
+        fronts.append(front)
+        left -= set(front)
+    return fronts
+
+
+def crowding_distance(vectors: np.ndarray) -> np.ndarray:
+    """NSGA-II's crowding distance of each point of one front (inf at each objective's ends)."""
+    pts = np.asarray(vectors, dtype=float)
+    n, m = pts.shape
+    dist = np.zeros(n)
+    if n <= 2:
+        return np.full(n, math.inf)
+    for k in range(m):
+        order = np.argsort(pts[:, k], kind="stable")
+        span = pts[order[-1], k] - pts[order[0], k]
+        dist[order[0]] = dist[order[-1]] = math.inf
+        if span > 0:
+            dist[order[1:-1]] += (pts[order[2:], k] - pts[order[:-2], k]) / span
+    return dist
+
+
+def ranking(vectors: np.ndarray, directions: Sequence[str]) -> list[int]:
+    """Indices from best to worst: by front, then by crowding distance (larger first),
+    then by index (arrival)."""
+    pts = np.asarray(vectors, dtype=float)
+    out: list[int] = []
+    for front in non_dominated_fronts(pts, directions):
+        cd = crowding_distance(pts[front])
+        out += [front[i] for i in sorted(range(len(front)), key=lambda i: (-cd[i], front[i]))]
+    return out
+
+
+def goes_on(rung: dict[Hashable, Sequence[float]], me: Hashable, directions: Sequence[str], eta: int) -> bool:
+    """Whether trial ``me`` continues past a rung where ``rung`` holds every trial that
+    reached it (``me`` included; insertion order is arrival order)."""
+    keys = list(rung)
+    n = len(keys)
+    if n < eta:
+        return True
+    order = ranking(np.array([list(rung[k]) for k in keys]), directions)
+    return order.index(keys.index(me)) < math.ceil(n / eta)
+
+
+class Rungs:
+    """The driver's rung decisions for one sweep (``budget.stopping``).
+
+    Invariants:
+
+    * Rung values and decisions live in Optuna's storage, as user attributes of the
+      trial that reported them (``rung:<epoch>``: its values in the cell's objective
+      order; ``rung:<epoch>:go``: the decision), never only in a driver's memory. Every
+      driver of a sweep sees the same rungs; a resumed driver keeps the decisions made.
+    * A decision compares the trials in scope that reached the rung so far (``cell``:
+      the variant's own trials; ``dataset``: every variant of its dataset × backbone),
+      whatever their state now: a trial that went on, ended or was stopped keeps its
+      place at the rungs it reached.
+    * The objectives a rung ranks on are the cell's (the same for every cell of a
+      dataset, whose task names them); a user's limit is never a reason to stop here.
+    """
+
+    def __init__(self, spec, studies) -> None:
+        from orchestrator.resolve import directions
+
+        self.spec, self.studies = spec, studies
+        self.eta = spec.budget.stopping.reduction_factor
+        self._directions = directions
+
+    def scope(self, cell) -> list:
+        if self.spec.budget.stopping.scope == "cell":
+            return [cell]
+        return [c for c in self.studies.cells
+                if (c.dataset_index, c.backbone_index) == (cell.dataset_index, cell.backbone_index)]
+
+    def decide(self, cell, trial, rung) -> bool:
+        """Record ``trial``'s rung and whether it goes on; True to go on."""
+        key = f"rung:{rung.epoch}"
+        mine = [float(rung.values[o]) for o in self.spec.cell_objectives(cell)]
+        trial.set_user_attr(key, mine)
+        vectors: dict = {}
+        for c in self.scope(cell):
+            for t in self.studies.by_cell[c.id].get_trials(deepcopy=False):
+                if key in t.user_attrs and (c.id, t.number) != (cell.id, trial.number):
+                    vectors[(c.id, t.number)] = t.user_attrs[key]
+        vectors[(cell.id, trial.number)] = mine  # arrival order: the trials before it, then it
+        go = goes_on(vectors, (cell.id, trial.number), self._directions(self.spec, cell), self.eta)
+        trial.set_user_attr(f"{key}:go", go)
+        return go

@@ -1,0 +1,163 @@
+"""Early stopping (MO-ASHA): the rung rule against brute force on fixed vectors, the
+spec's checks, and a real sweep in which trials are stopped at a rung."""
+from __future__ import annotations
+
+import io
+import itertools
+import math
+
+import numpy as np
+import optuna
+import pytest
+from rich.console import Console
+
+from orchestrator.executor import InProcessExecutor
+from orchestrator.spec import SpecError, parse_spec
+from orchestrator.stopping import crowding_distance, goes_on, non_dominated_fronts, ranking, rung_epochs
+from orchestrator.sweep import Sweep
+from tests.conftest import tiny_spec
+
+
+def _dominates(a, b, dirs) -> bool:
+    s = [-1 if d == "maximize" else 1 for d in dirs]
+    a, b = [x * k for x, k in zip(a, s)], [x * k for x, k in zip(b, s)]
+    return all(x <= y for x, y in zip(a, b)) and any(x < y for x, y in zip(a, b))
+
+
+def _brute_fronts(pts, dirs):
+    """Front of each point: 0 if nothing dominates it, else 1 + the largest front of those that do."""
+    front = {}
+    for _ in range(len(pts)):
+        for i, p in enumerate(pts):
+            doms = [j for j, q in enumerate(pts) if _dominates(q, p, dirs)]
+            if all(j in front for j in doms):
+                front[i] = 1 + max((front[j] for j in doms), default=-1)
+    return front
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_fronts_and_ranking_match_brute_force(seed):
+    rng = np.random.default_rng(seed)
+    n, m = int(rng.integers(2, 14)), int(rng.integers(2, 4))
+    pts = rng.integers(0, 5, size=(n, m)).astype(float)  # small integers: ties and duplicates happen
+    dirs = ["maximize"] + ["minimize"] * (m - 1)
+    brute = _brute_fronts(pts.tolist(), dirs)
+    fronts = non_dominated_fronts(pts, dirs)
+    assert {i: k for k, f in enumerate(fronts) for i in f} == brute
+    order = ranking(pts, dirs)
+    assert sorted(order) == list(range(n))
+    ranks = [brute[i] for i in order]
+    assert ranks == sorted(ranks)  # every front before the next
+    for f in fronts:  # within a front: larger crowding distance first, then arrival
+        cd = dict(zip(f, crowding_distance(pts[f])))
+        inside = [i for i in order if i in cd]
+        assert inside == sorted(f, key=lambda i: (-cd[i], i))
+
+
+def test_crowding_distance_by_hand():
+    pts = np.array([[0.0, 4.0], [1.0, 2.0], [2.0, 1.0], [4.0, 0.0]])
+    cd = crowding_distance(pts)
+    assert math.isinf(cd[0]) and math.isinf(cd[3])
+    assert cd[1] == pytest.approx(2 / 4 + 3 / 4) and cd[2] == pytest.approx(3 / 4 + 2 / 4)
+
+
+def test_the_rung_rule():
+    dirs = ["maximize", "minimize"]
+    # fewer than eta trials at the rung: everyone goes on
+    assert goes_on({"a": [0.1, 9.0]}, "a", dirs, eta=3)
+    assert goes_on({"a": [0.9, 1.0], "b": [0.1, 9.0]}, "b", dirs, eta=3)
+    # n = 3, eta = 3: only the first of the ranking goes on (ceil(3/3) = 1)
+    rung = {"a": [0.5, 5.0], "b": [0.9, 1.0], "c": [0.1, 9.0]}  # b dominates both
+    assert [goes_on(rung, k, dirs, 3) for k in rung] == [False, True, False]
+    # n = 4, eta = 3: two go on (ceil(4/3) = 2); a and d trade off on the first front
+    rung = {"a": [0.9, 5.0], "b": [0.5, 6.0], "c": [0.2, 9.0], "d": [0.6, 1.0]}
+    assert [k for k in rung if goes_on(rung, k, dirs, 3)] == ["a", "d"]
+    # brute force on every 5-subset of fixed vectors: exactly ceil(n/eta) go on, and never a dominated
+    # trial while one that dominates it stops
+    vecs = {i: [v, c] for i, (v, c) in enumerate([(0.9, 3), (0.8, 1), (0.7, 2), (0.5, 5), (0.4, 0.5), (0.3, 9)])}
+    for keys in itertools.combinations(vecs, 5):
+        rung = {k: vecs[k] for k in keys}
+        kept = [k for k in keys if goes_on(rung, k, dirs, 2)]
+        assert len(kept) == 3
+        for k in keys:
+            if k not in kept:
+                assert not any(_dominates(rung[k], rung[j], dirs) for j in kept)
+
+
+def test_rung_epochs():
+    assert rung_epochs(1, 3, 10) == [1, 3, 9]
+    assert rung_epochs(1, 3, 9) == [1, 3]
+    assert rung_epochs(2, 2, 9) == [2, 4, 8]
+
+
+def _spec(tmp_path, cache_dir, **stopping):
+    return tiny_spec(tmp_path, cache_dir, {"linear_probe": {"search": {"lr": {"type": "float", "low": 1e-4,
+                                                                            "high": 0.05, "log": True}}}},
+                     train={"epochs": 4, "batch_size": 32},
+                     budget={"trials_per_cell": 6, "n_startup_trials": 6, "sampler": "random",
+                             "stopping": {"type": "mo_asha", "min_epochs": 1, "reduction_factor": 2, **stopping}})
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda d: d["budget"]["stopping"].update(min_epochs=4), "budget.stopping.min_epochs: 4 is not below train.epochs"),
+    (lambda d: d["budget"]["stopping"].update(reduction_factor=1), "budget.stopping.reduction_factor"),
+    (lambda d: d["budget"]["stopping"].update(scope="everything"), "budget.stopping.scope"),
+    (lambda d: d["budget"]["stopping"].update(type="hyperband"), "budget.stopping.type"),
+])
+def test_bad_stopping_is_refused_with_its_path(tmp_path, change, words):
+    d = _spec(tmp_path, tmp_path / "cache")
+    change(d)
+    with pytest.raises(SpecError, match=words.replace("(", r"\(")):
+        parse_spec(d, "s.yaml")
+
+
+def test_a_sweep_stops_low_ranked_trials_at_their_rungs(tmp_path, cache_dir):
+    spec = parse_spec(_spec(tmp_path, cache_dir))
+    out = io.StringIO()
+    run = Sweep(spec, console=Console(file=out, width=200)).execute(executor=InProcessExecutor())
+    records = {r.optuna_trial: r for r in run.trial_records()}
+    assert len(records) == 6  # stopped trials use budget like any ended trial
+    stopped = [r for r in records.values() if r.status == "stopped"]
+    done = [r for r in records.values() if r.status == "ok"]
+    assert stopped and done, out.getvalue()
+    for r in stopped:
+        assert r.stopped_at in (1, 2) and len(r.metrics.history) == r.stopped_at < 4
+        assert [g.epoch for g in r.rungs] == [1, 2][:len(r.rungs)]
+        assert set(r.rungs[-1].values) == {"score", "train_memory_mb", "latency_ms_per_graph"}
+        assert r.values == [r.rungs[-1].values[o] for o in r.objective_names]
+        assert f"#{r.optuna_trial}: stopped at rung epoch {r.stopped_at}" in out.getvalue()
+    for r in done:
+        assert len(r.metrics.history) == 4 and [g.epoch for g in r.rungs] == [1, 2]
+    # the decisions are in the storage, and every trial was told with values (every sampler copes)
+    study = optuna.load_study(study_name=spec.cells()[0].id, storage=run.sqlite_url())
+    for t in study.trials:
+        assert t.state == optuna.trial.TrialState.COMPLETE and t.values is not None
+        r = records[t.number]
+        for g in r.rungs:
+            assert t.user_attrs[f"rung:{g.epoch}"] == [g.values[o] for o in r.objective_names]
+        assert t.user_attrs[f"rung:{r.rungs[-1].epoch}:go"] is (r.status == "ok")
+        assert t.user_attrs.get("stopped_at") == r.stopped_at
+    # the first trial to reach a rung always goes on (n < eta)
+    assert records[0].status == "ok"
+
+
+@pytest.mark.e2e
+def test_a_sweep_stops_trials_through_ray_slots(tmp_path, cache_dir):
+    """The same rule through long-lived Ray Train slots: rank 0 reports to its mailbox and
+    waits; the driver answers while it waits for results."""
+    d = _spec(tmp_path, cache_dir, scope="dataset")
+    d["resources"] = {"max_concurrent_trials": 2, "cpus_per_worker": 1}
+    d["methods"]["bitfit"] = {}
+    spec = parse_spec(d)
+    out = io.StringIO()
+    run = Sweep(spec, console=Console(file=out, width=200)).execute(num_cpus=2)
+    records = run.trial_records()
+    assert len(records) == 12, [(r.status, r.error) for r in records]
+    assert all(r.executor is not None and r.executor.kind == "ray_slots" for r in records), [(r.status, r.error) for r in records]
+    stopped = [r for r in records if r.status == "stopped"]
+    assert stopped and all(r.status in ("ok", "stopped") for r in records), out.getvalue()
+    for r in stopped:
+        assert len(r.metrics.history) == r.stopped_at < 4
+    # scope dataset: a rung ranks both variants' trials together
+    studies = {c.id: optuna.load_study(study_name=c.id, storage=run.sqlite_url()) for c in spec.cells()}
+    assert all(any("rung:1" in t.user_attrs for t in s.trials) for s in studies.values())
