@@ -65,26 +65,31 @@ def crowding_distance(vectors: np.ndarray) -> np.ndarray:
     for k in range(m):
         order = np.argsort(pts[:, k], kind="stable")
         span = pts[order[-1], k] - pts[order[0], k]
+        if span <= 0:
+            continue  # an objective on which the front does not differ tells no point apart
         dist[order[0]] = dist[order[-1]] = math.inf
-        if span > 0:
-            dist[order[1:-1]] += (pts[order[2:], k] - pts[order[:-2], k]) / span
+        dist[order[1:-1]] += (pts[order[2:], k] - pts[order[:-2], k]) / span
     return dist
 
 
 def ranking(vectors: np.ndarray, directions: Sequence[str]) -> list[int]:
     """Indices from best to worst: by front, then by crowding distance (larger first),
-    then by index (arrival)."""
-    pts = np.asarray(vectors, dtype=float)
+    then by the objectives in order (the score first), then by index (arrival). A
+    non-finite value counts as the worst of its objective."""
+    pts = _minimised(np.asarray(vectors, dtype=float), directions)
+    pts = np.where(np.isfinite(pts), pts, np.inf)
+    mins = ["minimize"] * pts.shape[1]
     out: list[int] = []
-    for front in non_dominated_fronts(pts, directions):
-        cd = crowding_distance(pts[front])
-        out += [front[i] for i in sorted(range(len(front)), key=lambda i: (-cd[i], front[i]))]
+    for front in non_dominated_fronts(pts, mins):
+        cd = crowding_distance(np.where(np.isfinite(pts[front]), pts[front], np.finfo(float).max))
+        out += [front[i] for i in sorted(range(len(front)), key=lambda i: (-cd[i], tuple(pts[front[i]]), front[i]))]
     return out
 
 
 def goes_on(rung: dict[Hashable, Sequence[float]], me: Hashable, directions: Sequence[str], eta: int) -> bool:
     """Whether trial ``me`` continues past a rung where ``rung`` holds every trial that
-    reached it (``me`` included; insertion order is arrival order)."""
+    reached it (``me`` included; ties that nothing else breaks go to the earlier key in
+    insertion order)."""
     keys = list(rung)
     n = len(keys)
     if n < eta:
@@ -110,12 +115,10 @@ class Rungs:
       dataset, whose task names them); a user's limit is never a reason to stop here.
     """
 
-    def __init__(self, spec, studies) -> None:
-        from orchestrator.resolve import directions
-
+    def __init__(self, spec, studies, directions) -> None:
         self.spec, self.studies = spec, studies
         self.eta = spec.budget.stopping.reduction_factor
-        self._directions = directions
+        self._directions = directions  # (spec, cell) -> the cell's Optuna directions
 
     def scope(self, cell) -> list:
         if self.spec.budget.stopping.scope == "cell":
@@ -126,6 +129,9 @@ class Rungs:
     def decide(self, cell, trial, rung) -> bool:
         """Record ``trial``'s rung and whether it goes on; True to go on."""
         key = f"rung:{rung.epoch}"
+        made = trial.user_attrs.get(f"{key}:go")
+        if made is not None:  # a retried trial reports again: the decision made stands
+            return bool(made)
         mine = [float(rung.values[o]) for o in self.spec.cell_objectives(cell)]
         trial.set_user_attr(key, mine)
         vectors: dict = {}

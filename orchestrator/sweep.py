@@ -77,7 +77,7 @@ class Sweep:
         self.recovery = Recovery(spec, self.run, self.studies, self.say)
         self.studies.on_stale = self.recovery.on_stale
         self.budget = SharedBudget(self.run, self.studies, spec.budget.trials_per_cell)
-        self.rungs = Rungs(spec, self.studies) if spec.budget.stopping.type != "none" else None
+        self.rungs = Rungs(spec, self.studies, directions) if spec.budget.stopping.type != "none" else None
         self.storage_url = self.studies.url
         self.progress: LiveProgress | None = None
         self._inflight: dict[str, Pending] = {}
@@ -162,8 +162,7 @@ class Sweep:
             self.say(f"sweep {self.spec.name}: {len(self.cells)} studies, nothing left to run")
             return self.run
         ex = executor if isinstance(executor, Executor) else self.make_executor(executor, address, num_cpus)
-        if self.rungs is not None:
-            ex.rung_decider = self._decide
+        ex.rung_decider = self._decide if self.rungs is not None else None
         self._start_progress()
         # A live table on a terminal; plain log lines otherwise (CI, nohup, a pipe).
         live = Live(self.progress, console=self.console, refresh_per_second=2) if self.console.is_terminal \

@@ -264,8 +264,9 @@ def _rung_values(cfg: TrialConfig, task: Task, data, model: nn.Module, device: t
     """What a trial reports at a rung: its validation score, its memory peak measured so
     far, and its latency timed now, on the current weights (undeployed)."""
     model.eval()  # the next epoch sets training mode again
-    batch, units = task.latency_batch(data, cfg.profile.latency_batch_size, device, model=model)
-    with torch.no_grad():
+    # the latency batch's loader draws from the global generator: a rung must not shift training
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.no_grad():
+        batch, units = task.latency_batch(data, cfg.profile.latency_batch_size, device, model=model)
         lat = profiling.measure_latency(lambda: model(batch), batch_size=units, device=device,
                                         warmup=cfg.profile.latency_warmup, repeats=cfg.profile.latency_repeats,
                                         unit=task.unit)

@@ -47,7 +47,7 @@ def _value(cfg) -> float:
     return float(sum(map(ord, cfg.model_dump_json())) % 1000) / 1000.0
 
 
-def noop_trial(cfg, rank: int = 0, world_size: int = 1) -> TrialRecord:
+def noop_trial(cfg, rank: int = 0, world_size: int = 1, rung=None) -> TrialRecord:
     """Does nothing, except what the trial id asks for (see the module docstring)."""
     t0 = time.perf_counter()
     what = cfg.trial_id.rpartition("@")[2] if "@" in cfg.trial_id else "ok"
@@ -60,7 +60,7 @@ def noop_trial(cfg, rank: int = 0, world_size: int = 1) -> TrialRecord:
     return _record(cfg, time.perf_counter() - t0, _value(cfg), rank, world_size)
 
 
-def busy_trial(cfg, rank: int = 0, world_size: int = 1) -> TrialRecord:
+def busy_trial(cfg, rank: int = 0, world_size: int = 1, rung=None) -> TrialRecord:
     """A real small training loop (an MLP on random data) for ``cfg.train.epochs`` × 0.1 s
     of wall time on the CPU, so its cost is known whatever the machine. Its random
     numbers come from a generator of its own, seeded by ``cfg.seed``."""

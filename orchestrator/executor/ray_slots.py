@@ -29,6 +29,7 @@ The worker side (the mailbox actor, the slots' loop) is :mod:`orchestrator.execu
 """
 from __future__ import annotations
 
+import logging
 import os
 import time
 import warnings
@@ -40,6 +41,8 @@ import ray
 from orchestrator.executor.base import TRIAL_FN, Executor, failed, resource_problems
 from orchestrator.executor.ray_worker import TRAIN_ENV, Mailbox, run_slot
 from runfolder import Rung, TrialRecord
+
+log = logging.getLogger(__name__)
 
 def init_ray(address: str | None, num_cpus: int | None = None) -> None:
     if ray.is_initialized():
@@ -163,7 +166,11 @@ class RaySlotExecutor(Executor):
         ready_set = set(ready)
         for s in busy:  # rung reports first: each trial waits for its answer
             if s.rung_ref is not None and s.rung_ref in ready_set:
-                go = self.rung_decider(s.key, Rung.model_validate(ray.get(s.rung_ref)))
+                try:
+                    go = self.rung_decider(s.key, Rung.model_validate(ray.get(s.rung_ref)))
+                except Exception:  # noqa: BLE001 - a decision that cannot be made lets the trial go on
+                    log.warning("rung decision for %s failed; it goes on", s.key, exc_info=True)
+                    go = True
                 s.mailbox.answer.remote(bool(go))
                 s.rung_ref = s.mailbox.next_rung.remote()
         for s in list(self.slots.values()):

@@ -48,10 +48,11 @@ def test_fronts_and_ranking_match_brute_force(seed):
     assert sorted(order) == list(range(n))
     ranks = [brute[i] for i in order]
     assert ranks == sorted(ranks)  # every front before the next
-    for f in fronts:  # within a front: larger crowding distance first, then arrival
-        cd = dict(zip(f, crowding_distance(pts[f])))
+    mins = pts * np.array([-1.0] + [1.0] * (m - 1))  # every objective minimised
+    for f in fronts:  # within a front: larger crowding distance first, then the objectives in order, then arrival
+        cd = dict(zip(f, crowding_distance(mins[f])))
         inside = [i for i in order if i in cd]
-        assert inside == sorted(f, key=lambda i: (-cd[i], i))
+        assert inside == sorted(f, key=lambda i: (-cd[i], tuple(mins[i]), i))
 
 
 def test_crowding_distance_by_hand():
@@ -82,6 +83,16 @@ def test_the_rung_rule():
         for k in keys:
             if k not in kept:
                 assert not any(_dominates(rung[k], rung[j], dirs) for j in kept)
+
+
+def test_ties_do_not_go_against_the_newest_and_nan_is_worst():
+    dirs = ["maximize", "minimize", "minimize"]
+    # memory equal for all (one variant): c has the best score and is on the first front
+    assert goes_on({"a": [0.5, 10, 1.0], "b": [0.4, 10, 0.9], "c": [0.9, 10, 1.1]}, "c", dirs, 3)
+    # a non-finite score counts as the worst, whoever came first
+    rung = {"a": [float("nan"), 1.0, 1.0], "b": [0.9, 1.0, 1.0]}
+    assert ranking(np.array(list(rung.values())), dirs) == [1, 0]
+    assert not goes_on(rung, "a", dirs, 2) and goes_on(rung, "b", dirs, 2)
 
 
 def test_rung_epochs():
