@@ -11,7 +11,9 @@ Within a front, ties are broken by crowding distance (NSGA-II, Deb et al. 2002):
 more isolated point ranks first, boundary points of each objective rank before
 interior ones, so the survivors spread along the front instead of crowding one end.
 syne-tune breaks ties with an ε-net; crowding distance is the tie-break NSGA-II users
-know, and is deterministic here (equal distances fall back to the order of arrival).
+know, and is deterministic here: equal distances fall back to the objectives in order
+(the score first), then to the order of arrival. An objective on which a front does not
+differ (one variant's memory) marks no point as an end; a non-finite value is the worst.
 
 Written by hand: Optuna has no multi-objective pruner (``Trial.should_prune`` raises
 in multi-objective studies), Ray Tune's ASHA takes one metric, and the non-dominated
