@@ -41,6 +41,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `python benchmarks/memory.py` from the repo root
     sys.path.insert(0, str(ROOT))
 
+from runfolder.record import SeedResult  # noqa: E402
+
 COMMAND = ".venv/bin/python benchmarks/memory.py"
 BACKBONES = {
     "small": {"hidden_dim": 64, "num_layers": 4, "num_heads": 4, "ffn_dim": 128},
@@ -118,14 +120,16 @@ def measure(data, backbone: dict, batch_size: int, variant: dict, steps: int, de
         torch.cuda.empty_cache()
     t0 = time.perf_counter()
     with quiet_profiler_stderr():
-        rec = train_seed(cfg, 0, sub, None, device, say=lambda msg: None)
-    mem = rec["memory"]
+        out = train_seed(cfg, 0, sub, None, device, say=lambda msg: None)
+    # the seed's part of a trial record, read by attribute like every record
+    rec = SeedResult.model_validate({k: v for k, v in out.items() if k in SeedResult.model_fields})
+    mem = rec.memory
     return {
-        "device": device.type, "device_name": mem["device"],
-        "trainable_params": rec["trainable_params"], "total_params": rec["total_params"],
-        "peak_train_bytes": mem["peak_train_bytes"], "sum_of_parts_bytes": mem["sum_of_parts_bytes"],
-        "parts": mem["parts"], "eval_peak_bytes": mem["eval_peak_bytes"], "peak_method": mem["method"],
-        "measured_steps": mem["detail"].get("measured_steps"), "train_steps": len(sub.train) // batch_size,
+        "device": device.type, "device_name": mem.device,
+        "trainable_params": rec.trainable_params, "total_params": rec.total_params,
+        "peak_train_bytes": mem.peak_train_bytes, "sum_of_parts_bytes": mem.sum_of_parts_bytes,
+        "parts": mem.parts, "eval_peak_bytes": mem.eval_peak_bytes, "peak_method": mem.method,
+        "measured_steps": mem.detail.get("measured_steps"), "train_steps": len(sub.train) // batch_size,
         "wall_s": time.perf_counter() - t0,
     }
 

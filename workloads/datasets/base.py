@@ -39,7 +39,7 @@ class MoleculeSetConfig(BaseDatasetConfig):
     max_molecules: int | None = Field(default=None, ge=20, description="deterministic random subset of this size")
 
 
-def _no_problems(cfg: BaseDatasetConfig) -> list[str]:
+def no_problems(cfg: BaseDatasetConfig) -> list[str]:
     return []
 
 
@@ -56,7 +56,7 @@ class MoleculeSource:
     build: Callable[[BaseDatasetConfig], dict]  # featurized train/valid/test and label statistics
     family: str = "graph_property"  # the task family (workloads.tasks) that trains on it
     # entry -> problems (empty: usable), run when the spec loads, before any work
-    check: Callable[[BaseDatasetConfig], list[str]] = _no_problems
+    check: Callable[[BaseDatasetConfig], list[str]] = no_problems
     config_cls: type[BaseDatasetConfig] = MoleculeSetConfig
     is_kind: bool = False
 

@@ -9,6 +9,7 @@ from typing import Callable
 import numpy as np
 from pydantic import Field
 
+from workloads.datasets.base import no_problems
 from workloads.datasets.entry import BaseDatasetConfig
 
 NODE_FRACTIONS = (0.6, 0.2, 0.2)
@@ -77,10 +78,6 @@ class TextGraphConfig(BaseDatasetConfig):
         "instead of the shipped subset; ogbn-arxiv: OGB's folder, default $OGB_ROOT or data/ogb)")
 
 
-def _no_problems(cfg: BaseDatasetConfig) -> list[str]:
-    return []
-
-
 @dataclass(frozen=True)
 class TextGraphSource:
     """A text-attributed graph with one class per node (a ``TextGraphDataSource``; see
@@ -90,7 +87,7 @@ class TextGraphSource:
     description: str
     read: Callable[[BaseDatasetConfig], TextGraph]  # entry -> graph (split assigned)
     fingerprint: Callable[[BaseDatasetConfig], str]  # content digest of what it reads
-    check: Callable[[BaseDatasetConfig], list[str]] = _no_problems  # entry -> problems, before any work
+    check: Callable[[BaseDatasetConfig], list[str]] = no_problems  # entry -> problems, before any work
     config_cls: type[BaseDatasetConfig] = TextGraphConfig
     family: str = "node_classification"
     task: str = "multiclass"
