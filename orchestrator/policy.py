@@ -6,8 +6,14 @@ Invariants:
 * Every Optuna trial is told at most once, by whichever driver gets there first; a
   second tell is refused by the storage and ignored here (the record already says how
   it ended).
-* ``ok`` trials are told their values in the cell's objective order; ``infeasible``
-  ones a penalty; everything else (``failed``, ``interrupted``) is told failed.
+* ``ok`` trials are told their values in the cell's objective order; everything else
+  but ``infeasible`` and ``stopped`` (``failed``, ``interrupted``) is told failed.
+* An ``infeasible`` trial, over a user's hard limit (cause ``limit``) or out of memory
+  (``oom``, ``share``), is told COMPLETE, after a positive constraint is set on it with
+  ``Trial.set_constraint`` (:func:`constraint`): NSGA-II reads only COMPLETE trials, and
+  both it and TPE rank a trial with a positive constraint below every feasible one and
+  among the infeasible by how far over they were. Its values are the objectives it
+  measured before it stopped, and :data:`PENALTY` (the worst value) for those it did not.
 * A ``stopped`` trial (stopped early at a rung) is told COMPLETE with its values at that
   rung, and its trial carries ``stopped_at`` (the epoch). Every sampler here copes with
   that: NSGA-II reads only COMPLETE trials, and pruned multi-objective trials without
@@ -19,10 +25,13 @@ Invariants:
 """
 from __future__ import annotations
 
+import math
+
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import Trial, TrialState
 
 from runfolder import TrialRecord
+from runfolder.limits import Violation
 
 PENALTY = 1e12  # the objective value an infeasible trial is told with
 
@@ -33,13 +42,38 @@ def penalty(directions: list[str]) -> list[float]:
     return [-PENALTY if d == "maximize" else PENALTY for d in directions]
 
 
-def tell(study: optuna.Study, trial, record: TrialRecord, directions: list[str]) -> bool:
+def constraint(record: TrialRecord) -> tuple[str, float]:
+    """The constraint an infeasible trial is told: the objective over its limit and by how
+    much (relative to the limit), or its cause (``oom``, ``share``) with 1."""
+    inf = record.infeasible
+    if inf is not None and inf.cause == "limit" and inf.objective and inf.limit is not None \
+            and inf.measured is not None:
+        return inf.objective, Violation(inf.objective, "max" if inf.measured > inf.limit else "min",
+                                        inf.limit, inf.measured).amount
+    return (inf.cause if inf is not None else "oom"), 1.0
+
+
+def infeasible_values(record: TrialRecord, directions: list[str]) -> list[float]:
+    """What it measured before it stopped, the penalty for what it did not."""
+    worst = penalty(directions)
+    names = record.objective_names or []
+    if len(names) != len(directions):
+        return worst
+    out = []
+    for name, bad in zip(names, worst):
+        v = record.objectives.get(name)
+        out.append(float(v) if v is not None and math.isfinite(v) else bad)
+    return out
+
+
+def tell(study: optuna.Study, trial: Trial, record: TrialRecord, directions: list[str]) -> bool:
     """Tell Optuna how a recorded trial ended; False when another driver told it first."""
     try:
         if record.status in ("ok", "stopped") and record.values:
             study.tell(trial, record.values)
         elif record.status == "infeasible":
-            study.tell(trial, penalty(directions))
+            trial.set_constraint(*constraint(record))  # before tell: samplers read it when the trial completes
+            study.tell(trial, infeasible_values(record, directions))
         else:
             study.tell(trial, state=TrialState.FAIL)
     except (ValueError, RuntimeError):

@@ -80,7 +80,8 @@ class Recovery:
                         log.debug("heartbeat for another driver's trial failed", exc_info=True)
                 if record is None or record.status == "interrupted":
                     continue
-                if policy.tell(study, t.number, record, directions(self.spec, cell)):
+                trial = optuna.trial.Trial(study, self.studies.trial_id(cell, t.number))
+                if policy.tell(study, trial, record, directions(self.spec, cell)):
                     self.say(f"resume: {cell.id} trial {t.number} had ended ({record.status}); told Optuna")
             with heartbeat_warnings_off():
                 optuna.storages.fail_stale_trials(study)

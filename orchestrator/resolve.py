@@ -42,6 +42,7 @@ def trial_config(spec: SweepSpec, cell: Cell, params: dict, trial_id: str) -> Tr
         num_threads=spec.resources.cpus_per_worker,
         device="cuda" if spec.resources.use_gpu else "cpu",
         rungs=rung_epochs(st.min_epochs, st.reduction_factor, spec.train.epochs) if st.type != "none" else [],
+        limits={k: v for k, v in spec.constraints.items() if k in spec.cell_objectives(cell)},
     )
 
 

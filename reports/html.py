@@ -13,6 +13,7 @@ from __future__ import annotations
 import html
 import math
 import re
+from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -44,7 +45,7 @@ def _plot(fig: go.Figure, div_id: str) -> str:
             f'</div><script type="application/json" id="{div_id}-fig">{data}</script></div>')
 
 
-def _front_figure(entry: dict, key: str, label: str, colors: dict) -> go.Figure:
+def _front_figure(entry: dict, key: str, label: str, colors: dict, limits: dict | None = None) -> go.Figure:
     trials, plane = entry["trials"], entry["planes"][key]
     fig = go.Figure()
     for m in sorted({r.method for r in trials}):
@@ -63,6 +64,28 @@ def _front_figure(entry: dict, key: str, label: str, colors: dict) -> go.Figure:
                 mode="markers", name=m, legendgroup=m, showlegend=False,
                 marker=dict(color=colors[m], size=16, symbol="star", line=dict(width=1.5, color="black")),
                 text=[_hover(trials[i]) for i in star], hovertemplate="%{text}<extra></extra>"))
+    stopped = [r for r in entry.get("stopped", []) if r.rungs and key in r.rungs[-1].values]
+    if stopped:  # where they stood at their last rung: not final, never on a front
+        fig.add_trace(go.Scatter(
+            x=[r.rungs[-1].values[key] for r in stopped], y=[r.rungs[-1].values["score"] for r in stopped],
+            mode="markers", name="stopped early (at its last rung)",
+            marker=dict(color=[colors.get(r.method, "#999") for r in stopped], size=7, opacity=0.35,
+                        symbol="circle-open"),
+            text=[f"{E(r.method or '?')} #{r.optuna_trial}: stopped at epoch {r.stopped_at}" for r in stopped],
+            hovertemplate="%{text}<extra></extra>"))
+    for name, lim in (limits or {}).items():
+        for bound in ("min", "max"):
+            v = lim.get(bound)
+            if v is None or name not in (key, "score"):
+                continue
+            text = f"limit: {name} {'≤' if bound == 'max' else '≥'} {v:g}"
+            style = dict(color="#c00", dash="dashdot", width=1.5)
+            if name == "score":
+                fig.add_hline(y=v, line=style, annotation_text=text, annotation_position="top right")
+            else:  # shapes on a log axis take data coordinates, annotations log10 ones
+                fig.add_vline(x=v, line=style)
+                fig.add_annotation(x=_logx(v), yref="paper", y=1.0, text=text, showarrow=False,
+                                   font=dict(color="#c00", size=10), xanchor="left")
     front = plane["front"]
     fig.add_trace(go.Scatter(
         x=[trials[i].cost(key) for i in front], y=[trials[i].score for i in front],
@@ -177,6 +200,12 @@ def _importance_table(entry: dict) -> str:
     if empty:
         out += (f"<p class='note'>Too few finished trials (or nothing varied) for importance: "
                 f"{E(', '.join(empty))}.</p>")
+    stopped = Counter(r.method for r in entry.get("stopped", []))
+    if stopped:  # early stopping leaves fewer finished trials, and not a random sample of them
+        out += ("<p class='note'>Importance uses finished trials only; early stopping ended "
+                + E(", ".join(f"{n} of {m}'s trials" for m, n in sorted(stopped.items())))
+                + " at a rung, and the finished ones are those that ranked well there, so importance here "
+                "describes the better region of the search, not the whole of it.</p>")
     return out + ("<p class='note'>Optuna's fANOVA importance (FanovaImportanceEvaluator, 16 trees, seed 0) of each searched "
                   "parameter, per objective, over the variant's finished trials (it sums to 1 per objective); ρ: "
                   "Spearman's rank correlation of the parameter with that objective (positive: larger values raise "
@@ -184,9 +213,29 @@ def _importance_table(entry: dict) -> str:
                   "construction, measurement noise included; read ρ then.</p>")
 
 
+def limit_text(limits: dict) -> str:
+    """``train_memory_mb ≤ 2000, score ≥ 0.7``: the spec's constraints as read."""
+    return ", ".join(f"{k} {'≤' if b == 'max' else '≥'} {v[b]:g}" for k, v in limits.items() for b in ("min", "max")
+                     if v.get(b) is not None)
+
+
+def _over_limits(entry: dict, limits: dict) -> str:
+    over = [r for r in entry["infeasible"] if r.infeasible is not None and r.infeasible.cause == "limit"]
+    head = (f"<p>Limits (the spec's constraints): {E(limit_text(limits))}. Fronts are built from trials within "
+            "them; a trial over one stopped when it was measured.</p>" if limits else "")
+    if not over:
+        return head
+    rows = [(r.method or "?", [r.method or "?", r.optuna_trial, r.infeasible.objective,
+                               f"{r.infeasible.limit:g}", f"{r.infeasible.measured:.4g}", str(r.error or "")[:300]])
+            for r in over]
+    return head + (f"<h4>Trials over a limit ({len(over)})</h4>"
+                   + _table(["method variant", "trial", "objective", "limit", "measured", "where"], rows))
+
+
 def _problems(entry: dict) -> str:
     rows = [(r.method or "?", [r.method or "?", r.optuna_trial, r.status, str(r.error or "")[:500]])
-            for r in entry["infeasible"] + entry["failed"]]
+            for r in entry["infeasible"] + entry["failed"]
+            if r.infeasible is None or r.infeasible.cause != "limit"]
     cut = (f"<p class='note'>{entry['interrupted']} trial(s) were cut short by a crash of the driver and "
            "run again; they do not count against the budget.</p>" if entry["interrupted"] else "")
     if not rows:
@@ -312,10 +361,11 @@ console.error = function (...a) { noteError(a.join(' ')); consoleError.apply(con
 
 def render(records: list[TrialRecord], title: str, env: dict | None, spec_header: str | None = None,
            spec_path: str = "SPEC", budget: int | None = None, sweep: str | None = None,
-           n_cells: int | None = None, *, families: dict[str, dict]) -> str:
+           n_cells: int | None = None, *, families: dict[str, dict], limits: dict | None = None) -> str:
     """The page. ``families``: each task family's title and full fine-tuning reference, as
     :meth:`runfolder.RunDir.read_families` gives them (empty: titles are the families'
-    names, and no group has a reference line)."""
+    names, and no group has a reference line). ``limits``: the spec's constraints
+    (``{objective: {"min": ..., "max": ...}}``), drawn on each plane and listed."""
     summary = summarize(records, families)
     ov = overview(records, env, spec_header, budget=budget, sweep=sweep, n_cells=n_cells)
     methods = sorted({r.method for r in records if r.method})
@@ -341,7 +391,7 @@ def render(records: list[TrialRecord], title: str, env: dict | None, spec_header
             parts.append(f'<div class="row" style="grid-template-columns: repeat({len(entry["plane_labels"])}, '
                          'minmax(0, 1fr))">')
             for key, label in entry["plane_labels"].items():
-                parts.append(_plot(_front_figure(entry, key, label, colors), _div_id("front", g, key)))
+                parts.append(_plot(_front_figure(entry, key, label, colors, limits), _div_id("front", g, key)))
             parts.append("</div>")
             knees = {k: p["knee"] for k, p in entry["planes"].items() if p["knee"] is not None}
             cmds = "".join(
@@ -356,6 +406,7 @@ def render(records: list[TrialRecord], title: str, env: dict | None, spec_header
             parts.append("<h4>Pareto-optimal configurations of each variant (score and every searched cost; click "
                          "a column to sort)</h4>" + _pareto_table(entry, knees))
             parts.append("<h4>Parameter importance</h4>" + _importance_table(entry))
+        parts.append(_over_limits(entry, limits or {}))
         parts.append(_problems(entry))
         parts.append("</section>")
         sections.append("\n".join(parts))
@@ -424,6 +475,7 @@ def build_report(run_path: str | Path) -> Path:
     except ValueError:
         pass
     header = budget = sweep = n_cells = None
+    limits: dict = {}
     if run.spec_file.exists():  # the resolved spec (strict YAML the driver wrote), its header comments first
         import yaml
 
@@ -431,11 +483,12 @@ def build_report(run_path: str | Path) -> Path:
         header = text.split("\n", 1)[0]
         resolved = yaml.safe_load(text) or {}
         budget, sweep = (resolved.get("budget") or {}).get("trials_per_cell"), resolved.get("name")
+        limits = resolved.get("constraints") or {}
         found = re.search(r"^# cells: (\d+)$", text, re.M)
         n_cells = int(found.group(1)) if found else None
     families = run.read_families()
     page = render(records, f"Sweep report: {run.path.name}", run.read_env(), header, spec_path,
-                  budget=budget, sweep=sweep, n_cells=n_cells, families=families)
+                  budget=budget, sweep=sweep, n_cells=n_cells, families=families, limits=limits)
     write_exports(records, run.path, families)
     return atomic_write_text(run.report_file, page)
 

@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
+from runfolder.limits import Limit
 from runfolder.strict import StrictModel
 from workloads.datasets.config import DatasetConfig
 
@@ -158,3 +159,6 @@ class TrialConfig(StrictModel):
     rungs: list[int] = Field(
         default_factory=list, description="epochs (counted from 1) after which the trial reports its validation "
         "score and costs and asks whether to go on (early stopping); empty: it never asks")
+    limits: dict[str, Limit] = Field(
+        default_factory=dict, description="hard limits on the trial's objectives (the spec's constraints): past "
+        "one, the trial stops as soon as it is measured and is recorded infeasible")

@@ -152,6 +152,14 @@ class PeakMeter:
     def peak_bytes(self) -> int:
         return self.impl.peak_bytes
 
+    def peak_so_far(self) -> int:
+        """The peak up to now, readable inside a window on CUDA (the allocator's counter since
+        the window's reset); on the CPU the peak of the windows already closed."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            return max(self.impl.peak_bytes, int(torch.cuda.max_memory_allocated(self.device)))
+        return self.impl.peak_bytes
+
 
 class SavedActivationMeter:
     """Counts bytes autograd keeps for backward while the context is open (a part

@@ -23,6 +23,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from runfolder.limits import Violation, violations
 from runfolder.record import DeviceInfo, Metrics, ProcessInfo, Rung, Timings, TrialRecord
 from workloads import profiling
 from workloads.backbones import BACKBONES
@@ -34,6 +35,24 @@ from workloads.pretrain import ensure_pretrained, load_pretrained
 from workloads.util import LOAD_COUNTS, default_cache_dir, seeded
 
 log = logging.getLogger(__name__)
+
+
+class LimitExceeded(Exception):
+    """A measured cost passed one of the trial's hard limits (``TrialConfig.limits``):
+    training stops where it was measured."""
+
+    def __init__(self, violation: Violation, measured: dict[str, float], where: str, rungs: list[Rung]) -> None:
+        super().__init__(f"{violation.message()}, measured {where}")
+        self.violation, self.measured, self.where, self.rungs = violation, measured, where, rungs
+
+
+def _agree(flag, world_size: int):
+    """Rank 0's value on every rank (a decision all ranks must take together)."""
+    if world_size > 1:
+        box = [flag]
+        torch.distributed.broadcast_object_list(box, src=0)
+        return box[0]
+    return flag
 
 
 def resolve_device(name: str) -> torch.device:
@@ -144,6 +163,20 @@ def train_seed(
         direction = task.direction(cfg.dataset)
         best_val, best_epoch, best_state = float("nan"), -1, None
         history, rungs, stopped = [], [], False
+        cost_limits = {k: v for k, v in cfg.limits.items() if k != "score"}  # a score is final only at the end
+        memory_checked = MEMORY_OBJECTIVE not in cost_limits
+
+        def check_memory() -> None:
+            # The peak over the measured steps, read as soon as their window closes; past the
+            # limit the trial stops here, inside its first epoch.
+            nonlocal memory_checked
+            memory_checked = True
+            mb = meter.peak_so_far() / 2**20
+            over = _agree(violations(cost_limits, {MEMORY_OBJECTIVE: mb}) if rank == 0 else None, world_size)
+            if over:
+                raise LimitExceeded(over[0], {MEMORY_OBJECTIVE: mb},
+                                    f"over the first {measured_steps} training steps (seed {seed})", rungs)
+
         t_train = time.perf_counter()
         for epoch in range(cfg.train.epochs):
             if sampler is not None:
@@ -165,6 +198,8 @@ def train_seed(
                     measure = device.type == "cuda" or (epoch == 0 and (max_steps is None or step < max_steps))
                     if not measure:
                         window.close()  # no-op once closed
+                    if epoch == 0 and not memory_checked and max_steps is not None and step == max_steps:
+                        check_memory()
                     try:
                         batch = next(it)
                     except StopIteration:
@@ -198,6 +233,8 @@ def train_seed(
                     n += units
                     del out, pred, loss
                     step += 1
+            if epoch == 0 and not memory_checked:  # the whole first epoch was measured
+                check_memory()
             val = float("nan")
             if rank == 0:
                 with eval_peak.measure() if eval_peak is not None else contextlib.nullcontext():
@@ -208,15 +245,18 @@ def train_seed(
                 best_state = _trainable_state(model)
             say(f"[{cfg.trial_id} seed {seed}] epoch {epoch}: loss {tot / max(n, 1):.4f}, "
                 f"val {task.metric(cfg.dataset)} {val:.4f}")
-            if rung is not None and epoch + 1 in cfg.rungs:
-                go = True
+            if (rung is not None or cost_limits) and epoch + 1 in cfg.rungs:
+                go, over, values = True, None, {}
                 if rank == 0:
-                    rungs.append(Rung(epoch=epoch + 1, values=_rung_values(cfg, task, data, model, device, val, meter)))
-                    go = bool(rung(rungs[-1]))
-                if world_size > 1:
-                    box = [go]
-                    torch.distributed.broadcast_object_list(box, src=0)
-                    go = box[0]
+                    values = _rung_values(cfg, task, data, model, device, val, meter)
+                    # a cost past its limit ends the trial before it asks to go on
+                    over = violations(cost_limits, values) or None
+                    if over is None:
+                        rungs.append(Rung(epoch=epoch + 1, values=values))
+                        go = rung is None or bool(rung(rungs[-1]))
+                go, over = _agree((go, over), world_size)
+                if over:
+                    raise LimitExceeded(over[0], values, f"at epoch {epoch + 1} (seed {seed})", rungs)
                 if not go:
                     stopped = True
                     say(f"[{cfg.trial_id} seed {seed}] stopped after epoch {epoch} (rung {epoch + 1})")
@@ -344,24 +384,45 @@ def run_trial(
     # went to the end: training the seeds in lockstep would hold every seed's model at once,
     # which is not the memory a single training run needs (the memory objective).
     per_seed = []
-    for k in range(cfg.seeds):
-        per_seed.append(train_seed(cfg, cfg.seed + k, data, ckpt, device, rank=rank, world_size=world_size, say=say,
-                                   rung=rung if k == 0 else None))
-        if per_seed[0]["stopped"]:
-            break
+    common = dict(trial_id=cfg.trial_id, rank=rank, world_size=world_size, task=task.name,
+                  config=cfg.model_dump(mode="json"), base_method=cfg.method.name, plugins=sorted(cfg.method.plugins))
+    cost_limits = {k: v for k, v in cfg.limits.items() if k != "score"}
+    try:
+        for k in range(cfg.seeds):
+            per_seed.append(train_seed(cfg, cfg.seed + k, data, ckpt, device, rank=rank, world_size=world_size,
+                                       say=say, rung=rung if k == 0 else None))
+            if per_seed[0]["stopped"]:
+                break
+            if rank == 0 and cost_limits:  # this seed's final costs, before another seed trains
+                costs = {MEMORY_OBJECTIVE: per_seed[-1]["memory"]["peak_train_mb"],
+                         task.latency_objective: per_seed[-1]["latency"]["ms_per_unit"]}
+                if over := violations(cost_limits, costs):
+                    raise LimitExceeded(over[0], costs, f"at the end of seed {cfg.seed + k}",
+                                        per_seed[0]["rungs"])
+    except LimitExceeded as e:
+        say(f"[{cfg.trial_id}] infeasible: {e}")
+        if rank != 0:
+            return TrialRecord(**common)
+        v = e.violation
+        return TrialRecord(**common, rungs=e.rungs, objectives=e.measured, dataset=data.summary(),
+                           timings=Timings(total_s=time.perf_counter() - t_start),
+                           process=ProcessInfo(pid=os.getpid(), loads=dict(LOAD_COUNTS))).mark_infeasible(
+            "limit", f"infeasible: {e}", objective=v.objective, limit=v.limit, measured=v.measured)
     if rank != 0:
         return TrialRecord(trial_id=cfg.trial_id, rank=rank, world_size=world_size)
     parts = aggregate(cfg, task, per_seed)
-    return TrialRecord(
-        trial_id=cfg.trial_id, rank=rank, world_size=world_size, **parts,
+    record = TrialRecord(
+        **common, **{k: v for k, v in parts.items() if k != "task"},
         status="stopped" if per_seed[0]["stopped"] else "ok", rungs=per_seed[0]["rungs"],
-        config=cfg.model_dump(mode="json"),
         dataset=data.summary(),
-        base_method=cfg.method.name,
-        plugins=sorted(cfg.method.plugins),
         device=DeviceInfo(type=device.type, name=parts["memory"]["device"], host=platform.node(),
                           torch_threads=torch.get_num_threads()),
         timings=Timings(train_s=sum(s["train_s"] for s in per_seed), total_s=time.perf_counter() - t_start),
         # this process's loads so far: a long-lived worker reads data and checkpoints once
         process=ProcessInfo(pid=os.getpid(), loads=dict(LOAD_COUNTS)),
     )
+    # the score is final only now: every limit, the score's included, on the trial's objectives
+    if record.status == "ok" and (over := violations(cfg.limits, record.objectives)):
+        record.mark_infeasible("limit", f"infeasible: {over[0].message()}, measured at the end",
+                               objective=over[0].objective, limit=over[0].limit, measured=over[0].measured)
+    return record

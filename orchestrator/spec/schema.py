@@ -18,6 +18,7 @@ from pydantic import Field
 from orchestrator.search import SearchParam
 from orchestrator.spec.routing import route
 from orchestrator.spec.secrets import mask_url
+from runfolder.limits import Limit
 from runfolder.strict import StrictModel
 from workloads.config import BackboneConfig, MethodSpec, ProfileConfig, TrainConfig
 from workloads.datasets.config import DatasetConfig
@@ -125,6 +126,11 @@ class SweepSpec(StrictModel):
         default=None, min_length=1,
         description="objectives every cell optimises, from its task's (e.g. score, train_memory_mb, "
         "latency_ms_per_graph); null: each cell its own task's objectives",
+    )
+    constraints: dict[str, Limit] = Field(
+        default_factory=dict,
+        description="hard limits by objective name (e.g. train_memory_mb: {max: 2000}): a trial past one is "
+        "stopped as soon as that is measured and recorded infeasible (cause limit); also with stopping none",
     )
     train: TrainConfig = Field(default_factory=TrainConfig)
     profile: ProfileConfig = Field(default_factory=ProfileConfig)

@@ -19,7 +19,29 @@ from workloads.config import TrainConfig
 def semantic_errors(spec: SweepSpec) -> list[str]:
     """Every problem of a spec whose sections each passed their models."""
     return (check_datasets(spec) + check_backbones(spec) + check_objectives(spec) + check_methods(spec)
-            + check_budget(spec) + check_compatibility(spec))
+            + check_budget(spec) + check_constraints(spec) + check_compatibility(spec))
+
+
+def check_constraints(spec: SweepSpec) -> list[str]:
+    """Each limit is on an objective some cell has, and a limit on a cost (memory, latency:
+    positive quantities) is positive. (``min`` ≥ ``max`` and non-finite limits are the
+    :class:`~runfolder.limits.Limit` model's own errors.)"""
+    if not spec.constraints or any(family_of(d) is None for d in spec.datasets):
+        return []
+    have = sorted({o for c in spec.cells() for o in spec.cell_objectives(c)})
+    errors = []
+    for name, lim in spec.constraints.items():
+        if name not in have:
+            errors.append(f"constraints.{name}: no cell has objective '{name}' (the cells' objectives: "
+                          f"{', '.join(have) or 'none'})")
+            continue
+        if name == "score":
+            continue  # a score may be negative (R², a log-scale error)
+        for bound in ("min", "max"):
+            v = getattr(lim, bound)
+            if v is not None and v <= 0:
+                errors.append(f"constraints.{name}.{bound}: {v:g} is not positive ({name} is a cost, above 0)")
+    return errors
 
 
 def check_budget(spec: SweepSpec) -> list[str]:

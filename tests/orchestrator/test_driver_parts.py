@@ -78,6 +78,9 @@ def test_the_tell_policy(status, state):
     trial = study.ask()
     r = TrialRecord(status=status, objectives={"score": 1.0, "m": 2.0}, objective_names=["score", "m"],
                     rungs=[Rung(epoch=1, values={"score": 3.0, "m": 4.0})] if status == "stopped" else [])
+    if status == "infeasible":  # stopped over a limit on m before a score existed
+        r = TrialRecord(objectives={"m": 0.5}, objective_names=["score", "m"]).mark_infeasible(
+            "limit", "under", objective="m", limit=1.0, measured=0.5)
     r.settle()
     assert policy.tell(study, trial, r, ["minimize", "maximize"])
     t = study.trials[0]
@@ -86,8 +89,8 @@ def test_the_tell_policy(status, state):
         assert t.values == [1.0, 2.0]
     if status == "stopped":  # its values at the rung it reached
         assert t.values == [3.0, 4.0]
-    if status == "infeasible":
-        assert t.values == [policy.PENALTY, -policy.PENALTY]
+    if status == "infeasible":  # what it measured, the worst value for the rest, and how far past its limit
+        assert t.values == [policy.PENALTY, 0.5] and t.constraints == {"m": 0.5}
     assert not policy.tell(study, trial, r, ["minimize", "maximize"])  # told once; a second tell is refused
 
 

@@ -1,7 +1,7 @@
 """A configuration that does not fit in memory is infeasible, not a crash: a real
 allocation failure (an adapter whose bottleneck needs terabytes) is recorded as
-"infeasible at this memory", told to Optuna as a penalised value the sampler learns
-from, counted apart in progress and report, and the sweep goes on."""
+"infeasible at this memory", told to Optuna as a penalised value with a positive constraint
+(Trial.set_constraint) the sampler learns from, counted apart in progress and report, and the sweep goes on."""
 import io
 
 import optuna
@@ -50,6 +50,7 @@ def test_a_trial_out_of_memory_is_infeasible_and_the_sweep_goes_on(tmp_path, cac
     for t in study.trials:  # complete with the penalty in every objective: the sampler sees a bad trial
         assert t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs["infeasible"]
         assert t.values == [PENALTY, PENALTY, PENALTY]  # rmse, memory and latency are all minimised
+        assert t.constraints == {"oom": 1.0}  # infeasible for the samplers too, as a trial over a limit is
     assert "infeasible: infeasible at this memory" in out.getvalue()
     group = summarize(run.trial_records(), run.read_families())["freesolv / graphormer"]
     assert len(group["infeasible"]) == 2 and {r.method for r in group["trials"]} == {"adapter"}

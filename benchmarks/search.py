@@ -1,0 +1,338 @@
+"""Compute to the same Pareto front: early stopping (``budget.stopping: mo_asha``) against
+running every trial to its end. Writes docs/benchmarks/search.md, .json and .svg.
+
+    .venv/bin/python benchmarks/search.py                 # every strategy × sampler seed (about 80 min here)
+    .venv/bin/python benchmarks/search.py --calibrate     # one trial per cell, its CPU-seconds
+    .venv/bin/python benchmarks/search.py --analyze DIR   # the doc from sweeps already run under DIR
+
+Real training on the quick sweep's cells (``sweeps/quick.yaml``: B3DB and FreeSolv × the
+four graph methods on Graphormer, WordNet × the three node methods on MiniLM), made
+cheaper the same way for every strategy (smaller data slices, see ``CHEAPER``), with
+``EPOCHS`` = 9 so that the rungs are epochs 1, 3 and 9 (η = 3). Every strategy gets
+``TRIALS`` trials per cell and runs with each sampler seed in ``SEEDS``:
+
+1. ``tpe``: TPE, every trial to its end (the reference);
+2. ``tpe_asha_cell``, ``tpe_asha_dataset``: TPE with ``mo_asha``, scope cell and dataset;
+3. ``random_asha_dataset``: random search with ``mo_asha`` (scope dataset).
+
+Each sweep runs with the real driver and the in-process executor (one trial at a time,
+one torch thread), two sweeps at once on the two cores. Compute is CPU-seconds of the
+trial (``benchmarks/support/search_trial.py``), rung latency timing included.
+
+Per dataset: the hypervolume of the validation front (finished trials; stopped ones
+are not final and never on it) after each trial, against the dataset's cumulative
+compute, in the order trials finished. Objectives are scaled to [0, 1] by the range
+over every strategy's finished trials of that dataset, and the reference point is 1.1
+in each: one reference point per dataset, shared by every strategy. The hypervolume is
+Optuna's (``optuna._hypervolume.compute_hypervolume``, its WFG implementation).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+COMMAND = ".venv/bin/python benchmarks/search.py"
+DOC = ROOT / "docs" / "benchmarks" / "search"
+EPOCHS, TRIALS, SEEDS = 9, 12, (0, 1, 2)
+REFERENCE = "tpe"
+STRATEGIES = {
+    "tpe": {"sampler": "tpe", "stopping": {"type": "none"}},
+    "tpe_asha_cell": {"sampler": "tpe", "stopping": {"type": "mo_asha", "min_epochs": 1, "reduction_factor": 3,
+                                                     "scope": "cell"}},
+    "tpe_asha_dataset": {"sampler": "tpe", "stopping": {"type": "mo_asha", "min_epochs": 1, "reduction_factor": 3,
+                                                        "scope": "dataset"}},
+    "random_asha_dataset": {"sampler": "random", "stopping": {"type": "mo_asha", "min_epochs": 1,
+                                                              "reduction_factor": 3, "scope": "dataset"}},
+}
+# The same for every strategy: smaller slices than quick.yaml's, so the whole benchmark fits here.
+CHEAPER = {"b3db": {"max_molecules": 400}, "freesolv": {"max_molecules": 400}, "wordnet": {"max_train_nodes": 80}}
+LM_MAX_LENGTH = 16
+
+
+def spec_dict(strategy: str, seed: int, root: Path) -> dict:
+    d = yaml.safe_load((ROOT / "sweeps" / "quick.yaml").read_text())
+    d["name"] = f"{strategy}-s{seed}"
+    d["seed"] = seed
+    for ds in d["datasets"]:
+        ds.update(CHEAPER.get(ds["name"], {}))
+    for b in d["backbones"]:
+        if b["name"] == "lm":
+            b["params"]["max_length"] = LM_MAX_LENGTH
+    d["train"]["epochs"] = EPOCHS
+    s = STRATEGIES[strategy]
+    d["budget"] = {"trials_per_cell": TRIALS, "sampler": s["sampler"], "n_startup_trials": 4, "seeds": 1,
+                   "stopping": s["stopping"]}
+    d["resources"] = {"num_workers": 1, "cpus_per_worker": 1, "use_gpu": False, "max_concurrent_trials": 1}
+    d["storage"] = {"root": str(root)}
+    return d
+
+
+def run_one(strategy: str, seed: int, root: Path) -> None:
+    """One sweep, in this process (the driver and the in-process executor)."""
+    from rich.console import Console
+
+    from orchestrator.executor.inprocess import InProcessExecutor
+    from orchestrator.spec import parse_spec
+    from orchestrator.sweep import Sweep
+
+    spec = parse_spec(spec_dict(strategy, seed, root), f"{strategy}-s{seed}")
+    log = (root / f"{strategy}-s{seed}.log").open("a")
+    Sweep(spec, console=Console(file=log, width=200)).execute(
+        executor=InProcessExecutor("benchmarks.support.search_trial:timed_trial"))
+
+
+def prepare(root: Path) -> None:
+    """Featurize, cache LM states and pretrain once, before sweeps run side by side."""
+    from rich.console import Console
+
+    from orchestrator.spec import parse_spec
+    from orchestrator.sweep import Sweep
+
+    Sweep(parse_spec(spec_dict(REFERENCE, 0, root), "prepare"), console=Console(width=200)).prepare()
+
+
+def calibrate(root: Path) -> None:
+    """One trial per cell to the end: its CPU-seconds (to size the benchmark)."""
+    from benchmarks.support.search_trial import timed_trial
+    from orchestrator.resolve import trial_config
+    from orchestrator.spec import parse_spec
+
+    spec = parse_spec(spec_dict(REFERENCE, 0, root), "calibrate")
+    total = 0.0
+    for cell in spec.cells():
+        params = {k: p.default() for k, p in spec.methods[cell.method].search.items()}
+        r = timed_trial(trial_config(spec, cell, params, f"{cell.id}/cal"))
+        total += r.notes["cpu_s"]
+        print(f"{cell.id}: {r.notes['cpu_s']:.1f} CPU-s, {r.status} {r.objectives}", flush=True)
+    print(f"one trial per cell: {total:.0f} CPU-s; a reference sweep ≈ {total * TRIALS:.0f} CPU-s")
+
+
+# -- analysis ----------------------------------------------------------------
+def load_runs(root: Path) -> dict[tuple[str, int], list]:
+    from runfolder import RunDir
+
+    runs = {}
+    for strategy in STRATEGIES:
+        for seed in SEEDS:
+            path = root / f"{strategy}-s{seed}"
+            if path.exists():
+                runs[(strategy, seed)] = RunDir(path).trial_records()
+    return runs
+
+
+def _loss(r, name: str) -> float:
+    v = float(r.objectives[name])
+    return -v if name == "score" and r.metrics.direction == "maximize" else v
+
+
+def _compute(r) -> float:
+    return float(r.notes.get("cpu_s", r.timings.total_s or 0.0))
+
+
+def hv(points: np.ndarray, ref: np.ndarray) -> float:
+    from optuna._hypervolume import compute_hypervolume
+
+    inside = points[np.all(points < ref, axis=1)]
+    return float(compute_hypervolume(inside, ref)) if len(inside) else 0.0
+
+
+def analyze(root: Path) -> dict:
+    runs = load_runs(root)
+    if (REFERENCE, SEEDS[0]) not in runs:
+        raise SystemExit(f"{root}: no reference sweep ({REFERENCE}-s{SEEDS[0]}) to compare with")
+    datasets = sorted({r.dataset_name for recs in runs.values() for r in recs})
+    out: dict = {"datasets": {}}
+    for ds in datasets:
+        recs = {k: sorted([r for r in v if r.dataset_name == ds], key=lambda r: r.timings.driver_received_unix or 0)
+                for k, v in runs.items()}
+        names = next(r.objective_names for v in recs.values() for r in v if r.status == "ok")
+        ok_all = np.array([[_loss(r, n) for n in names] for v in recs.values() for r in v if r.status == "ok"])
+        lo, hi = ok_all.min(axis=0), ok_all.max(axis=0)
+        span = np.where(hi > lo, hi - lo, 1.0)
+        ref = np.full(len(names), 1.1)
+        curves = {}
+        for key, v in recs.items():
+            pts, cum, curve = [], 0.0, []
+            for r in v:
+                cum += _compute(r)
+                if r.status == "ok":
+                    pts.append((np.array([_loss(r, n) for n in names]) - lo) / span)
+                curve.append((cum, hv(np.array(pts), ref) if pts else 0.0))
+            curves[key] = curve
+        per = {}
+        for (strategy, seed), curve in curves.items():
+            target_curve = curves.get((REFERENCE, seed))
+            if target_curve is None:
+                continue
+            target = 0.98 * target_curve[-1][1]
+            reach = next((c for c, h in curve if h >= target), None)
+            knee = _knee(recs[(strategy, seed)], names, lo, span)
+            per.setdefault(strategy, []).append({
+                "seed": seed, "final_hv": curve[-1][1], "reference_final_hv": target_curve[-1][1],
+                "compute_s": curve[-1][0], "compute_to_target_s": reach,
+                "trials": len(recs[(strategy, seed)]),
+                "stopped": sum(r.status == "stopped" for r in recs[(strategy, seed)]),
+                "knee": knee})
+        out["datasets"][ds] = {"objectives": names, "per_strategy": per,
+                               "curves": {f"{s}-s{seed}": c for (s, seed), c in curves.items()}}
+    ratios, hv_rel, missed = [], [], 0
+    for ds, d in out["datasets"].items():
+        ref_by_seed = {e["seed"]: e for e in d["per_strategy"].get(REFERENCE, [])}
+        for seed, ref_e in ref_by_seed.items():
+            best = None
+            for s, entries in d["per_strategy"].items():
+                if s == REFERENCE:
+                    continue
+                for e in entries:
+                    if e["seed"] == seed and e["compute_to_target_s"] is not None:
+                        best = e["compute_to_target_s"] if best is None else min(best, e["compute_to_target_s"])
+            if best is None:
+                missed += 1
+                ratios.append(0.0)  # missed: no saving at all counted (not the whole budget)
+            else:
+                ratios.append(ref_e["compute_to_target_s"] / best)
+        for s, entries in d["per_strategy"].items():
+            for e in entries:
+                if s != REFERENCE and e["reference_final_hv"] > 0:
+                    hv_rel.append((s, ds, e["final_hv"] / e["reference_final_hv"]))
+    out["compute_ratio"] = statistics.median(ratios) if ratios else None
+    out["compute_ratios"] = ratios
+    out["missed"] = missed
+    by_strategy = {}
+    for s, _, x in hv_rel:
+        by_strategy.setdefault(s, []).append(x)
+    out["final_hv_ratio_median"] = {s: statistics.median(v) for s, v in by_strategy.items()}
+    return out
+
+
+def _knee(recs: list, names: list[str], lo: np.ndarray, span: np.ndarray) -> dict | None:
+    """The finished trial nearest the ideal point (scaled objectives): its validation and test score."""
+    ok = [r for r in recs if r.status == "ok"]
+    if not ok:
+        return None
+    d = [float(np.linalg.norm((np.array([_loss(r, n) for n in names]) - lo) / span)) for r in ok]
+    r = ok[int(np.argmin(d))]
+    return {"cell": r.cell, "trial": r.optuna_trial, "val_score": r.metrics.val_score,
+            "test_score": r.metrics.test_score, "metric": r.metrics.metric}
+
+
+def svg(result: dict) -> str:
+    """Hypervolume against compute, one panel per dataset: a small SVG written by hand
+    (no plotting library with a static backend is installed here)."""
+    colors = {"tpe": "#444", "tpe_asha_cell": "#1f77b4", "tpe_asha_dataset": "#d62728",
+              "random_asha_dataset": "#2ca02c"}
+    w, h, pad = 360, 240, 40
+    panels = []
+    for i, (ds, d) in enumerate(result["datasets"].items()):
+        curves = d["curves"]
+        xmax = max(c[-1][0] for c in curves.values()) or 1.0
+        ymax = max(max(hh for _, hh in c) for c in curves.values()) or 1.0
+        g = [f'<g transform="translate({i * (w + 20)},0)"><rect width="{w}" height="{h}" fill="white" stroke="#ccc"/>',
+             f'<text x="{w / 2}" y="16" text-anchor="middle" font-size="13">{ds}</text>',
+             f'<text x="{w / 2}" y="{h - 6}" text-anchor="middle" font-size="11">cumulative CPU-s (max {xmax:.0f})</text>',
+             f'<text x="12" y="{h / 2}" font-size="11" transform="rotate(-90 12 {h / 2})" text-anchor="middle">'
+             f'hypervolume (max {ymax:.3f})</text>']
+        for key, c in curves.items():
+            strategy = key.rsplit("-s", 1)[0]
+            pts = " ".join(f"{pad + (w - 2 * pad) * x / xmax:.1f},{h - pad - (h - 2 * pad) * y / ymax:.1f}" for x, y in c)
+            g.append(f'<polyline fill="none" stroke="{colors.get(strategy, "#999")}" stroke-width="1.3" '
+                     f'points="{pts}"><title>{key}</title></polyline>')
+        g.append("</g>")
+        panels.append("".join(g))
+    legend = "".join(f'<text x="{10 + j * 170}" y="{h + 18}" fill="{c}" font-size="12">— {s}</text>'
+                     for j, (s, c) in enumerate(colors.items()))
+    width = len(panels) * (w + 20)
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{h + 30}" font-family="sans-serif">'
+            + "".join(panels) + legend + "</svg>\n")
+
+
+def write_doc(result: dict, wall_s: float | None) -> None:
+    from runfolder.io import atomic_write_text
+
+    lines = ["# Early stopping: compute to the same Pareto front", "",
+             f"Regenerate: `{COMMAND}` ({platform.node()}, {os.cpu_count()} CPUs, "
+             f"{'%.0f min' % (wall_s / 60) if wall_s else 'wall time not recorded'}).", "",
+             f"Real training on the quick sweep's 11 cells with smaller slices ({CHEAPER}, LM max_length "
+             f"{LM_MAX_LENGTH}), {EPOCHS} epochs, {TRIALS} trials per cell, sampler seeds {list(SEEDS)}; "
+             "rungs at epochs 1, 3 (η = 3). Compute: the trials' CPU-seconds (one thread each). Hypervolume of "
+             "the validation front (finished trials) in objectives scaled to [0, 1] over every strategy's "
+             "finished trials of the dataset; reference point 1.1 in each.", "",
+             f"**compute_ratio** (median over datasets × seeds of the reference's compute over the best "
+             f"`mo_asha` strategy's, both to 0.98 × the reference's final hypervolume): "
+             f"**{result['compute_ratio']:.2f}** (target ≥ 3); ratios {[round(x, 2) for x in result['compute_ratios']]}; "
+             f"{result['missed']} dataset × seed pairs where no `mo_asha` strategy reached the target (counted as 0).", "",
+             "Final hypervolume over the reference's (median over datasets × seeds): "
+             + ", ".join(f"{s} {x:.3f}" for s, x in result["final_hv_ratio_median"].items()) + " (target ≥ 0.98).",
+             "", "![hypervolume against compute](search.svg)", ""]
+    for ds, d in result["datasets"].items():
+        lines += [f"## {ds}", "", f"objectives: {', '.join(d['objectives'])}", "",
+                  "| strategy | seed | trials | stopped | compute (CPU-s) | compute to 0.98×ref HV | final HV | ref final HV | knee test score |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for s, entries in d["per_strategy"].items():
+            for e in entries:
+                reach = "missed" if e["compute_to_target_s"] is None else f"{e['compute_to_target_s']:.0f}"
+                knee = e["knee"]
+                kt = f"{knee['test_score']:.3f} ({knee['metric']}, {knee['cell'].split('__')[-1]})" if knee else "–"
+                lines.append(f"| {s} | {e['seed']} | {e['trials']} | {e['stopped']} | {e['compute_s']:.0f} | {reach} | "
+                             f"{e['final_hv']:.4f} | {e['reference_final_hv']:.4f} | {kt} |")
+        lines.append("")
+    DOC.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(DOC.with_suffix(".md"), "\n".join(lines))
+    atomic_write_text(DOC.with_suffix(".json"), json.dumps({"command": COMMAND, "wall_s": wall_s, **result},
+                                                           indent=1, default=float) + "\n")
+    atomic_write_text(DOC.with_suffix(".svg"), svg(result))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--root", type=Path, default=ROOT / "runs" / "bench-search")
+    ap.add_argument("--one", nargs=2, metavar=("STRATEGY", "SEED"), help="run one sweep (used by the full run)")
+    ap.add_argument("--calibrate", action="store_true")
+    ap.add_argument("--analyze", type=Path, metavar="DIR", help="write the doc from sweeps already run under DIR")
+    ap.add_argument("--parallel", type=int, default=2, help="sweeps at once (one core each)")
+    a = ap.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if a.one:
+        run_one(a.one[0], int(a.one[1]), a.root)
+        return
+    a.root.mkdir(parents=True, exist_ok=True)
+    if a.calibrate:
+        calibrate(a.root)
+        return
+    if a.analyze:
+        write_doc(analyze(a.analyze), None)
+        return
+    t0 = time.perf_counter()
+    prepare(a.root)
+    jobs = [(s, seed) for seed in SEEDS for s in STRATEGIES]
+
+    def go(job):
+        s, seed = job
+        t = time.perf_counter()
+        rc = subprocess.call([sys.executable, __file__, "--root", str(a.root), "--one", s, str(seed)])
+        print(f"{s}-s{seed}: rc {rc}, {time.perf_counter() - t:.0f} s", flush=True)
+
+    with ThreadPoolExecutor(a.parallel) as pool:
+        list(pool.map(go, jobs))
+    write_doc(analyze(a.root), time.perf_counter() - t0)
+    print(f"wrote {DOC.with_suffix('.md')}")
+
+
+if __name__ == "__main__":
+    main()
