@@ -29,6 +29,7 @@ def trial_config(spec: SweepSpec, cell: Cell, params: dict, trial_id: str) -> Tr
     so configurations are compared on the same initialisations and data orders."""
     method, train = spec.methods[cell.method].resolve(cell.method, params)
     st = spec.budget.stopping
+    train_cfg = TrainConfig(**{**spec.train.model_dump(), **train})
     return TrialConfig(
         trial_id=trial_id,
         seed=spec.seed,
@@ -36,12 +37,13 @@ def trial_config(spec: SweepSpec, cell: Cell, params: dict, trial_id: str) -> Tr
         dataset=spec.datasets[cell.dataset_index],
         backbone=backbone_config(spec, cell.backbone_index),
         method=method,
-        train=TrainConfig(**{**spec.train.model_dump(), **train}),
+        train=train_cfg,
         profile=spec.profile,
         cache_dir=str(cache_dir_for(spec)),
         num_threads=spec.resources.cpus_per_worker,
         device="cuda" if spec.resources.use_gpu else "cpu",
-        rungs=rung_epochs(st.min_epochs, st.reduction_factor, spec.train.epochs) if st.type != "none" else [],
+        # rungs below this trial's own epochs (a searched 'epochs' moves its last rung)
+        rungs=rung_epochs(st.min_epochs, st.reduction_factor, train_cfg.epochs) if st.type != "none" else [],
         limits={k: v for k, v in spec.constraints.items() if k in spec.cell_objectives(cell)},
     )
 

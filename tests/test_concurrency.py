@@ -24,10 +24,14 @@ pytestmark = pytest.mark.e2e
 CELL = "freesolv__graphormer__linear_probe"
 
 
-def _spec(tmp_path, cache_dir, budget, epochs):
+STOPPING = {"type": "mo_asha", "min_epochs": 1, "reduction_factor": 2}
+
+
+def _spec(tmp_path, cache_dir, budget, epochs, stopping=None):
     d = tiny_spec(tmp_path, cache_dir, {"linear_probe": {"search": {"lr": {
         "type": "float", "low": 0.001, "high": 0.01, "log": True}}}}, name="shared",
-        train={"epochs": epochs, "batch_size": 32}, budget={"trials_per_cell": budget},
+        train={"epochs": epochs, "batch_size": 32},
+        budget={"trials_per_cell": budget, **({"stopping": stopping} if stopping else {})},
         storage={"root": str(tmp_path / "runs"), "cache_dir": str(cache_dir), "heartbeat_s": 1})
     f = tmp_path / "spec.yaml"
     f.write_text(yaml.safe_dump(d))
@@ -49,16 +53,23 @@ def _check(tmp_path, budget):
         r = by_number[t.number]
         assert t.state in (TrialState.COMPLETE, TrialState.FAIL)
         if t.state == TrialState.COMPLETE:
-            assert r.status == "ok" and list(t.values) == r.values
+            assert r.status in ("ok", "stopped") and list(t.values) == r.values
             assert all(getattr(r, k) is not None for k in ("metrics", "memory", "latency", "config")) and r.objectives
+            # rung decisions: what the storage holds is what the trial did, whichever driver decided
+            for g in r.rungs:
+                assert t.user_attrs[f"rung:{g.epoch}"] == [g.values[o] for o in r.objective_names]
+                assert t.user_attrs[f"rung:{g.epoch}:go"] is (r.status == "ok" or g.epoch != r.stopped_at)
+            assert t.user_attrs.get("stopped_at") == r.stopped_at
         else:
             assert r.status == "interrupted"
     assert sum(t.state == TrialState.COMPLETE for t in study.trials) == budget
     return recs
 
 
-def test_two_drivers_share_one_budget(tmp_path, cache_dir):
-    cmd = _spec(tmp_path, cache_dir, budget=6, epochs=3)
+@pytest.mark.parametrize("stopping", [None, STOPPING], ids=["no-stopping", "mo_asha"])
+def test_two_drivers_share_one_budget(tmp_path, cache_dir, stopping):
+    """With early stopping both drivers rank at the same rungs (the storage holds them)."""
+    cmd = _spec(tmp_path, cache_dir, budget=6, epochs=3, stopping=stopping)
     procs = [subprocess.Popen(cmd, stdout=open(tmp_path / f"d{i}.log", "w"), stderr=subprocess.STDOUT)
              for i in range(2)]
     for i, p in enumerate(procs):
@@ -67,12 +78,17 @@ def test_two_drivers_share_one_budget(tmp_path, cache_dir):
     ran = [r for r in recs if r.status == "ok"]
     assert len({r.process.pid for r in ran}) == 2  # both drivers ran trials
     assert not any("no heartbeat" in (r.error or "") for r in recs)  # nobody failed a live trial
+    if stopping:
+        assert any(r.status == "stopped" for r in recs), [(r.status, r.process.pid) for r in recs]
 
 
-def test_driver_killed_five_times_at_random_resumes_exactly(tmp_path, cache_dir):
+@pytest.mark.parametrize("stopping", [None, STOPPING], ids=["no-stopping", "mo_asha"])
+def test_driver_killed_five_times_at_random_resumes_exactly(tmp_path, cache_dir, stopping):
+    """With early stopping too: a driver killed mid-rung leaves its decisions in the storage,
+    where they stand; the trial it was running is interrupted and its budget re-run."""
     rng = random.Random(20261125)  # seeded: a failure replays with the same kill times
     budget = 14
-    cmd = _spec(tmp_path, cache_dir, budget=budget, epochs=5)
+    cmd = _spec(tmp_path, cache_dir, budget=budget, epochs=5, stopping=stopping)
     trials = str(tmp_path / "runs" / "shared" / "trials" / "*" / "*.json")
     kills = 0
     for attempt in range(5):
@@ -93,6 +109,8 @@ def test_driver_killed_five_times_at_random_resumes_exactly(tmp_path, cache_dir)
     assert out.returncode == 0, out.stdout[-3000:]
     recs = _check(tmp_path, budget)
     assert all(r.values is None or len(r.values) == 3 for r in recs)
+    if stopping:
+        assert any(r.status == "stopped" for r in recs)
 
 
 def test_a_trial_left_without_any_heartbeat_goes_stale_and_the_budget_completes(tmp_path, cache_dir):

@@ -84,6 +84,8 @@ def test_the_record_matches_the_one_420bab7_wrote(tmp_path):
     # union of every kind's fields: what it holds is what it held; what it dropped belonged to other kinds.
     new_ds, old_ds = new["config"].pop("dataset"), old["config"].pop("dataset")
     assert new["config"].pop("rungs") == []  # added since: the epochs a trial reports at (no early stopping here)
+    assert new["config"].pop("limits") == {}  # added since: hard limits (none here)
+    assert new["config"]["profile"].pop("rung_latency_repeats") == 5  # added since: timing at rungs (unused here)
     assert new_ds == {k: old_ds[k] for k in new_ds}
     assert set(old_ds) - set(new_ds) == {"path", "smiles_column", "target_columns", "task", "nodes", "edges",
                                          "split", "max_train_nodes", "root"}

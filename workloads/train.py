@@ -302,14 +302,16 @@ def train_seed(
 def _rung_values(cfg: TrialConfig, task: Task, data, model: nn.Module, device: torch.device, val: float,
                  meter: profiling.PeakMeter) -> dict[str, float]:
     """What a trial reports at a rung: its validation score, its memory peak measured so
-    far, and its latency timed now, on the current weights (undeployed)."""
+    far, and its latency timed now, on the current weights (undeployed), with
+    ``profile.rung_latency_repeats`` timed calls after one warm-up (a ranking signal paid
+    for at every rung; the final latency takes ``latency_repeats``)."""
     model.eval()  # the next epoch sets training mode again
     # the latency batch's loader draws from the global generator: a rung must not shift training
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.no_grad():
         batch, units = task.latency_batch(data, cfg.profile.latency_batch_size, device, model=model)
         lat = profiling.measure_latency(lambda: model(batch), batch_size=units, device=device,
-                                        warmup=cfg.profile.latency_warmup, repeats=cfg.profile.latency_repeats,
-                                        unit=task.unit)
+                                        warmup=min(1, cfg.profile.latency_warmup),
+                                        repeats=cfg.profile.rung_latency_repeats, unit=task.unit)
     return {"score": val, MEMORY_OBJECTIVE: meter.peak_bytes / 2**20, task.latency_objective: lat.ms_per_unit}
 
 
@@ -407,7 +409,7 @@ def run_trial(
         return TrialRecord(**common, rungs=e.rungs, objectives=e.measured, dataset=data.summary(),
                            timings=Timings(total_s=time.perf_counter() - t_start),
                            process=ProcessInfo(pid=os.getpid(), loads=dict(LOAD_COUNTS))).mark_infeasible(
-            "limit", f"infeasible: {e}", objective=v.objective, limit=v.limit, measured=v.measured)
+            "limit", f"over a limit: {e}", objective=v.objective, limit=v.limit, measured=v.measured)
     if rank != 0:
         return TrialRecord(trial_id=cfg.trial_id, rank=rank, world_size=world_size)
     parts = aggregate(cfg, task, per_seed)
@@ -423,6 +425,6 @@ def run_trial(
     )
     # the score is final only now: every limit, the score's included, on the trial's objectives
     if record.status == "ok" and (over := violations(cfg.limits, record.objectives)):
-        record.mark_infeasible("limit", f"infeasible: {over[0].message()}, measured at the end",
+        record.mark_infeasible("limit", f"over a limit: {over[0].message()}, measured at the end",
                                objective=over[0].objective, limit=over[0].limit, measured=over[0].measured)
     return record

@@ -18,7 +18,7 @@ import os
 import platform
 import time
 
-from runfolder.record import DeviceInfo, Memory, Metrics, ProcessInfo, Timings, TrialRecord
+from runfolder.record import DeviceInfo, Memory, Metrics, ProcessInfo, Rung, Timings, TrialRecord
 from workloads.tasks import MEMORY_OBJECTIVE, task_of
 from workloads.util import LOAD_COUNTS
 
@@ -63,7 +63,9 @@ def noop_trial(cfg, rank: int = 0, world_size: int = 1, rung=None) -> TrialRecor
 def busy_trial(cfg, rank: int = 0, world_size: int = 1, rung=None) -> TrialRecord:
     """A real small training loop (an MLP on random data) for ``cfg.train.epochs`` × 0.1 s
     of wall time on the CPU, so its cost is known whatever the machine. Its random
-    numbers come from a generator of its own, seeded by ``cfg.seed``."""
+    numbers come from a generator of its own, seeded by ``cfg.seed``. With ``rung`` it
+    reports at ``cfg.rungs`` as the real trial does (a value fixed by its configuration),
+    times each round trip (``notes.rung_round_trip_s``) and stops when told."""
     import torch
 
     t0 = time.perf_counter()
@@ -76,11 +78,28 @@ def busy_trial(cfg, rank: int = 0, world_size: int = 1, rung=None) -> TrialRecor
             p.uniform_(-0.1, 0.1, generator=gen)
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
     x, y = torch.randn(256, 64, generator=gen), torch.randn(256, 1, generator=gen)
-    budget = 0.1 * cfg.train.epochs
     loss = torch.zeros(())
-    while time.perf_counter() - t0 < budget:
-        loss = torch.nn.functional.mse_loss(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return _record(cfg, time.perf_counter() - t0, float(loss.detach()), rank, world_size)
+    rungs, rtts, stopped = [], [], False
+    for epoch in range(cfg.train.epochs):  # an epoch: 0.1 s of training
+        end = time.perf_counter() + 0.1
+        while time.perf_counter() < end:
+            loss = torch.nn.functional.mse_loss(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        if rung is not None and epoch + 1 in cfg.rungs:  # the real trial's rung report, its round trip timed
+            v = _value(cfg)
+            task = task_of(cfg.dataset)
+            rungs.append(Rung(epoch=epoch + 1, values={"score": v, MEMORY_OBJECTIVE: 1.0 + v,
+                                                       task.latency_objective: 1.0}))
+            t = time.perf_counter()
+            go = rung(rungs[-1])
+            rtts.append(time.perf_counter() - t)
+            if not go:
+                stopped = True
+                break
+    rec = _record(cfg, time.perf_counter() - t0, float(loss.detach()), rank, world_size)
+    rec.rungs, rec.notes = rungs, {"rung_round_trip_s": rtts}
+    if stopped:
+        rec.status = "stopped"
+    return rec

@@ -67,7 +67,7 @@ def test_a_memory_limit_stops_a_trial_inside_its_first_epoch(tmp_path, cache_dir
         assert t.constraints == {"train_memory_mb": pytest.approx((r.infeasible.measured - 0.05) / 0.05)}
         # what it measured, the penalty for what it did not (score is RMSE here: minimised)
         assert t.values == [PENALTY, r.infeasible.measured, PENALTY]
-    assert "infeasible: infeasible: train_memory_mb" in out.getvalue()
+    assert "infeasible: over a limit: train_memory_mb" in out.getvalue()
     page = build_report(run.path).read_text()
     assert "over a limit" in page and "train_memory_mb ≤ 0.05" in page
 
