@@ -40,6 +40,12 @@ def rows(records: list[TrialRecord], families: dict[str, dict] | None = None) ->
             row.update({"trainable_params": r.trainable_params, "total_params": r.total_params,
                         "device": r.device.name if r.device else None, "host": r.device.host if r.device else None,
                         "train_s": r.timings.train_s, "trial_s": r.timings.total_s, "wall_s": r.wall_s})
+        elif r.status == "stopped" and r.rungs:  # where it stood when stopped: not final
+            row["stopped_at_epoch"] = r.stopped_at
+            row.update({f"rung.{k}": v for k, v in r.rungs[-1].values.items()})
+        elif r.status == "infeasible" and r.infeasible is not None:
+            row.update({"infeasible_cause": r.infeasible.cause, "limit_objective": r.infeasible.objective,
+                        "limit": r.infeasible.limit, "measured": r.infeasible.measured})
         out.append(row)
     return pd.DataFrame(out).convert_dtypes()  # nullable ints: a rank stays 4, not 4.0, beside missing cells
 

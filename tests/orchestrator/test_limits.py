@@ -70,6 +70,10 @@ def test_a_memory_limit_stops_a_trial_inside_its_first_epoch(tmp_path, cache_dir
     assert "infeasible: over a limit: train_memory_mb" in out.getvalue()
     page = build_report(run.path).read_text()
     assert "over a limit" in page and "train_memory_mb ≤ 0.05" in page
+    import pandas as pd
+
+    csv = pd.read_csv(run.path / "results.csv")
+    assert list(csv["infeasible_cause"]) == ["limit", "limit"] and (csv["measured"] > csv["limit"]).all()
 
 
 def test_latency_is_checked_at_rungs_and_a_score_limit_only_at_the_end(tmp_path, cache_dir):

@@ -150,6 +150,17 @@ def test_a_sweep_stops_low_ranked_trials_at_their_rungs(tmp_path, cache_dir):
         assert t.user_attrs.get("stopped_at") == r.stopped_at
     # the first trial to reach a rung always goes on (n < eta)
     assert records[0].status == "ok"
+    # results.csv: stopped rows with the epoch reached and their rung values
+    import pandas as pd
+
+    from reports.export import rows
+
+    df = rows(list(records.values())).set_index("trial")
+    for r in stopped:
+        assert df.loc[r.optuna_trial, "status"] == "stopped"
+        assert df.loc[r.optuna_trial, "stopped_at_epoch"] == r.stopped_at
+        assert df.loc[r.optuna_trial, "rung.score"] == pytest.approx(r.rungs[-1].values["score"])
+    assert pd.isna(df.loc[done[0].optuna_trial, "stopped_at_epoch"])
 
 
 @pytest.mark.e2e

@@ -274,6 +274,7 @@ def test_records_written_by_older_code_report_as_before(tmp_path):
     assert list(df["status"]) == ["failed", "infeasible", "interrupted", "ok"]  # by file name
     assert list(df.columns) == [
         "cell", "family", "dataset", "backbone", "method", "base_method", "plugins", "trial", "status", "error",
+        "infeasible_cause", "limit_objective", "limit", "measured",  # added since: an infeasible trial's cause
         "param.lr", "metric", "direction", "seeds", "val_mean", "val_std", "test_mean", "test_std",
         "val_seed0", "test_seed0", "peak_train_mb_seed0", "latency_ms_seed0", "val_seed1", "test_seed1",
         "peak_train_mb_seed1", "latency_ms_seed1", "objective.latency_ms_per_graph", "objective.score",
