@@ -8,7 +8,7 @@ running every trial to its end. Writes docs/benchmarks/search.md, .json and .svg
 Real training on the quick sweep's cells (``sweeps/quick.yaml``: B3DB and FreeSolv × the
 four graph methods on Graphormer, WordNet × the three node methods on MiniLM), made
 cheaper the same way for every strategy (smaller data slices, see ``CHEAPER``), with
-``EPOCHS`` = 9 so that the rungs are epochs 1, 3 and 9 (η = 3). Every strategy gets
+``EPOCHS`` = 9 so that the rungs are epochs 1 and 3 (η = 3) and a trial that goes on ends at 9. Every strategy gets
 ``TRIALS`` trials per cell and runs with each sampler seed in ``SEEDS``:
 
 1. ``tpe``: TPE, every trial to its end (the reference);
@@ -21,10 +21,13 @@ trial (``benchmarks/support/search_trial.py``), rung latency timing included.
 
 Per dataset: the hypervolume of the validation front (finished trials; stopped ones
 are not final and never on it) after each trial, against the dataset's cumulative
-compute, in the order trials finished. Objectives are scaled to [0, 1] by the range
-over every strategy's finished trials of that dataset, and the reference point is 1.1
-in each: one reference point per dataset, shared by every strategy. The hypervolume is
-Optuna's (``optuna._hypervolume.compute_hypervolume``, its WFG implementation).
+compute, in the order trials finished. Objectives are scaled to [0, 1] from the ideal to
+the nadir point of the union of every strategy's finished fronts of that dataset, and
+the reference point is 1.1 in each (nadir plus a tenth of the range, after Ishibuchi et
+al. 2018): one reference point per dataset, shared by every strategy. The doc also gives
+the figures with the box set by every finished trial instead (``analyze(box="trials")``).
+The hypervolume is Optuna's (``optuna._hypervolume.compute_hypervolume``, its WFG
+implementation, private in Optuna but the only one installed).
 """
 from __future__ import annotations
 
@@ -145,7 +148,16 @@ def _loss(r, name: str) -> float:
 
 
 def _compute(r) -> float:
-    return float(r.notes.get("cpu_s", r.timings.total_s or 0.0))
+    """The trial's CPU-seconds; a trial that raised has none recorded: its worker's wall time
+    (one thread) stands in, so failures are not free."""
+    if "cpu_s" in r.notes:
+        return float(r.notes["cpu_s"])
+    t = r.timings
+    if t.total_s is not None:
+        return float(t.total_s)
+    if t.worker_start_unix is not None and t.worker_done_unix is not None:
+        return float(t.worker_done_unix - t.worker_start_unix)
+    return 0.0
 
 
 def hv(points: np.ndarray, ref: np.ndarray) -> float:
@@ -155,17 +167,37 @@ def hv(points: np.ndarray, ref: np.ndarray) -> float:
     return float(compute_hypervolume(inside, ref)) if len(inside) else 0.0
 
 
-def analyze(root: Path) -> dict:
+def _nondominated(points: np.ndarray) -> np.ndarray:
+    """Mask of the points no other point dominates (all objectives minimised)."""
+    keep = np.ones(len(points), dtype=bool)
+    for i, p in enumerate(points):
+        keep[i] = not np.any(np.all(points <= p, axis=1) & np.any(points < p, axis=1))
+    return keep
+
+
+def analyze(root: Path, box: str = "front") -> dict:
+    """``box``: the scaling and reference point of each dataset's hypervolume. ``front``
+    (the headline): objectives scaled from the ideal to the nadir point of the union of
+    every strategy's finished fronts of that dataset, reference point 1.1 in each, so the
+    hypervolume measures the region where the fronts are; ``trials``: scaled over every
+    finished trial (the worst trials set the box, and most of its volume is won early)."""
     runs = load_runs(root)
+    for (s, seed), recs in runs.items():  # a sweep cut short would lower its strategy's curve, or the target
+        cells = {r.cell for r in recs}
+        if len(recs) < TRIALS * len(cells):
+            raise SystemExit(f"{root / f'{s}-s{seed}'}: {len(recs)} trial records, not {TRIALS} per cell: "
+                             "run it to its end first")
     if (REFERENCE, SEEDS[0]) not in runs:
         raise SystemExit(f"{root}: no reference sweep ({REFERENCE}-s{SEEDS[0]}) to compare with")
     datasets = sorted({r.dataset_name for recs in runs.values() for r in recs})
-    out: dict = {"datasets": {}}
+    out: dict = {"datasets": {}, "box": box}
     for ds in datasets:
         recs = {k: sorted([r for r in v if r.dataset_name == ds], key=lambda r: r.timings.driver_received_unix or 0)
                 for k, v in runs.items()}
         names = next(r.objective_names for v in recs.values() for r in v if r.status == "ok")
         ok_all = np.array([[_loss(r, n) for n in names] for v in recs.values() for r in v if r.status == "ok"])
+        if box == "front":  # the union front's ideal and nadir points (Ishibuchi et al. 2018)
+            ok_all = ok_all[_nondominated(ok_all)]
         lo, hi = ok_all.min(axis=0), ok_all.max(axis=0)
         span = np.where(hi > lo, hi - lo, 1.0)
         ref = np.full(len(names), 1.1)
@@ -330,6 +362,8 @@ def main() -> None:
         t = time.perf_counter()
         rc = subprocess.call([sys.executable, __file__, "--root", str(a.root), "--one", s, str(seed)])
         print(f"{s}-s{seed}: rc {rc}, {time.perf_counter() - t:.0f} s", flush=True)
+        if rc != 0:
+            raise SystemExit(f"{s}-s{seed} exited {rc}: see {a.root / f'{s}-s{seed}.log'}")
 
     with ThreadPoolExecutor(a.parallel) as pool:
         list(pool.map(go, jobs))

@@ -48,8 +48,8 @@ def constraint(record: TrialRecord) -> tuple[str, float]:
     inf = record.infeasible
     if inf is not None and inf.cause == "limit" and inf.objective and inf.limit is not None \
             and inf.measured is not None:
-        return inf.objective, Violation(inf.objective, "max" if inf.measured > inf.limit else "min",
-                                        inf.limit, inf.measured).amount
+        bound = inf.bound or ("max" if inf.measured > inf.limit else "min")
+        return inf.objective, Violation(inf.objective, bound, inf.limit, inf.measured).amount
     return (inf.cause if inf is not None else "oom"), 1.0
 
 

@@ -46,6 +46,7 @@ def rows(records: list[TrialRecord], families: dict[str, dict] | None = None) ->
         elif r.status == "infeasible" and r.infeasible is not None:
             row.update({"infeasible_cause": r.infeasible.cause, "limit_objective": r.infeasible.objective,
                         "limit": r.infeasible.limit, "measured": r.infeasible.measured})
+            row.update({f"objective.{k}": v for k, v in r.objectives.items()})  # what it measured before it ended
         out.append(row)
     return pd.DataFrame(out).convert_dtypes()  # nullable ints: a rank stays 4, not 4.0, beside missing cells
 

@@ -40,9 +40,12 @@ class Violation(NamedTuple):
 
     @property
     def amount(self) -> float:
-        """How far past the limit, relative to it (> 0): what the sampler is told."""
+        """How far past the limit (> 0): what the sampler is told. Relative to the limit for a
+        cost (positive by the spec's check), so memory and latency compare; absolute for the
+        score, whose limit may be 0 or negative (R², a log error)."""
         over = self.measured - self.limit if self.bound == "max" else self.limit - self.measured
-        return max(over / max(abs(self.limit), 1e-12), 1e-9)
+        scale = 1.0 if self.objective == "score" else max(abs(self.limit), 1e-12)
+        return max(over / scale, 1e-9)
 
     def message(self) -> str:
         word = "over its limit" if self.bound == "max" else "under its limit"

@@ -173,6 +173,7 @@ class Infeasible(_Part):
 
     cause: InfeasibleCause
     objective: str | None = None
+    bound: Literal["min", "max"] | None = Field(default=None, description="which side of the limit it passed")
     limit: float | None = None
     measured: float | None = None
 
@@ -228,9 +229,12 @@ class TrialRecord(_Part):
                    worker_lost=worker_lost)
 
     def mark_infeasible(self, cause: InfeasibleCause, error: str, *, objective: str | None = None,
-                        limit: float | None = None, measured: float | None = None) -> "TrialRecord":
+                        limit: float | None = None, measured: float | None = None,
+                        bound: Literal["min", "max"] | None = None) -> "TrialRecord":
         self.status, self.error = "infeasible", error[:2000]
-        self.infeasible = Infeasible(cause=cause, objective=objective, limit=limit, measured=measured)
+        if bound is None and limit is not None and measured is not None:
+            bound = "max" if measured > limit else "min"
+        self.infeasible = Infeasible(cause=cause, objective=objective, bound=bound, limit=limit, measured=measured)
         return self
 
     def ran_in_worker(self, start_unix: float, done_unix: float, **more: float) -> "TrialRecord":

@@ -140,7 +140,7 @@ class ProfileConfig(StrictModel):
     latency_warmup: int = Field(default=3, ge=0, le=10_000, description="untimed calls before timing")
     latency_repeats: int = Field(default=20, ge=1, le=10_000, description="timed calls (median reported)")
     rung_latency_repeats: int = Field(
-        default=5, ge=1, le=10_000, description="timed calls at an early-stopping rung (after one warm-up call): "
+        default=5, ge=1, le=10_000, description="timed calls at an early-stopping rung (after one untimed warm-up call): "
         "a ranking signal on the current weights, cheaper than the final measurement")
     memory_steps: int | None = Field(
         default=None, ge=1, description="training steps whose memory peak is measured (null: the whole first epoch)"

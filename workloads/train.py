@@ -310,8 +310,7 @@ def _rung_values(cfg: TrialConfig, task: Task, data, model: nn.Module, device: t
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.no_grad():
         batch, units = task.latency_batch(data, cfg.profile.latency_batch_size, device, model=model)
         lat = profiling.measure_latency(lambda: model(batch), batch_size=units, device=device,
-                                        warmup=min(1, cfg.profile.latency_warmup),
-                                        repeats=cfg.profile.rung_latency_repeats, unit=task.unit)
+                                        warmup=1, repeats=cfg.profile.rung_latency_repeats, unit=task.unit)
     return {"score": val, MEMORY_OBJECTIVE: meter.peak_bytes / 2**20, task.latency_objective: lat.ms_per_unit}
 
 
@@ -395,12 +394,13 @@ def run_trial(
                                        say=say, rung=rung if k == 0 else None))
             if per_seed[0]["stopped"]:
                 break
-            if rank == 0 and cost_limits:  # this seed's final costs, before another seed trains
-                costs = {MEMORY_OBJECTIVE: per_seed[-1]["memory"]["peak_train_mb"],
-                         task.latency_objective: per_seed[-1]["latency"]["ms_per_unit"]}
-                if over := violations(cost_limits, costs):
-                    raise LimitExceeded(over[0], costs, f"at the end of seed {cfg.seed + k}",
-                                        per_seed[0]["rungs"])
+            if MEMORY_OBJECTIVE in cost_limits and k < cfg.seeds - 1:
+                # the trial's memory is the largest of its seeds' peaks: one seed over it is over, so
+                # the next seed does not train (latency, a median over seeds, is checked at the end)
+                costs = {MEMORY_OBJECTIVE: per_seed[-1]["memory"]["peak_train_mb"]} if rank == 0 else {}
+                over = _agree(violations(cost_limits, costs) if rank == 0 else None, world_size)
+                if over:
+                    raise LimitExceeded(over[0], costs, f"over seed {cfg.seed + k}", per_seed[0]["rungs"])
     except LimitExceeded as e:
         say(f"[{cfg.trial_id}] infeasible: {e}")
         if rank != 0:
@@ -409,7 +409,7 @@ def run_trial(
         return TrialRecord(**common, rungs=e.rungs, objectives=e.measured, dataset=data.summary(),
                            timings=Timings(total_s=time.perf_counter() - t_start),
                            process=ProcessInfo(pid=os.getpid(), loads=dict(LOAD_COUNTS))).mark_infeasible(
-            "limit", f"over a limit: {e}", objective=v.objective, limit=v.limit, measured=v.measured)
+            "limit", f"over a limit: {e}", objective=v.objective, limit=v.limit, measured=v.measured, bound=v.bound)
     if rank != 0:
         return TrialRecord(trial_id=cfg.trial_id, rank=rank, world_size=world_size)
     parts = aggregate(cfg, task, per_seed)
@@ -426,5 +426,6 @@ def run_trial(
     # the score is final only now: every limit, the score's included, on the trial's objectives
     if record.status == "ok" and (over := violations(cfg.limits, record.objectives)):
         record.mark_infeasible("limit", f"over a limit: {over[0].message()}, measured at the end",
-                               objective=over[0].objective, limit=over[0].limit, measured=over[0].measured)
+                               objective=over[0].objective, limit=over[0].limit, measured=over[0].measured,
+                               bound=over[0].bound)
     return record

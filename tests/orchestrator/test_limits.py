@@ -28,7 +28,9 @@ def test_violations_and_their_amount():
     assert (v.objective, v.bound, v.limit, v.measured) == ("train_memory_mb", "max", 100, 150.0)
     assert v.amount == pytest.approx(0.5) and "over its limit (max 100)" in v.message()
     [v] = violations(lims, {"score": 0.25})
-    assert v.bound == "min" and v.amount == pytest.approx(0.5)
+    assert v.bound == "min" and v.amount == pytest.approx(0.25)  # absolute for a score (its limit may be 0)
+    [v] = violations({"score": Limit(min=0.0)}, {"score": -0.1})
+    assert v.amount == pytest.approx(0.1)
     assert violations(lims, {"train_memory_mb": math.nan}) == []  # a non-finite value fails the trial elsewhere
     with pytest.raises(ValueError, match="not below max"):
         Limit(min=2, max=1)
@@ -45,17 +47,35 @@ def _study(run, spec):
     return optuna.load_study(study_name=spec.cells()[0].id, storage=run.sqlite_url())
 
 
-def test_a_memory_limit_stops_a_trial_inside_its_first_epoch(tmp_path, cache_dir):
+def test_a_memory_limit_stops_a_trial_inside_its_first_epoch(tmp_path, cache_dir, monkeypatch):
     """Through the CPU meter: the profiler window closes at ``profile.memory_steps`` and
-    the peak is read there, before the first epoch ends (no epoch is recorded)."""
-    d = tiny_spec(tmp_path, cache_dir, PROBE, budget={"trials_per_cell": 2},
+    the peak is read there, before the first epoch ends: of the epoch's 12 batches, each
+    trial draws 2."""
+    from workloads.tasks.graph_property import GraphPropertyTask
+
+    drawn = []
+    real = GraphPropertyTask.train_loader
+
+    def counting(self, *a, **kw):  # every batch a trial's training loop takes
+        loader = real(self, *a, **kw)
+        drawn.append(0)
+
+        class Counted:
+            def __iter__(self):
+                for batch in loader:
+                    drawn[-1] += 1
+                    yield batch
+        return Counted()
+
+    monkeypatch.setattr(GraphPropertyTask, "train_loader", counting)
+    d = tiny_spec(tmp_path, cache_dir, PROBE, budget={"trials_per_cell": 2}, train={"epochs": 2, "batch_size": 8},
                   profile={"latency_batch_size": 8, "latency_warmup": 1, "latency_repeats": 3, "memory_steps": 2},
                   constraints={"train_memory_mb": {"max": 0.05}})  # 50 kB: far below the model itself
     spec = parse_spec(d)
     out = io.StringIO()
     run = Sweep(spec, console=Console(file=out, width=200)).execute(executor=InProcessExecutor())
     records = run.trial_records()
-    assert len(records) == 2
+    assert len(records) == 2 and drawn == [2, 2], drawn
     study = _study(run, spec)
     for r in records:
         assert r.status == "infeasible" and r.infeasible.cause == "limit", (r.status, r.error)
@@ -95,8 +115,35 @@ def test_latency_is_checked_at_rungs_and_a_score_limit_only_at_the_end(tmp_path,
     assert len(r.metrics.history) == 3 and r.infeasible.measured == r.objectives["score"]
 
 
+def test_recovery_tells_a_written_infeasible_record_with_its_constraint(tmp_path):
+    """A driver died after writing an over-limit record and before telling it: the next
+    driver's recovery tells it COMPLETE, with its constraint set first."""
+    from orchestrator.recovery import Recovery
+    from orchestrator.storage import RunDir
+    from orchestrator.studies import Studies
+
+    spec = parse_spec(tiny_spec(tmp_path, tmp_path / "cache", PROBE,
+                                constraints={"train_memory_mb": {"max": 200}}))
+    run = RunDir(spec.run_dir())
+    run.path.mkdir(parents=True)
+    studies = Studies(spec, run)
+    studies.open()
+    [cell] = studies.cells
+    trial = studies.by_cell[cell.id].ask()
+    rec = TrialRecord(objectives={"train_memory_mb": 300.0}).mark_infeasible(
+        "limit", "over a limit", objective="train_memory_mb", limit=200.0, measured=300.0)
+    rec.assign(cell=cell.id, dataset=cell.dataset, backbone=cell.backbone, method=cell.method,
+               number=trial.number, params={}, objective_names=spec.cell_objectives(cell))
+    run.write_trial(cell.id, trial.number, rec)
+    said = []
+    Recovery(spec, run, studies, said.append).settle({})
+    [t] = studies.by_cell[cell.id].get_trials()
+    assert t.state == optuna.trial.TrialState.COMPLETE and t.constraints == {"train_memory_mb": pytest.approx(0.5)}
+    assert t.values == [PENALTY, 300.0, PENALTY] and "had ended (infeasible)" in said[0]
+
+
 def test_an_infeasible_record_is_told_with_its_constraint_on_recovery(tmp_path):
-    """Where a crashed driver's trial is told from its record, the constraint is set too."""
+    """The policy alone, on a trial object built from the storage's id as recovery builds it."""
     study = optuna.create_study(directions=["maximize", "minimize", "minimize"],
                                 storage=f"sqlite:///{tmp_path / 'o.db'}", study_name="s")
     trial = study.ask()

@@ -34,7 +34,7 @@ def _record(kind: str, rng: random.Random, params: dict) -> TrialRecord:
                         rungs=[Rung(epoch=1, values={k: v * 1.5 for k, v in vals.items()})])
     elif kind == "limit":
         r = TrialRecord(objectives={"train_memory_mb": mem}, objective_names=NAMES).mark_infeasible(
-            "limit", "over", objective="train_memory_mb", limit=25.0, measured=mem)
+            "limit", "over", objective="train_memory_mb", limit=15.0, measured=mem)  # mem is 20 or more
     elif kind == "oom":
         r = TrialRecord(objective_names=NAMES).mark_infeasible("oom", "out of memory")
     else:
