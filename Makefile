@@ -32,7 +32,7 @@ sweep: $(STAMP)
 # on small backbones and data slices; see README "The command line".
 SMALL_ARCH := {hidden_dim: 32, num_layers: 2, num_heads: 4, ffn_dim: 64}
 SMALL_PRETRAIN := {max_molecules: 2000, epochs: 1, batch_size: 128, lr: 0.001}
-SMOKE_OVERRIDES := name=full-smoke budget.trials_per_cell=1 budget.seeds=1 budget.n_startup_trials=1 \
+SMOKE_OVERRIDES := name=full-smoke budget.trials_per_cell=1 budget.seeds=1 budget.n_startup_trials=1 budget.stopping.type=none \
 	train.epochs=1 resources.cpus_per_worker=1 resources.max_concurrent_trials=2 \
 	'backbones.graphormer.params=$(SMALL_ARCH)' 'backbones.mat.params=$(SMALL_ARCH)' \
 	'backbones.graphormer.pretrain=$(SMALL_PRETRAIN)' 'backbones.mat.pretrain=$(SMALL_PRETRAIN)' \

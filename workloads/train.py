@@ -131,7 +131,8 @@ def train_seed(
     With ``rung``, after each epoch of ``cfg.rungs`` rank 0 reports a :class:`Rung` (the
     validation score, the memory peak measured so far, the latency timed now on the
     current weights, undeployed) and stops training early when ``rung`` answers False
-    (every rank stops). The best epoch so far is then tested and profiled as usual."""
+    (every rank stops). A stopped seed is neither tested nor profiled again: what it
+    showed is its rung values, and it is never on a front."""
     task = task_of(cfg.dataset)
     with seeded(seed):
         model, hooks, pre_info = build_model(cfg, task, data, ckpt)
@@ -270,6 +271,10 @@ def train_seed(
         out_rec: dict = {"seed": seed, "trainable_params": trainable, "total_params": total, "pretrained": pre_info,
                          "rungs": rungs, "stopped": stopped}
         if rank != 0:
+            return out_rec
+        if stopped:  # never on a front, its rung values told: no test, no final latency; the slot frees at once
+            out_rec.update(val_score=best_val, best_epoch=best_epoch, history=history, memory=memory.model_dump(),
+                           train_s=train_seconds, notes=hooks.notes)
             return out_rec
         _restore(model, best_state)
         test = task.evaluate(model, data, "test", cfg.train.eval_batch_size, device)
@@ -412,17 +417,26 @@ def run_trial(
             "limit", f"over a limit: {e}", objective=v.objective, limit=v.limit, measured=v.measured, bound=v.bound)
     if rank != 0:
         return TrialRecord(trial_id=cfg.trial_id, rank=rank, world_size=world_size)
+    where = dict(dataset=data.summary(), process=ProcessInfo(pid=os.getpid(), loads=dict(LOAD_COUNTS)))
+    if per_seed[0]["stopped"]:  # stopped at a rung: its first seed's epochs and rungs, not tested
+        s0, ds = per_seed[0], cfg.dataset
+        return TrialRecord(
+            **common, **where, status="stopped", rungs=s0["rungs"],
+            metrics=Metrics(metric=task.metric(ds), direction=task.direction(ds), val_score=s0["val_score"],
+                            val_scores=[s0["val_score"]], best_epoch=s0["best_epoch"], history=s0["history"]),
+            memory=s0["memory"], trainable_params=s0["trainable_params"], total_params=s0["total_params"],
+            pretrained=s0["pretrained"], notes=s0.get("notes", {}),
+            device=DeviceInfo(type=device.type, name=s0["memory"]["device"], host=platform.node(),
+                              torch_threads=torch.get_num_threads()),
+            timings=Timings(train_s=s0["train_s"], total_s=time.perf_counter() - t_start))
     parts = aggregate(cfg, task, per_seed)
     record = TrialRecord(
         **common, **{k: v for k, v in parts.items() if k != "task"},
-        status="stopped" if per_seed[0]["stopped"] else "ok", rungs=per_seed[0]["rungs"],
-        dataset=data.summary(),
+        status="ok", rungs=per_seed[0]["rungs"], **where,
         device=DeviceInfo(type=device.type, name=parts["memory"]["device"], host=platform.node(),
                           torch_threads=torch.get_num_threads()),
         timings=Timings(train_s=sum(s["train_s"] for s in per_seed), total_s=time.perf_counter() - t_start),
-        # this process's loads so far: a long-lived worker reads data and checkpoints once
-        process=ProcessInfo(pid=os.getpid(), loads=dict(LOAD_COUNTS)),
-    )
+    )  # process: this process's loads so far (a long-lived worker reads data and checkpoints once)
     # the score is final only now: every limit, the score's included, on the trial's objectives
     if record.status == "ok" and (over := violations(cfg.limits, record.objectives)):
         record.mark_infeasible("limit", f"over a limit: {over[0].message()}, measured at the end",

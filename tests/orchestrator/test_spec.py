@@ -26,11 +26,15 @@ def test_quick_spec_loads_with_all_cells():
     # molecules x graphormer x 4 graph methods, wordnet x lm x 3 node methods
     assert len(spec.cells()) == 11
     assert len({c.id for c in spec.cells()}) == 11
+    # early stopping chosen from docs/benchmarks/search.md: rungs at epochs 1 and 3 of 5, every variant of a dataset
+    st = spec.budget.stopping
+    assert (st.type, st.min_epochs, st.reduction_factor, st.scope) == ("mo_asha", 1, 3, "dataset")
 
 
 def test_full_spec_loads():
     spec = load_spec(ROOT / "sweeps" / "full.yaml")
     assert len(spec.cells()) >= 8 and spec.budget.seeds == 3
+    assert spec.budget.stopping.type == "mo_asha" and spec.budget.stopping.scope == "cell"
     # the paper's G-Adapter and the adapter alone, as separate studies
     assert spec.methods["g_adapter_proximal"].method_name("g_adapter_proximal") == "g_adapter"
     assert "proximal" in spec.methods["g_adapter_proximal"].plugins and not spec.methods["g_adapter"].plugins
