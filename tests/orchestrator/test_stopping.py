@@ -183,3 +183,44 @@ def test_a_sweep_stops_trials_through_ray_slots(tmp_path, cache_dir):
     # scope dataset: a rung ranks both variants' trials together
     studies = {c.id: optuna.load_study(study_name=c.id, storage=run.sqlite_url()) for c in spec.cells()}
     assert all(any("rung:1" in t.user_attrs for t in s.trials) for s in studies.values())
+
+
+def test_rung_decisions_are_derived_from_storage_and_stand_after_a_driver_dies(tmp_path):
+    """Resume mid-rung, without training: a driver records rung reports and decisions, then
+    dies; a new driver (fresh Studies and Rungs on the same storage) keeps every decision
+    made (a trial that reports again gets the same answer, its stored values unchanged) and
+    ranks the next report against what the storage holds, as the rule says."""
+    from orchestrator.resolve import directions
+    from orchestrator.stopping import Rungs
+    from orchestrator.storage import RunDir
+    from orchestrator.studies import Studies
+    from runfolder import Rung
+
+    spec = parse_spec(_spec(tmp_path, tmp_path / "cache"))  # scope cell, eta 2, rungs 1 and 2
+    run = RunDir(spec.run_dir())
+    run.path.mkdir(parents=True)
+    names = spec.cell_objectives(spec.cells()[0])
+
+    def rung(score, mem=1.0, lat=0.1):
+        return Rung(epoch=1, values=dict(zip(names, (score, mem, lat))))
+
+    first = Studies(spec, run)
+    first.open()
+    [cell] = first.cells
+    study = first.by_cell[cell.id]
+    t0, t1, t2 = study.ask(), study.ask(), study.ask()
+    rungs = Rungs(spec, first, directions)
+    assert rungs.decide(cell, t0, rung(3.0))  # n = 1 < eta: goes on
+    assert not rungs.decide(cell, t1, rung(4.0))  # n = 2: rank 2 of 2 > ceil(2/2): RMSE 4 is worse, stops
+    # the driver dies here; another opens the same storage
+    second = Studies(spec, run)
+    second.open()
+    again = Rungs(spec, second, directions)
+    fresh = {t.number: optuna.trial.Trial(second.by_cell[cell.id], second.trial_id(cell, t.number))
+             for t in (t0, t1, t2)}
+    assert not again.decide(cell, fresh[1], rung(1.0))  # reported again (retried): the decision made stands
+    assert fresh[1].user_attrs["rung:1"] == [4.0, 1.0, 0.1]  # and its first values stay
+    go = again.decide(cell, fresh[2], rung(3.5))
+    assert go == goes_on({0: [3.0, 1.0, 0.1], 1: [4.0, 1.0, 0.1], 2: [3.5, 1.0, 0.1]}, 2,
+                         directions(spec, cell), 2)
+    assert fresh[2].user_attrs["rung:1:go"] is go
