@@ -165,6 +165,7 @@ def train_seed(
         best_val, best_epoch, best_state = float("nan"), -1, None
         history, rungs, stopped = [], [], False
         cost_limits = {k: v for k, v in cfg.limits.items() if k != "score"}  # a score is final only at the end
+        rung_latency: float | None = None
         memory_checked = MEMORY_OBJECTIVE not in cost_limits
 
         def check_memory() -> None:
@@ -249,7 +250,9 @@ def train_seed(
             if (rung is not None or cost_limits) and epoch + 1 in cfg.rungs:
                 go, over, values = True, None, {}
                 if rank == 0:
-                    values = _rung_values(cfg, task, data, model, device, val, meter)
+                    values = _rung_values(cfg, task, data, model, device, val, meter, rung_latency)
+                    if not _exits_early(model):  # its latency does not move with its weights: timed once
+                        rung_latency = values[task.latency_objective]
                     # a cost past its limit ends the trial before it asks to go on
                     over = violations(cost_limits, values) or None
                     if over is None:
@@ -304,12 +307,23 @@ def train_seed(
         return out_rec
 
 
+def _exits_early(model: nn.Module) -> bool:
+    """Whether the model's inference depends on its weights' values (ENGINE's early exit:
+    which nodes leave at which layer changes as it trains), as its last inference reports."""
+    info = getattr(model, "describe_inference", lambda: None)()
+    return bool(info and info.get("early_exit"))
+
+
 def _rung_values(cfg: TrialConfig, task: Task, data, model: nn.Module, device: torch.device, val: float,
-                 meter: profiling.PeakMeter) -> dict[str, float]:
+                 meter: profiling.PeakMeter, latency_ms: float | None = None) -> dict[str, float]:
     """What a trial reports at a rung: its validation score, its memory peak measured so
     far, and its latency timed now, on the current weights (undeployed), with
     ``profile.rung_latency_repeats`` timed calls after one warm-up (a ranking signal paid
-    for at every rung; the final latency takes ``latency_repeats``)."""
+    for at every rung; the final latency takes ``latency_repeats``). ``latency_ms``: the
+    latency timed at an earlier rung, reused where the work per call does not depend on
+    the weights (every method but one that exits early)."""
+    if latency_ms is not None:
+        return {"score": val, MEMORY_OBJECTIVE: meter.peak_bytes / 2**20, task.latency_objective: latency_ms}
     model.eval()  # the next epoch sets training mode again
     # the latency batch's loader draws from the global generator: a rung must not shift training
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.no_grad():

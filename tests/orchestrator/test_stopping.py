@@ -139,6 +139,8 @@ def test_a_sweep_stops_low_ranked_trials_at_their_rungs(tmp_path, cache_dir):
         assert f"#{r.optuna_trial}: stopped at rung epoch {r.stopped_at}" in out.getvalue()
     for r in done:
         assert len(r.metrics.history) == 4 and [g.epoch for g in r.rungs] == [1, 2]
+        # a linear probe's work per call does not change as it trains: its latency is timed at the first rung only
+        assert r.rungs[0].values["latency_ms_per_graph"] == r.rungs[1].values["latency_ms_per_graph"]
     # the decisions are in the storage, and every trial was told with values (every sampler copes)
     study = optuna.load_study(study_name=spec.cells()[0].id, storage=run.sqlite_url())
     for t in study.trials:

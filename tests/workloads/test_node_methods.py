@@ -149,6 +149,20 @@ def test_early_exit_skips_later_lm_blocks_and_matches_the_cached_decisions(wordn
     assert task.batch_units(text) == 24
 
 
+def test_early_stopping_rungs_retime_latency_only_where_exits_move(wordnet, lm_cfg):
+    """A rung reuses the first rung's latency unless the model exits early (its work per
+    call then moves with its weights): ENGINE with a threshold says so, the GNN does not."""
+    from workloads.train import _exits_early
+
+    engine = _trained_engine(wordnet, lm_cfg, patience=None, threshold=0.5)
+    gnn, _ = adapted("gnn", lm_cfg, wordnet)
+    text = wordnet.batch(wordnet.test[:8], engine, use_cache=False)
+    with torch.no_grad():
+        engine(text)
+        gnn(wordnet.batch(wordnet.test[:8], gnn, use_cache=False))
+    assert _exits_early(engine) and not _exits_early(gnn)
+
+
 def test_patience_exit_and_no_exit_run_every_rung_block(wordnet, lm_cfg):
     targets = wordnet.test[:16]
     model = _trained_engine(wordnet, lm_cfg, patience=1, threshold=None)
