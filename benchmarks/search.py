@@ -310,7 +310,8 @@ def _compute_share(result: dict) -> dict[str, float]:
     return {s: statistics.median(v) for s, v in out.items()}
 
 
-def write_doc(result: dict, other: dict | None, wall_s: float | None, git: str | None) -> None:
+def write_doc(result: dict, other: dict | None, wall_s: float | None, git: str | None,
+              notes: list[str] | None = None) -> None:
     """``result``: the headline analysis (box ``front``); ``other``: the same sweeps with the
     box set by every finished trial."""
     from runfolder.io import atomic_write_text
@@ -366,6 +367,8 @@ def write_doc(result: dict, other: dict | None, wall_s: float | None, git: str |
                              f"{kt} |")
         lines.append("")
     lines += WHY
+    if notes:
+        lines += ["## Since these sweeps ran", ""] + [f"- {n}" for n in notes] + [""]
     DOC.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(DOC.with_suffix(".md"), "\n".join(lines) + "\n")
     atomic_write_text(DOC.with_suffix(".json"), json.dumps(
@@ -410,6 +413,8 @@ def main() -> None:
     ap.add_argument("--parallel", type=int, default=2, help="sweeps at once (one core each)")
     ap.add_argument("--wall-s", type=float, help="with --analyze: the sweeps' wall time, for the page")
     ap.add_argument("--git", help="with --analyze: the commit the sweeps ran (default: this checkout's)")
+    ap.add_argument("--note", action="append", default=[], help="with --analyze: a paragraph for the page "
+                    "(what changed in the code since the sweeps ran)")
     a = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     if a.one:
@@ -420,7 +425,7 @@ def main() -> None:
         calibrate(a.root)
         return
     if a.analyze:
-        write_doc(analyze(a.analyze), analyze(a.analyze, box="trials"), a.wall_s, a.git or _git())
+        write_doc(analyze(a.analyze), analyze(a.analyze, box="trials"), a.wall_s, a.git or _git(), a.note)
         return
     t0 = time.perf_counter()
     prepare(a.root)

@@ -34,7 +34,7 @@ def test_quick_spec_loads_with_all_cells():
 def test_full_spec_loads():
     spec = load_spec(ROOT / "sweeps" / "full.yaml")
     assert len(spec.cells()) >= 8 and spec.budget.seeds == 3
-    assert spec.budget.stopping.type == "mo_asha" and spec.budget.stopping.scope == "cell"
+    assert spec.budget.stopping.type == "none"  # the comparison keeps every trial's front (docs/benchmarks/search.md)
     # the paper's G-Adapter and the adapter alone, as separate studies
     assert spec.methods["g_adapter_proximal"].method_name("g_adapter_proximal") == "g_adapter"
     assert "proximal" in spec.methods["g_adapter_proximal"].plugins and not spec.methods["g_adapter"].plugins
