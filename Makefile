@@ -12,7 +12,7 @@ TORCH_INDEX ?=
 STAMP := $(VENV)/.installed
 SPEC ?= sweeps/quick.yaml
 
-.PHONY: setup sweep smoke-full test report pretrain benchmark benchmark-memory benchmark-engine clean
+.PHONY: setup sweep smoke-full test report pretrain benchmark benchmark-memory benchmark-engine benchmark-search clean
 
 $(STAMP): pyproject.toml requirements-data.txt
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,9 @@ benchmark-memory: $(STAMP)
 
 benchmark-engine: $(STAMP)
 	$(BIN)/python benchmarks/engine.py
+
+benchmark-search: $(STAMP)
+	$(BIN)/python benchmarks/search.py
 
 clean:
 	rm -rf runs .pytest_cache

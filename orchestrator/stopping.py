@@ -115,6 +115,10 @@ class Rungs:
       place at the rungs it reached.
     * The objectives a rung ranks on are the cell's (the same for every cell of a
       dataset, whose task names them); a user's limit is never a reason to stop here.
+    * With scope ``dataset``, a variant's first trial to reach a rung goes on whatever its
+      rank (a deviation from MO-ASHA, where only the first η−1 trials of the whole scope
+      do): otherwise a variant whose trials all arrive after others' would have no
+      finished trial, and no point on the fronts the report draws.
     """
 
     def __init__(self, spec, studies, directions) -> None:
@@ -137,11 +141,15 @@ class Rungs:
         mine = [float(rung.values[o]) for o in self.spec.cell_objectives(cell)]
         trial.set_user_attr(key, mine)
         vectors: dict = {}
+        variant_went_on = False  # a trial of this variant already went on at this rung
         for c in self.scope(cell):
             for t in self.studies.by_cell[c.id].get_trials(deepcopy=False):
                 if key in t.user_attrs and (c.id, t.number) != (cell.id, trial.number):
                     vectors[(c.id, t.number)] = t.user_attrs[key]
+                    variant_went_on |= c.id == cell.id and bool(t.user_attrs.get(f"{key}:go"))
         vectors[(cell.id, trial.number)] = mine  # arrival order: the trials before it, then it
         go = goes_on(vectors, (cell.id, trial.number), self._directions(self.spec, cell), self.eta)
+        if not go and self.spec.budget.stopping.scope == "dataset" and not variant_went_on:
+            go = True  # every variant keeps a trial that goes on, so each has a finished point on the fronts
         trial.set_user_attr(f"{key}:go", go)
         return go

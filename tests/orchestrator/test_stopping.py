@@ -226,3 +226,34 @@ def test_rung_decisions_are_derived_from_storage_and_stand_after_a_driver_dies(t
     assert go == goes_on({0: [3.0, 1.0, 0.1], 1: [4.0, 1.0, 0.1], 2: [3.5, 1.0, 0.1]}, 2,
                          directions(spec, cell), 2)
     assert fresh[2].user_attrs["rung:1:go"] is go
+
+
+def test_scope_dataset_keeps_one_trial_of_every_variant_going(tmp_path):
+    """Scope dataset: a variant whose trials all rank below another's still has its first
+    trial at each rung go on (so it has a finished point on the fronts); its later ones
+    are ranked as the rule says."""
+    from orchestrator.resolve import directions
+    from orchestrator.stopping import Rungs
+    from orchestrator.storage import RunDir
+    from orchestrator.studies import Studies
+    from runfolder import Rung
+
+    d = _spec(tmp_path, tmp_path / "cache", scope="dataset")  # eta 2
+    d["methods"]["bitfit"] = {}
+    spec = parse_spec(d)
+    run = RunDir(spec.run_dir())
+    run.path.mkdir(parents=True)
+    studies = Studies(spec, run)
+    studies.open()
+    probe, bitfit = sorted(studies.cells, key=lambda c: c.method != "linear_probe")
+    names = spec.cell_objectives(probe)
+    rungs = Rungs(spec, studies, directions)
+
+    def report(cell, score):
+        t = studies.by_cell[cell.id].ask()
+        return rungs.decide(cell, t, Rung(epoch=1, values=dict(zip(names, (score, 1.0, 0.1)))))
+
+    assert report(probe, 1.0) and report(probe, 0.9)  # n < eta, then rank 1 of 2
+    assert report(bitfit, 5.0)  # ranks last of 3 (RMSE 5), but is bitfit's first at this rung
+    assert not report(bitfit, 6.0)  # ranked: 4th of 4 > ceil(4/2)
+    assert not report(probe, 7.0)  # probe has gone on already: ranked, last of 5
