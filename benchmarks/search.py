@@ -391,9 +391,9 @@ WHY = [
     "rung latency timing do not shrink with fewer epochs; on FreeSolv a whole trial is 1–3 CPU-s, so "
     "stopping at epoch 1 saves little there.",
     "- **Scope.** `dataset` stops more (a variant dominated on the dataset stops after one epoch) and saves "
-    "the most compute, `cell` keeps more of each variant's front: the defaults follow that, `dataset` for the "
-    "laptop sweep (time-bound, 4 trials per cell) and `cell` for the cluster sweep (24 per cell, 30 epochs, "
-    "rungs at 1, 3 and 9, where a rung is a smaller share of the run).",
+    "the most compute, `cell` keeps more of each variant's front. The defaults follow the figures: the laptop "
+    "sweep (`quick.yaml`, bound by its time) stops with scope `dataset`; the cluster sweep (`full.yaml`, the "
+    "comparison a reviewer reads) keeps every trial, since stopping cost it front quality here.",
     "",
 ]
 
