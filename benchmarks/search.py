@@ -167,14 +167,6 @@ def hv(points: np.ndarray, ref: np.ndarray) -> float:
     return float(compute_hypervolume(inside, ref)) if len(inside) else 0.0
 
 
-def _nondominated(points: np.ndarray) -> np.ndarray:
-    """Mask of the points no other point dominates (all objectives minimised)."""
-    keep = np.ones(len(points), dtype=bool)
-    for i, p in enumerate(points):
-        keep[i] = not np.any(np.all(points <= p, axis=1) & np.any(points < p, axis=1))
-    return keep
-
-
 def analyze(root: Path, box: str = "front") -> dict:
     """``box``: the scaling and reference point of each dataset's hypervolume. ``front``
     (the headline): objectives scaled from the ideal to the nadir point of the union of
@@ -197,7 +189,9 @@ def analyze(root: Path, box: str = "front") -> dict:
         names = next(r.objective_names for v in recs.values() for r in v if r.status == "ok")
         ok_all = np.array([[_loss(r, n) for n in names] for v in recs.values() for r in v if r.status == "ok"])
         if box == "front":  # the union front's ideal and nadir points (Ishibuchi et al. 2018)
-            ok_all = ok_all[_nondominated(ok_all)]
+            from orchestrator.stopping import non_dominated_fronts
+
+            ok_all = ok_all[non_dominated_fronts(ok_all, ["minimize"] * len(names))[0]]
         lo, hi = ok_all.min(axis=0), ok_all.max(axis=0)
         span = np.where(hi > lo, hi - lo, 1.0)
         ref = np.full(len(names), 1.1)

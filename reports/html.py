@@ -78,7 +78,7 @@ def _front_figure(entry: dict, key: str, label: str, colors: dict, limits: dict 
             v = lim.get(bound)
             if v is None or name not in (key, "score"):
                 continue
-            text = f"limit: {name} {'≤' if bound == 'max' else '≥'} {v:g}"
+            text = f"limit: {_bound_text(name, bound, v)}"
             style = dict(color="#c00", dash="dashdot", width=1.5)
             if name == "score":
                 fig.add_hline(y=v, line=style, annotation_text=text, annotation_position="top right")
@@ -213,10 +213,13 @@ def _importance_table(entry: dict) -> str:
                   "construction, measurement noise included; read ρ then.</p>")
 
 
+def _bound_text(name: str, bound: str, value: float) -> str:
+    return f"{name} {'≤' if bound == 'max' else '≥'} {value:g}"
+
+
 def limit_text(limits: dict) -> str:
     """``train_memory_mb ≤ 2000, score ≥ 0.7``: the spec's constraints as read."""
-    return ", ".join(f"{k} {'≤' if b == 'max' else '≥'} {v[b]:g}" for k, v in limits.items() for b in ("min", "max")
-                     if v.get(b) is not None)
+    return ", ".join(_bound_text(k, b, v[b]) for k, v in limits.items() for b in ("min", "max") if v.get(b) is not None)
 
 
 def _over_limits(entry: dict, limits: dict) -> str:

@@ -165,3 +165,8 @@ class TrialConfig(StrictModel):
     limits: dict[str, Limit] = Field(
         default_factory=dict, description="hard limits on the trial's objectives (the spec's constraints): past "
         "one, the trial stops as soon as it is measured and is recorded infeasible")
+
+    @property
+    def cost_limits(self) -> dict[str, Limit]:
+        """The limits checked while the trial trains (a score is final only at the end)."""
+        return {k: v for k, v in self.limits.items() if k != "score"}

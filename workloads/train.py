@@ -164,7 +164,7 @@ def train_seed(
         direction = task.direction(cfg.dataset)
         best_val, best_epoch, best_state = float("nan"), -1, None
         history, rungs, stopped = [], [], False
-        cost_limits = {k: v for k, v in cfg.limits.items() if k != "score"}  # a score is final only at the end
+        cost_limits = cfg.cost_limits
         rung_latency: float | None = None
         memory_checked = MEMORY_OBJECTIVE not in cost_limits
 
@@ -322,15 +322,15 @@ def _rung_values(cfg: TrialConfig, task: Task, data, model: nn.Module, device: t
     for at every rung; the final latency takes ``latency_repeats``). ``latency_ms``: the
     latency timed at an earlier rung, reused where the work per call does not depend on
     the weights (every method but one that exits early)."""
-    if latency_ms is not None:
-        return {"score": val, MEMORY_OBJECTIVE: meter.peak_bytes / 2**20, task.latency_objective: latency_ms}
-    model.eval()  # the next epoch sets training mode again
-    # the latency batch's loader draws from the global generator: a rung must not shift training
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.no_grad():
-        batch, units = task.latency_batch(data, cfg.profile.latency_batch_size, device, model=model)
-        lat = profiling.measure_latency(lambda: model(batch), batch_size=units, device=device,
-                                        warmup=1, repeats=cfg.profile.rung_latency_repeats, unit=task.unit)
-    return {"score": val, MEMORY_OBJECTIVE: meter.peak_bytes / 2**20, task.latency_objective: lat.ms_per_unit}
+    if latency_ms is None:
+        model.eval()  # the next epoch sets training mode again
+        # the latency batch's loader draws from the global generator: a rung must not shift training
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.no_grad():
+            batch, units = task.latency_batch(data, cfg.profile.latency_batch_size, device, model=model)
+            latency_ms = profiling.measure_latency(
+                lambda: model(batch), batch_size=units, device=device, warmup=1,
+                repeats=cfg.profile.rung_latency_repeats, unit=task.unit).ms_per_unit
+    return {"score": val, MEMORY_OBJECTIVE: meter.peak_bytes / 2**20, task.latency_objective: latency_ms}
 
 
 def mean_std(xs: list[float]) -> tuple[float, float]:
@@ -406,7 +406,11 @@ def run_trial(
     per_seed = []
     common = dict(trial_id=cfg.trial_id, rank=rank, world_size=world_size, task=task.name,
                   config=cfg.model_dump(mode="json"), base_method=cfg.method.name, plugins=sorted(cfg.method.plugins))
-    cost_limits = {k: v for k, v in cfg.limits.items() if k != "score"}
+    cost_limits = cfg.cost_limits
+
+    def where() -> dict:  # at the record's making: this process's loads so far (checkpoints load per seed)
+        return dict(dataset=data.summary(), process=ProcessInfo(pid=os.getpid(), loads=dict(LOAD_COUNTS)))
+
     try:
         for k in range(cfg.seeds):
             per_seed.append(train_seed(cfg, cfg.seed + k, data, ckpt, device, rank=rank, world_size=world_size,
@@ -425,17 +429,15 @@ def run_trial(
         if rank != 0:
             return TrialRecord(**common)
         v = e.violation
-        return TrialRecord(**common, rungs=e.rungs, objectives=e.measured, dataset=data.summary(),
-                           timings=Timings(total_s=time.perf_counter() - t_start),
-                           process=ProcessInfo(pid=os.getpid(), loads=dict(LOAD_COUNTS))).mark_infeasible(
+        return TrialRecord(**common, **where(), rungs=e.rungs, objectives=e.measured,
+                           timings=Timings(total_s=time.perf_counter() - t_start)).mark_infeasible(
             "limit", f"over a limit: {e}", objective=v.objective, limit=v.limit, measured=v.measured, bound=v.bound)
     if rank != 0:
         return TrialRecord(trial_id=cfg.trial_id, rank=rank, world_size=world_size)
-    where = dict(dataset=data.summary(), process=ProcessInfo(pid=os.getpid(), loads=dict(LOAD_COUNTS)))
     if per_seed[0]["stopped"]:  # stopped at a rung: its first seed's epochs and rungs, not tested
         s0, ds = per_seed[0], cfg.dataset
         return TrialRecord(
-            **common, **where, status="stopped", rungs=s0["rungs"],
+            **common, **where(), status="stopped", rungs=s0["rungs"],
             metrics=Metrics(metric=task.metric(ds), direction=task.direction(ds), val_score=s0["val_score"],
                             val_scores=[s0["val_score"]], best_epoch=s0["best_epoch"], history=s0["history"]),
             memory=s0["memory"], trainable_params=s0["trainable_params"], total_params=s0["total_params"],
@@ -446,7 +448,7 @@ def run_trial(
     parts = aggregate(cfg, task, per_seed)
     record = TrialRecord(
         **common, **{k: v for k, v in parts.items() if k != "task"},
-        status="ok", rungs=per_seed[0]["rungs"], **where,
+        status="ok", rungs=per_seed[0]["rungs"], **where(),
         device=DeviceInfo(type=device.type, name=parts["memory"]["device"], host=platform.node(),
                           torch_threads=torch.get_num_threads()),
         timings=Timings(train_s=sum(s["train_s"] for s in per_seed), total_s=time.perf_counter() - t_start),
