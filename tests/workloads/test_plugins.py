@@ -100,9 +100,9 @@ def test_bregman_term_in_training_steps(task, batch):
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_gist_adds_hidden_dim_parameters_and_starts_from_the_plain_prediction(case, batch):
+def test_gist_adds_hidden_dim_parameters_and_the_one_way_token_starts_from_the_plain_prediction(case, batch):
     plain, _ = with_plugins(case, {})
-    gist, hooks = with_plugins(case, {"gist": {}})
+    gist, hooks = with_plugins(case, {"gist": {"visible": False}})
     assert count_parameters(gist)[0] == count_parameters(plain)[0] + D
     assert count_parameters(gist)[1] == count_parameters(plain)[1] + D
     assert gist.backbone.slots["gist"].token.requires_grad
@@ -114,12 +114,69 @@ def test_gist_adds_hidden_dim_parameters_and_starts_from_the_plain_prediction(ca
         assert torch.isfinite(hooks.extra_loss[0](gist, batch, out))
 
 
-def test_gist_token_is_read_by_the_head_and_is_one_way(batch):
-    model, hooks = with_plugins("linear_probe", {"gist": {"gist_weight": 1.0, "kl_weight": 0.5}}, CLASSIFICATION)
+def test_gist_defaults_are_the_authors():
+    """JCruan519/GIST: train.py's loss weights 0.5 and 0.75 at T = 3; GIST's U(-0.5, 0.5)
+    initialisation and dropout 0.1; a token every other token attends to."""
+    model, hooks = with_plugins("lora", {"gist": {}})
+    notes = hooks.notes["gist"]
+    assert (notes["gist_weight"], notes["kl_weight"], notes["temperature"]) == (0.5, 0.75, 3.0)
+    assert notes["visible"] is True and notes["dropout"] == 0.1
+    token = model.backbone.slots["gist"].token
+    assert token.abs().max().item() <= 0.5 and token.abs().max().item() > 0.25  # U(-0.5, 0.5), D draws
+    assert token.std().item() == pytest.approx(1 / math.sqrt(12), rel=0.35)  # std of U(-0.5, 0.5)
+
+
+@pytest.mark.parametrize("backbone_case", ["linear_probe", "lora"])
+def test_gist_token_attends_is_attended_and_evaluation_reads_the_graph_token(backbone_case, batch):
+    """The paper's token is visible both ways: moving it moves the graph token's prediction,
+    and moving the molecule moves the gist token's; the model's output (what evaluation and
+    latency call) is the head on the graph token alone."""
+    model, hooks = with_plugins(backbone_case, {"gist": {}}, CLASSIFICATION)
+    plain, _ = with_plugins(backbone_case, {}, CLASSIFICATION)
+    model.eval(), plain.eval()
+    with torch.no_grad():
+        before = model(batch)
+        assert not torch.allclose(before, plain(batch), atol=1e-4)  # the token is read from the start
+        out = model(batch, with_slots=True)
+        enc = model.backbone(batch)
+        assert torch.allclose(before, model.head(enc.graph), atol=1e-6)  # the graph token only
+        assert torch.allclose(out["pred"], before, atol=1e-6)
+        gist_pred = model.head(out["slots"]["gist"][:, 0])
+        assert not torch.allclose(gist_pred, before, atol=1e-3)
+        # (a shift of every entry by one constant would vanish in the pre-LayerNorm: move it at random)
+        shift = torch.randn_like(model.backbone.slots["gist"].token)
+        model.backbone.slots["gist"].token.add_(shift)  # it is attended ...
+        assert not torch.allclose(model(batch), before, atol=1e-4)
+        model.backbone.slots["gist"].token.sub_(shift)
+        moved = batch.clone()
+        moved.x = moved.x.roll(1, dims=0)  # ... and it attends: other atoms, another gist state
+        gist_moved = model.head(model(moved, with_slots=True)["slots"]["gist"][:, 0])
+        assert not torch.allclose(gist_moved, gist_pred, atol=1e-4)
+        expected = 0.5 * CLASSIFICATION.loss(gist_pred, batch.y) + 0.75 * bidirectional_kl(
+            out["pred"], gist_pred, 3.0, "classification")
+        assert hooks.extra_loss[0](model, batch, out).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_gist_loss_matches_the_authors_train_py_for_a_categorical_head():
+    """Their loss, transcribed from JCruan519/GIST train.py (the training step):
+    CE(out) + 0.5 CE(gist) + 0.75 KL(p_out||p_gist) + 0.75 KL(p_gist||p_out), p = softmax(z/3),
+    F.kl_div(log q, p, reduction='batchmean')."""
+    out, gist = torch.randn(5, 4), torch.randn(5, 4)
+    y = torch.tensor([0, 3, 1, 2, 0])
+    theirs = (F.cross_entropy(out, y) + F.cross_entropy(gist, y) * 0.5
+              + F.kl_div(F.softmax(gist / 3.0, dim=-1).log(), F.softmax(out / 3.0, dim=-1), reduction="batchmean") * 0.75
+              + F.kl_div(F.softmax(out / 3.0, dim=-1).log(), F.softmax(gist / 3.0, dim=-1), reduction="batchmean") * 0.75)
+    ours = F.cross_entropy(out, y) + 0.5 * F.cross_entropy(gist, y) + 0.75 * bidirectional_kl(out, gist, 3.0, "multiclass")
+    assert ours.item() == pytest.approx(theirs.item(), rel=1e-5)
+
+
+def test_one_way_gist_token_is_read_by_the_head_and_nothing_attends_to_it(batch):
+    model, hooks = with_plugins("linear_probe", {"gist": {"gist_weight": 1.0, "kl_weight": 0.5, "temperature": 1.0,
+                                                          "visible": False}}, CLASSIFICATION)
     model.eval()
     with torch.no_grad():
         before = model(batch)
-        model.backbone.slots["gist"].token.add_(3.0)  # nothing reads the gist token ...
+        model.backbone.slots["gist"].token.add_(torch.randn_like(model.backbone.slots["gist"].token))  # nothing reads it ...
         assert torch.allclose(model(batch), before, atol=1e-6)
         out = model(batch, with_slots=True)
         gist_pred = model.head(out["slots"]["gist"][:, 0])
