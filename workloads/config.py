@@ -129,7 +129,11 @@ class MethodSpec(StrictModel):
 class TrainConfig(StrictModel):
     lr: float = Field(default=1e-3, gt=0, description="AdamW learning rate")
     weight_decay: float = Field(default=0.0, ge=0, description="AdamW weight decay")
-    epochs: int = Field(default=10, ge=1, le=100_000, description="training epochs (best validation epoch is kept)")
+    epochs: int = Field(default=10, ge=1, le=100_000, description="training epochs (best validation epoch is kept); "
+                        "with patience, the cap")
+    patience: int | None = Field(
+        default=None, ge=1, le=100_000, description="end a seed's training once validation has not improved for this "
+        "many epochs (the trial stays ok: this is convergence, not a stopping decision); null: train every epoch")
     batch_size: int = Field(default=64, ge=2, le=1_000_000, description="training graphs per step")
     eval_batch_size: int = Field(default=256, ge=1, le=1_000_000, description="graphs per evaluation step")
     grad_clip: float | None = Field(default=1.0, gt=0, description="gradient norm clip; null for none")

@@ -247,6 +247,9 @@ def train_seed(
                 best_state = _trainable_state(model)
             say(f"[{cfg.trial_id} seed {seed}] epoch {epoch}: loss {tot / max(n, 1):.4f}, "
                 f"val {task.metric(cfg.dataset)} {val:.4f}")
+            # patience: validation has not improved for that many epochs (rank 0 evaluates)
+            converged = _agree(rank == 0 and cfg.train.patience is not None
+                               and epoch - best_epoch >= cfg.train.patience, world_size)
             if (rung is not None or cost_limits) and epoch + 1 in cfg.rungs:
                 go, over, values = True, None, {}
                 if rank == 0:
@@ -265,6 +268,10 @@ def train_seed(
                     stopped = True
                     say(f"[{cfg.trial_id} seed {seed}] stopped after epoch {epoch} (rung {epoch + 1})")
                     break
+            if converged and epoch + 1 < cfg.train.epochs:
+                say(f"[{cfg.trial_id} seed {seed}] no validation gain for {cfg.train.patience} epochs: "
+                    f"training ends after epoch {epoch} (best epoch {best_epoch})")
+                break
         train_seconds = time.perf_counter() - t_train
         memory = profiling.memory_report(meter, parts, eval_peak.peak_bytes if eval_peak else None,
                                          {"measured_steps": measured_steps,

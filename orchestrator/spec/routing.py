@@ -1,10 +1,12 @@
 """The one rule that sends a searched (or ``--set``) key where it belongs:
 
 * ``<plugin>.<field>``: a field of one of the entry's plug-ins;
-* a field of the entry's PEFT method;
-* a field of training (``lr``, ``weight_decay``, ...).
+* a field of the entry's PEFT method (``method.<field>`` says so explicitly);
+* a field of training (``lr``, ``weight_decay``, ...; ``train.<field>`` explicitly).
 
-A key that is both a method and a training field is ambiguous, and refused. Spec
+A bare key that is both a method and a training field (ENGINE's exit ``patience``
+and training's ``patience``) is ambiguous, and refused with the two explicit
+spellings; ``method`` and ``train`` are therefore never plug-in names. Spec
 validation, ``trial_config`` and ``orchestrator run --set`` all route through
 :func:`route`, so what the spec accepts is what a trial receives.
 """
@@ -49,14 +51,25 @@ def routable(method: str, plugins: Iterable[str]) -> list[str]:
 
     method_fields, train_fields = set(METHODS.get(method).config_cls.model_fields), set(TrainConfig.model_fields)
     keys = method_fields ^ train_fields
+    keys |= {f"{side}.{k}" for k in method_fields & train_fields for side in EXPLICIT}
     keys |= {f"{p}.{f}" for p in plugins if p in PLUGINS for f in PLUGINS.get(p).config_cls.model_fields}
     return sorted(keys)
+
+
+EXPLICIT = ("method", "train")  # prefixes that name the side of a key, never a plug-in
 
 
 def _route(key: str, method_fields: set, train_fields: set, plugins: Iterable[str]) -> Route:
     from workloads.plugins import PLUGINS
 
     plugins = list(plugins)
+    side, _, field = key.partition(".")
+    if side in EXPLICIT and field:
+        fields = method_fields if side == "method" else train_fields
+        if field not in fields:
+            raise RouteError(key, f"not a parameter of {'the method' if side == 'method' else 'training'}; known: "
+                             + ", ".join(sorted(fields)))
+        return Route(side, field)
     if "." in key:
         pname, field = key.split(".", 1)
         if pname not in plugins:
@@ -66,7 +79,7 @@ def _route(key: str, method_fields: set, train_fields: set, plugins: Iterable[st
             raise RouteError(key, f"not a parameter of plug-in '{pname}'; known: {known}")
         return Route("plugin", field, pname)
     if key in method_fields and key in train_fields:
-        raise RouteError(key, "ambiguous (a method and a training parameter)")
+        raise RouteError(key, f"ambiguous (a method and a training parameter): write method.{key} or train.{key}")
     if key in method_fields:
         return Route("method", key)
     if key in train_fields:

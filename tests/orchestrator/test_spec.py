@@ -297,6 +297,16 @@ def test_one_rule_routes_searched_keys():
     with pytest.raises(RouteError, match="rank: not a parameter of the method or of training"):
         route("rank", "lora", [])
     assert {"r", "lr", "gist.kl_weight"} <= set(routable("lora", ["gist"])) and "rank" not in routable("lora", [])
+    # ENGINE's exit patience and training's patience: a bare key is refused, each side can be named
+    with pytest.raises(RouteError, match=r"^patience: ambiguous .*: write method.patience or train.patience$"):
+        route("patience", "engine", [])
+    assert route("method.patience", "engine", []) == Route("method", "patience")
+    assert route("train.patience", "engine", []) == Route("train", "patience")
+    assert route("train.patience", "lora", []) == route("patience", "lora", []) == Route("train", "patience")
+    with pytest.raises(RouteError, match=r"^method.lr: not a parameter of the method; known: .*\balpha\b"):
+        route("method.lr", "lora", [])
+    keys = set(routable("engine", []))
+    assert {"method.patience", "train.patience", "threshold", "lr"} <= keys and "patience" not in keys
     entry = parse_spec(quick()).methods["lora"]
     method, train = entry.resolve("lora", {"r": 4, "lr": 0.002})
     assert method.name == "lora" and method.params["r"] == 4 and train == {"lr": 0.002}

@@ -87,6 +87,33 @@ def test_selection_reads_validation_only(cache_dir, monkeypatch):
     assert [h.val_score for h in m.history] == [5.0, 2.0, 4.0]
 
 
+def test_patience_ends_training_once_validation_stops_improving(cache_dir, monkeypatch):
+    """RMSE by epoch 5, 3, 4, 3.5, 2, ...: with patience 2 the best is epoch 1 and epochs 2
+    and 3 bring nothing, so training ends after epoch 3 (epoch 4's 2.0 is never seen); the
+    trial is ok and tested at epoch 1. Without patience every epoch of the cap runs."""
+    from workloads.tasks.graph_property import GraphPropertyTask
+
+    real = GraphPropertyTask.evaluate
+
+    def scripted(scores):
+        it = iter(scores)
+
+        def evaluate(self, model, data, split, batch_size, device):
+            out = real(self, model, data, split, batch_size, device)
+            return next(it) if split == "valid" else out
+        return evaluate
+
+    monkeypatch.setattr(GraphPropertyTask, "evaluate", scripted([5.0, 3.0, 4.0, 3.5, 2.0, 1.0]))
+    r = run_trial(cfg(cache_dir, "freesolv", "linear_probe", epochs=6, patience=2))
+    assert r.status == "ok" and r.stopped_at is None
+    assert [h.val_score for h in r.metrics.history] == [5.0, 3.0, 4.0, 3.5]
+    assert r.metrics.best_epoch == 1 and r.objectives["score"] == 3.0
+    assert r.metrics.test_score is not None and r.latency is not None  # tested and profiled as any finished trial
+    monkeypatch.setattr(GraphPropertyTask, "evaluate", scripted([5.0, 3.0, 4.0, 3.5, 2.0, 1.0]))
+    full = run_trial(cfg(cache_dir, "freesolv", "linear_probe", epochs=6))
+    assert len(full.metrics.history) == 6 and full.metrics.best_epoch == 5
+
+
 def test_seeds_aggregate(cache_dir):
     import statistics
 

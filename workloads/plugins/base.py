@@ -60,6 +60,9 @@ PLUGINS: Registry[Plugin] = Registry("training plug-in")
 
 
 def register_plugin(name: str, config_cls: type[PluginConfig]):
+    if name in ("method", "train"):  # a searched key's explicit sides (method.<field>, train.<field>)
+        raise ValueError(f"'{name}' cannot name a plug-in: it names the side of a searched key")
+
     def deco(fn: Callable[[nn.Module, PluginConfig, TaskInfo], TrainHooks]):
         PLUGINS.add(name, Plugin(name, config_cls, fn))
         return fn
