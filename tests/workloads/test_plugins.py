@@ -211,3 +211,89 @@ def test_unknown_plugin_or_field_is_refused():
         MethodSpec(name="lora", plugins={"gits": {}})
     with pytest.raises(ValidationError):
         MethodSpec(name="lora", plugins={"gist": {"lambda": 1.0}})
+
+
+def _proximal_trial(cache_dir, **prox):
+    c = cfg(cache_dir, "freesolv", "g_adapter")
+    return c.model_copy(update={"method": c.method.model_copy(update={"plugins": {"proximal": {"weight": 0.1, **prox}}})})
+
+
+def test_proximal_anchor_forward_runs_before_the_training_forward(cache_dir, monkeypatch):
+    """In the real loop: every training step makes exactly one anchor forward (no
+    gradients, plain output) and then the training forward (gradients, with slots)."""
+    from workloads.backbones import GraphModel
+
+    calls = []
+    forward = GraphModel.forward
+
+    def recorded(self, batch, with_slots=False):
+        if self.training:
+            calls.append(("training" if torch.is_grad_enabled() else "anchor", with_slots))
+        return forward(self, batch, with_slots=with_slots)
+
+    monkeypatch.setattr(GraphModel, "forward", recorded)
+    run_trial(_proximal_trial(cache_dir))
+    assert len(calls) >= 4 and len(calls) % 2 == 0
+    assert calls == [("anchor", False), ("training", True)] * (len(calls) // 2)
+
+
+def test_proximal_anchor_before_trains_exactly_as_after_and_peaks_no_higher(cache_dir, monkeypatch):
+    """The former order (the anchor's forward inside extra_loss, after the training
+    forward, replaying its random state) gives exactly the same training; running the
+    anchor first keeps its activations out of the training forward's peak."""
+    from torch.func import functional_call
+
+    from workloads.plugins import proximal
+
+    class AnchorAfter(proximal.BregmanProximal):
+        def before_forward(self, model, batch):
+            if self.anchor is None:
+                self.anchor = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+            self._rng = torch.get_rng_state()
+
+        def extra_loss(self, model, batch, out):
+            with torch.no_grad(), torch.random.fork_rng(devices=[]):
+                torch.set_rng_state(self._rng)
+                ref = functional_call(model, self.anchor, (batch,))
+            return self.weight * symmetric_divergence(out["pred"], ref, self.kind)
+
+    before = run_trial(_proximal_trial(cache_dir))
+    with monkeypatch.context() as m:
+        m.setattr(proximal, "BregmanProximal", AnchorAfter)
+        after = run_trial(_proximal_trial(cache_dir))
+    assert before.metrics.history == after.metrics.history
+    assert before.metrics.test_scores == after.metrics.test_scores
+    assert before.objectives["train_memory_mb"] <= after.objectives["train_memory_mb"]
+
+
+@pytest.mark.parametrize("task", [REGRESSION, CLASSIFICATION], ids=["regression", "classification"])
+def test_proximal_previous_anchor_is_the_iterate_before_the_last_step(task, batch):
+    """anchor: previous (SMART's plain Bregman proximal point, one step per outer
+    iteration): step t is anchored at theta_{t-1}; zero at the first step."""
+    model, hooks = with_plugins("lora", {"proximal": {"weight": 1.0, "anchor": "previous"}}, task)
+    prox = hooks.after_step[0].__self__
+    assert hooks.notes["proximal"]["anchor"] == "previous"
+    model.train()
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
+    trainable = lambda: {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    starts, terms = [], []
+    for _ in range(3):
+        starts.append(trainable())
+        for f in hooks.before_forward:
+            f(model, batch)
+        if len(starts) > 1:  # the anchor of this step: where the previous step started
+            assert all(torch.equal(prox.anchor[n], t) for n, t in starts[-2].items())
+        out = model(batch, with_slots=True)
+        term = hooks.extra_loss[0](model, batch, out)
+        terms.append(term.item())
+        opt.zero_grad()
+        (out["pred"].pow(2).mean() + term).backward()
+        opt.step()
+        for f in hooks.after_step:
+            f(model)
+    assert terms[0] == 0.0 and terms[1] > 0 and terms[2] > 0
+    assert all(torch.equal(prox.anchor[n], t) for n, t in starts[-1].items())
+    with pytest.raises(RuntimeError, match="before_forward"):  # the anchor's predictions serve one forward
+        hooks.extra_loss[0](model, batch, out)
+    with pytest.raises(ValueError):
+        PLUGINS.get("proximal").parse({"anchor": "pretrained"})
