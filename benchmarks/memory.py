@@ -58,10 +58,10 @@ MB = 2**20
 
 def variants(quick: bool) -> list[dict]:
     """The method variants, bare methods in registry order, then the plug-in variants."""
-    from workloads.peft import METHODS
+    from workloads.peft import METHODS, method_names
     from workloads.plugins import PLUGINS
 
-    names = list(METHODS.names())
+    names = method_names(references=False)  # reference baselines have no training step to measure here
     if quick:
         names = ["full"] + [n for n in names if n != "full"][:1]
         return [{"label": n, "method": n, "plugins": {}} for n in names]

@@ -2,7 +2,8 @@
 
 Invariants:
 
-* A cell's budget (``budget.trials_per_cell``) is used by every trial whose record
+* A cell's budget (``budget.trials_per_cell``; one for a reference baseline that
+  searches nothing, :meth:`SweepSpec.budget_of`) is used by every trial whose record
   says it counts (:attr:`runfolder.TrialRecord.counts`: every end but ``interrupted``)
   and by every RUNNING trial of any driver. Trials cut short by a crash free their
   budget again.
@@ -15,14 +16,17 @@ Invariants:
 """
 from __future__ import annotations
 
+from typing import Callable
+
 from orchestrator.spec import Cell
 from orchestrator.storage import RunDir
 from orchestrator.studies import Studies
 
 
 class SharedBudget:
-    def __init__(self, run: RunDir, studies: Studies, per_cell: int) -> None:
-        self.run, self.studies, self.per_cell = run, studies, per_cell
+    def __init__(self, run: RunDir, studies: Studies, per_cell: int | Callable[[Cell], int]) -> None:
+        self.run, self.studies = run, studies
+        self.per_cell: Callable[[Cell], int] = per_cell if callable(per_cell) else (lambda cell: per_cell)
         self._seen: dict[str, dict[int, bool]] = {}  # per cell: trial number -> its record counts
         self._full: set[str] = set()  # cells without budget left when last looked at (until refresh)
         self._rr = 0
@@ -42,14 +46,14 @@ class SharedBudget:
         return len(nums if below is None else {n for n in nums if n < below})
 
     def remaining(self, cell: Cell) -> int:
-        return max(0, self.per_cell - self.used(cell))
+        return max(0, self.per_cell(cell) - self.used(cell))
 
     def total_remaining(self) -> int:
         return sum(self.remaining(c) for c in self.studies.cells)
 
     def admits(self, cell: Cell, number: int) -> bool:
         """Whether the trial just asked for (``number``) may run (see the module docstring)."""
-        if self.used(cell, below=number) >= self.per_cell:
+        if self.used(cell, below=number) >= self.per_cell(cell):
             self._full.add(cell.id)
             return False
         return True

@@ -107,7 +107,7 @@ def sweep_status(run_path: str | Path) -> tuple[dict[str, CellProgress], str]:
     spec = parse_spec(yaml.safe_load(run.spec_file.read_text()), str(run.spec_file))
     cells: dict[str, CellProgress] = defaultdict(CellProgress)
     for c in spec.cells():
-        cells[c.id].budget = spec.budget.trials_per_cell
+        cells[c.id].budget = spec.budget_of(c)
     for r in run.trial_records():
         cells[r.cell or "?"].add(r)
     note = _running_from_storage(spec, run, cells)

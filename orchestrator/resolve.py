@@ -27,9 +27,12 @@ def trial_config(spec: SweepSpec, cell: Cell, params: dict, trial_id: str) -> Tr
 
     Every configuration trains with the same seeds (``seed`` … ``seed + budget.seeds - 1``),
     so configurations are compared on the same initialisations and data orders."""
-    method, train = spec.methods[cell.method].resolve(cell.method, params)
+    entry = spec.methods[cell.method]
+    method, train = entry.resolve(cell.method, params)
     st = spec.budget.stopping
     train_cfg = TrainConfig(**{**spec.train.model_dump(), **train})
+    # a reference baseline is a line to compare with: never ranked at a rung, never over a limit
+    ranked = st.type != "none" and not entry.is_reference(cell.method)
     return TrialConfig(
         trial_id=trial_id,
         seed=spec.seed,
@@ -43,8 +46,9 @@ def trial_config(spec: SweepSpec, cell: Cell, params: dict, trial_id: str) -> Tr
         num_threads=spec.resources.cpus_per_worker,
         device="cuda" if spec.resources.use_gpu else "cpu",
         # rungs below this trial's own epochs (a searched 'epochs' moves its last rung)
-        rungs=rung_epochs(st.min_epochs, st.reduction_factor, train_cfg.epochs) if st.type != "none" else [],
-        limits={k: v for k, v in spec.constraints.items() if k in spec.cell_objectives(cell)},
+        rungs=rung_epochs(st.min_epochs, st.reduction_factor, train_cfg.epochs) if ranked else [],
+        limits={k: v for k, v in spec.constraints.items()
+                if k in spec.cell_objectives(cell) and not entry.is_reference(cell.method)},
     )
 
 

@@ -74,8 +74,10 @@ class Studies:
                         )
                     break
                 except Exception as e:  # SQLAlchemy raises several types for bad URLs or servers
-                    if "IntegrityError" in type(e).__name__ + str(e) and attempt < 4:
-                        time.sleep(0.5 + attempt)  # another driver is creating the tables at this moment
+                    # another driver is creating the tables at this moment: a duplicate row (IntegrityError),
+                    # or on SQLite a table it created between our check and our CREATE ("already exists")
+                    if ("IntegrityError" in type(e).__name__ + str(e) or "already exists" in str(e)) and attempt < 4:
+                        time.sleep(0.5 + attempt)
                         continue
                     what = " ".join(redact(str(e), self.url).split())
                     raise SpecError(f"storage.optuna_url: cannot open '{mask_url(self.url)}': {what}") from None

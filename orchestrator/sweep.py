@@ -19,7 +19,8 @@ Invariants of the loop:
 * While a trial runs, its rung reports reach :meth:`Sweep.on_rung` (through the
   executor's ``rung_decider``), whose answer (continue or stop) goes back through the
   executor.
-* Slots are filled round-robin over the cells with budget left.
+* Slots are filled round-robin over the cells with budget left, then with the
+  confirmation runs of cells whose search is over (:mod:`orchestrator.confirm`).
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ from rich.live import Live
 from orchestrator import policy
 from orchestrator.budget import SharedBudget
 from orchestrator.capacity import check_local_resources, local_capacity
+from orchestrator.confirm import Confirmation, Confirmations
 from orchestrator.executor import DEFAULT_EXECUTOR, EXECUTORS, Executor, ExecutorContext, trials_that_fit
 from orchestrator.policy import PENALTY
 from orchestrator.progress import CellProgress, LiveProgress
@@ -76,11 +78,14 @@ class Sweep:
         self.studies = Studies(spec, self.run)
         self.recovery = Recovery(spec, self.run, self.studies, self.say)
         self.studies.on_stale = self.recovery.on_stale
-        self.budget = SharedBudget(self.run, self.studies, spec.budget.trials_per_cell)
+        self.budget = SharedBudget(self.run, self.studies, spec.budget_of)
         self.rungs = Rungs(spec, self.studies, directions) if spec.budget.stopping.type != "none" else None
         self.storage_url = self.studies.url
+        self.confirm = Confirmations(spec, self.run, self.cells, directions, self._search_over)
         self.progress: LiveProgress | None = None
         self._inflight: dict[str, Pending] = {}
+        self._confirming: dict[str, tuple[Confirmation, float, float, list]] = {}  # key -> (c, start, unix, retries)
+        self._due: list[Confirmation] | None = None  # confirmations due, looked at again after each one ends
         self._finished = self._total = 0
 
     @property
@@ -158,7 +163,7 @@ class Sweep:
         self.open_studies()
         self.recovery.settle(self._mine())
         self._total = self.budget.total_remaining()
-        if not self._total and not self.studies.any_running():
+        if not self._total and not self.studies.any_running() and not self.confirm.due():
             self.say(f"sweep {self.spec.name}: {len(self.cells)} studies, nothing left to run")
             return self.run
         ex = executor if isinstance(executor, Executor) else self.make_executor(executor, address, num_cpus)
@@ -186,8 +191,13 @@ class Sweep:
         False when nothing is left to run or to wait for."""
         while ex.free_slots() > 0 and (cell := self.budget.next_cell()) is not None:
             self.submit(ex, cell)
-        if self._inflight:
+        while ex.free_slots() > 0 and (c := self._next_confirmation()) is not None:
+            self.submit_confirmation(ex, c)
+        if self._inflight or self._confirming:
             for key, record in ex.wait(timeout=hb):
+                if key in self._confirming:
+                    self.finish_confirmation(ex, key, record)
+                    continue
                 p = self._inflight.pop(key)
                 if policy.should_retry(record, len(p.retried_after), self.spec.resources.max_retries):
                     self.retry(ex, p, record)
@@ -198,7 +208,41 @@ class Sweep:
         if self.studies.any_running():
             time.sleep(hb)  # another driver's trials: they end, or go stale and free budget
             return True
-        return False
+        self._due = None
+        return bool(self.confirm.due())
+
+    # -- confirmation runs (budget.confirm_seeds) ------------------------------
+    def _search_over(self, cell: Cell) -> bool:
+        """Every trial of the cell's budget has a record that counts, and none runs."""
+        return (len(self.budget.counted(cell)) >= self.spec.budget_of(cell)
+                and not self.studies.running(cell) and not any(p.cell.id == cell.id for p in self._inflight.values()))
+
+    def _next_confirmation(self) -> Confirmation | None:
+        if not self.confirm.on or self.budget.next_cell() is not None:
+            return None
+        if self._due is None:
+            self._due = self.confirm.due()
+        return self._due.pop(0) if self._due else None
+
+    def submit_confirmation(self, ex: Executor, c: Confirmation) -> None:
+        cfg = self.confirm.config(c)
+        self.confirm.submitted.add(c.key)
+        self._confirming[ex.submit(c.key, cfg.model_dump(mode="json"))] = (c, time.perf_counter(), time.time(), [])
+        self.say(f"{c.cell.id} #{c.source.optuna_trial}: confirming on seeds {cfg.seed}..{cfg.seed + cfg.seeds - 1}")
+
+    def finish_confirmation(self, ex: Executor, key: str, record: TrialRecord) -> None:
+        c, started, unix, retried = self._confirming.pop(key)
+        if policy.should_retry(record, len(retried), self.spec.resources.max_retries):
+            retried.append(record.error)
+            self._confirming[ex.submit(f"{key}.retry{len(retried)}", self.confirm.config(c).model_dump(mode="json"))] \
+                = (c, started, time.time(), retried)
+            return
+        self.confirm.finish(c, record, submitted_unix=unix, received_unix=time.time(),
+                            wall_s=time.perf_counter() - started, retried_after=retried)
+        self._due = None
+        head = f"[confirm] {c.cell.id} #{c.source.optuna_trial}"
+        self.say(f"{head} → {record.summary_line()}" if record.status == "ok" else
+                 f"{head} {record.status}: {record.error}")
 
     def _mine(self) -> dict[str, set[int]]:
         out: dict[str, set[int]] = {}
@@ -209,7 +253,7 @@ class Sweep:
     def _start_progress(self) -> None:
         self.progress = LiveProgress(self.spec.name, self.spec.resources.max_concurrent_trials)
         for c in self.cells:
-            self.progress.cells[c.id] = CellProgress(budget=self.spec.budget.trials_per_cell)
+            self.progress.cells[c.id] = CellProgress(budget=self.spec.budget_of(c))
         for r in self.run.trial_records():  # a resumed sweep starts from what is done
             if r.cell in self.progress.cells:
                 self.progress.cells[r.cell].add(r)

@@ -23,6 +23,7 @@ from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
 from reports.summary import PARAMS_PLANE, REFERENCE_RULE, family_title, overview, rerun_command, summarize
+from reports.verdicts import interval, rows_against, verdict_text
 from runfolder import RunDir, TrialRecord, atomic_write_text
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf",
@@ -53,7 +54,7 @@ def _front_figure(entry: dict, key: str, label: str, colors: dict, limits: dict 
         # every trial a circle with its seeds' error bar, dominated ones faded; a star over those on the front
         fig.add_trace(go.Scatter(
             x=[trials[i].cost(key) for i in idx], y=[trials[i].score for i in idx],
-            error_y=dict(type="data", array=[trials[i].metrics.val_std for i in idx], thickness=1, width=3),
+            error_y=dict(type="data", array=[_half_width(trials[i]) for i in idx], thickness=1, width=3),
             mode="markers", name=m, legendgroup=m,
             marker=dict(color=colors[m], size=9, opacity=[1.0 if plane["pareto_mask"][i] else 0.3 for i in idx]),
             text=[_hover(trials[i]) for i in idx], hovertemplate="%{text}<extra></extra>"))
@@ -94,6 +95,14 @@ def _front_figure(entry: dict, key: str, label: str, colors: dict, limits: dict 
         k = trials[plane["knee"]]
         fig.add_annotation(x=_logx(k.cost(key)), y=k.score, text="knee", showarrow=True,
                            arrowhead=2, ax=30, ay=-30)
+    if trials:
+        lo, hi = min(r.cost(key) for r in trials), max(r.cost(key) for r in trials)
+        for ref in entry.get("references", []):  # a line across the plane: never a point on a front
+            text = _reference_hover(ref, key)
+            fig.add_trace(go.Scatter(
+                x=[lo, hi], y=[ref.score, ref.score], mode="lines", name=f"{ref.method} (reference)",
+                legendgroup=ref.method, line=dict(color=colors.get(ref.method, "#777"), dash="longdashdot", width=1.5),
+                text=[text, text], hovertemplate="%{text}<extra></extra>"))
     full = entry.get("full_reference")
     if full is not None:
         fig.add_hline(y=full.score, line=dict(color="#555", dash="dash", width=1),
@@ -102,12 +111,26 @@ def _front_figure(entry: dict, key: str, label: str, colors: dict, limits: dict 
     arrow = "↑" if entry["direction"] == "maximize" else "↓"
     fig.update_layout(
         title=f"{label} vs validation {entry['metric']} ({arrow} better)",
-        xaxis_title=label + " — log scale", yaxis_title=f"validation {entry['metric']} (mean ± std over seeds)",
+        xaxis_title=label + " — log scale", yaxis_title=f"validation {entry['metric']} (mean, 95% t interval over seeds)",
         template="plotly_white", height=470, margin=dict(l=60, r=20, t=70, b=50), title_font_size=12,
         legend=dict(orientation="h", yanchor="top", y=-0.18, font_size=11),
     )
     fig.update_xaxes(type="log")
     return fig
+
+
+def _half_width(r: TrialRecord) -> float:
+    """Half-width of the 95% t interval of the validation score over seeds; NaN (no bar)
+    with one seed, where no interval exists."""
+    iv = interval(r, "val")
+    return iv.half_width if iv.low is not None else float("nan")
+
+
+def _reference_hover(r: TrialRecord, key: str) -> str:
+    cost = r.cost(key) if key in r.objectives or key == PARAMS_PLANE else float("nan")
+    how = f"memory: {r.reference.memory_by}" if key == "train_memory_mb" else ""
+    return (f"<b>{E(r.method)}</b> (reference: {E(r.reference.kind)})<br>validation {r.score:.4f}, "
+            f"test {E(interval(r).text(4))}<br>{E(key)} {cost:.4g}<br>{E(how)}")
 
 
 def _logx(v: float) -> float:
@@ -157,19 +180,57 @@ def _table(heads: list[str], rows: list[tuple[str, list]], cls: str = "sortable"
 def _pareto_table(entry: dict, knees: dict) -> str:
     planes = entry["plane_labels"]
     heads = ["method variant", "trial", "seeds", f"validation {entry['metric']} (selects)",
-             f"test {entry['metric']} (reported)"] + list(planes.values()) + ["params", "knee of"]
+             f"test {entry['metric']}: mean, 95% t interval", "test vs the best (paired t, Holm)"] \
+        + list(planes.values()) + ["params", "knee of"]
+    shown = [(m, i) for m, idx in entry["method_fronts"].items() for i in idx]
+    best = entry["verdicts"]["chosen"].get(entry["verdicts"]["rows"][0].variant) if entry["verdicts"].get("rows") \
+        else None
+    against = rows_against([entry["trials"][i] for _, i in shown], best, entry["direction"]) if best else \
+        [""] * len(shown)
     rows = []
-    for m, idx in entry["method_fronts"].items():
-        for i in idx:
-            r = entry["trials"][i]
-            st = r.metrics
-            cells = [m, r.optuna_trial, st.seeds, f"{st.val_score:.4f} ± {st.val_std:.4f}",
-                     f"{st.test_score:.4f} ± {st.test_std:.4f}"]
-            cells += [f"{r.cost(k):,.0f}" if k == PARAMS_PLANE else f"{r.cost(k):.3f}" for k in planes]
-            cells += [", ".join(f"{k}={_fmt(v)}" for k, v in r.params.items()),
-                      ", ".join(planes[k] for k, j in knees.items() if j == i)]
-            rows.append((m, cells))
-    return _table(heads, rows)
+    for (m, i), vs in zip(shown, against):
+        r = entry["trials"][i]
+        st = r.metrics
+        cells = [m, r.optuna_trial, st.seeds, interval(r, "val").text(4), interval(r).text(4), vs]
+        cells += [f"{r.cost(k):,.0f}" if k == PARAMS_PLANE else f"{r.cost(k):.3f}" for k in planes]
+        cells += [", ".join(f"{k}={_fmt(v)}" for k, v in r.params.items()),
+                  ", ".join(planes[k] for k, j in knees.items() if j == i)]
+        rows.append((m, cells))
+    note = (f"<p class='note'>The best: {E(best.method)} trial {best.optuna_trial}, the chosen configuration with the "
+            "best test mean. Each row's test scores against it, paired by seed, Holm-corrected over the rows; "
+            "α = 0.05.</p>") if best else ""
+    return _table(heads, rows) + note
+
+
+def _verdict_table(entry: dict) -> str:
+    """Each variant's configuration chosen on validation, references included: test mean with its
+    95% t interval, and the paired t tests against the best and against full fine-tuning."""
+    v = entry["verdicts"]
+    if not v.get("rows"):
+        return ""
+    rows = []
+    for c in v["rows"]:
+        r = v["chosen"][c.variant]
+        kind = f"reference ({r.reference.kind}; memory: {r.reference.memory_by})" if r.reference else "method"
+        rows.append((c.variant, [c.variant, kind, r.optuna_trial, c.interval.text(4), verdict_text(c, "best"),
+                                 verdict_text(c, "reference") if c.vs_reference else "—"]))
+    signal = ""
+    if v["no_signal"] is True:
+        signal = (f"<p class='verdict no-signal'><b>No signal</b>: no searched variant beats the constant predictor "
+                  f"(test {v['constant']:.4g}) by the paired t test (Holm, α = 0.05). Nothing here says a model "
+                  "learned, so no claim is drawn from this group.</p>")
+    elif v["no_signal"] is False:
+        signal = (f"<p class='verdict'>Signal: at least one searched variant beats the constant predictor (test "
+                  f"{v['constant']:.4g}) by the paired t test (Holm, α = 0.05).</p>")
+    n = v["n_seeds"]
+    few = (f"<p class='note'>With n = {n} seed(s) per configuration the paired tests have little power: "
+           "'not distinguishable' here refutes nothing.</p>") if n < 5 else ""
+    return (signal + _table(["method variant", "kind", "trial", f"test {entry['metric']}: mean, 95% t interval",
+                             "vs the best (paired t, Holm)", "vs full fine-tuning (paired t, Holm)"], rows)
+            + "<p class='note'>Each variant's configuration chosen on validation; its test scores per seed, paired by "
+            "seed (every configuration trains with the same seeds). Student t intervals; Holm's correction over the "
+            "tests against each target within this group. A verdict: better, worse or not distinguishable at "
+            "α = 0.05.</p>" + few)
 
 
 def _hv_table(entry: dict) -> str:
@@ -266,7 +327,8 @@ def _overview_html(ov: dict, title_cells: dict) -> str:
              ("trials run", when or "?"),
              ("nodes", f"{len(ov['hosts']) or 1}: {hosts}"), ("devices", devices),
              ("git", str(env.get("git_sha", "?"))[:12]),
-             ("compute", f"{ov['compute_s'] / 60:.1f} min in trials"),
+             ("compute", f"{ov['compute_s'] / 60:.1f} min in trials"
+                         + (f" and {ov['confirmations']} confirmation runs" if ov.get("confirmations") else "")),
              ("orchestration overhead", f"{over} (driver-observed trial time beyond the trials' own)")]
     dl = "".join(f"<dt>{E(k)}</dt><dd>{E(str(v))}</dd>" for k, v in items)
     # trials stopped early at a rung: a column of their own where a sweep had any
@@ -386,7 +448,9 @@ def render(records: list[TrialRecord], title: str, env: dict | None, spec_header
         stop = f", {n_stop} stopped early (not final: never on a front)" if n_stop else ""
         parts.append(f"<p>{n_ok} finished trials{stop}, {n_bad} failed, {n_inf} infeasible. Stars: trials on the "
                      "Pareto front of that plane (all variants together); faded circles are dominated; error bars: "
-                     "std over seeds; the dashed line: full fine-tuning's best.</p>")
+                     "the 95% Student-t interval of the validation mean over seeds (none with one seed: no interval "
+                     "exists); the dashed line: full fine-tuning's best; long-dash-dot lines: reference baselines "
+                     f"({len(entry['references'])} here), never on a front.</p>")
         if entry["trials"]:
             for r in entry["best"]:
                 best_of_cell[r.cell] = f"{r.score:.4f}"
@@ -406,6 +470,8 @@ def render(records: list[TrialRecord], title: str, env: dict | None, spec_header
                          "joining the front's ends, cost on a log scale, both axes scaled to the front.</p>")
             parts.append("<h4>Hypervolume per variant</h4>" + _hv_table(entry))
             parts.append(_plot(_hv_figure(entry, colors), _div_id("hv", g)))
+            parts.append("<h4>Is a difference real? Each variant's chosen configuration on test</h4>"
+                         + _verdict_table(entry))
             parts.append("<h4>Pareto-optimal configurations of each variant (score and every searched cost; click "
                          "a column to sort)</h4>" + _pareto_table(entry, knees))
             parts.append("<h4>Parameter importance</h4>" + _importance_table(entry))
@@ -469,7 +535,7 @@ def build_report(run_path: str | Path) -> Path:
     run = RunDir(Path(run_path))
     if not run.path.is_dir():
         raise FileNotFoundError(f"{run.path}: no such run folder")
-    records = run.trial_records()
+    records = run.trial_records() + run.confirmation_records()
     if not records:
         raise ValueError(f"{run.path}: no trial records under trials/ to report on")
     spec_path = str(run.spec_file)

@@ -6,7 +6,12 @@ trials), Pareto-optimal configurations and parameter importance.
 
 Everything is chosen on validation: a trial's score (``TrialRecord.score``) is its mean
 validation score over seeds, and fronts, hypervolumes, knees and best trials are
-built from it. Test scores (mean ± std over seeds) are only reported beside them."""
+built from it. Test scores (mean ± std over seeds) are only reported beside them.
+
+Reference baselines (``TrialRecord.reference``: the constant predictor, fingerprints +
+forest, the no-graph MLP, random-init variants) are kept apart: reference lines on every
+plane of their group, rows in its comparisons (:mod:`reports.verdicts`), never on a
+front, in a hypervolume or a knee."""
 from __future__ import annotations
 
 import shlex
@@ -16,6 +21,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from reports.pareto import front_order, hypervolume_2d, knee_index, non_dominated
+from reports.verdicts import chosen, group_verdicts
 from runfolder import TrialRecord
 
 PARAMS_PLANE = "trainable_params"
@@ -123,10 +129,13 @@ def _plane(ok: list[TrialRecord], key: str, direction: str) -> dict:
 
 def _group(trials: dict[str, list[TrialRecord]], interrupted: int, family: str | None,
            families: Mapping[str, dict], importance: bool) -> dict:
-    ok = trials["ok"]
+    ok, refs = trials["ok"], trials["references"]
     entry: dict = {"trials": ok, "failed": trials["failed"], "infeasible": trials["infeasible"],
                    "stopped": trials["stopped"], "interrupted": interrupted, "family": family or "?",
-                   "planes": {}, "best": [], "method_fronts": {}, "importance": {}, "full_reference": None}
+                   "references": [], "planes": {}, "best": [], "method_fronts": {}, "importance": {},
+                   "full_reference": None, "verdicts": {}}
+    if refs:  # each reference variant's configuration chosen on validation: a line on every plane
+        entry["references"] = list(chosen(refs, refs[0].metrics.direction).values())
     if not ok:
         return entry
     direction = ok[0].metrics.direction
@@ -150,31 +159,40 @@ def _group(trials: dict[str, list[TrialRecord]], interrupted: int, family: str |
     full = [r for r in ok if is_full_finetuning(r, families, family)]
     if full:
         entry["full_reference"] = pick(full, key=lambda r: r.score)
+    entry["verdicts"] = group_verdicts(ok, entry["references"], direction,
+                                       entry["full_reference"].method if full else None, trials["confirmations"])
     return entry
 
 
 def summarize(records: list[TrialRecord], families: Mapping[str, dict], importance: bool = True) -> dict:
     """Everything the page shows, per group (``"dataset / backbone"``), in task-family
-    then name order. ``families``: what the driver wrote into ``families.json``
+    then name order. ``records`` may hold confirmation runs (``TrialRecord.confirms``): they
+    feed the group's statistics only. ``families``: what the driver wrote into ``families.json``
     (:meth:`runfolder.RunDir.read_families`), ``{family: {"title": ..., "full_reference":
     [method, ...]}}``; empty when absent (then no group has a full fine-tuning
     reference). Trials cut short by a crash and re-run are counted, not shown; trials
     stopped early at a rung are kept apart (their scores are not final: never on a
     front)."""
     groups: dict[str, dict[str, list]] = defaultdict(
-        lambda: {"ok": [], "failed": [], "infeasible": [], "stopped": []})
+        lambda: {"ok": [], "failed": [], "infeasible": [], "stopped": [], "references": [], "confirmations": []})
     interrupted: Counter = Counter()
     for r in records:
         g = group_label(r)
+        if r.confirms is not None:  # a selected configuration on fresh seeds: the statistics' runs
+            groups[g]["confirmations"].append(r)
+            continue
         if r.status == "interrupted":
             interrupted[g] += 1
             groups[g]  # noqa: B018 - the group exists even if every trial was cut short
+            continue
+        if r.status == "ok" and r.reference is not None:  # a line to compare with, never on a front
+            groups[g]["references"].append(r)
             continue
         groups[g][r.status if r.status in ("ok", "infeasible", "stopped") else "failed"].append(r)
     by_dataset = families_by_dataset(records)
     out = {}
     for g, v in groups.items():
-        shown = v["ok"] + v["failed"] + v["infeasible"] + v["stopped"]
+        shown = v["ok"] + v["failed"] + v["infeasible"] + v["stopped"] + v["references"]
         family = next((f for f in (family_of(r, families, by_dataset) for r in shown) if f), None)
         out[g] = _group(v, interrupted[g], family, families, importance)
     return dict(sorted(out.items(), key=lambda kv: (kv[1]["family"], kv[0])))
@@ -192,8 +210,14 @@ def overview(records: list[TrialRecord], env: dict | None = None, spec_header: s
     stopped early, failed or were infeasible (against the budget per cell, where known);
     compute time and orchestration overhead."""
     cells: dict[str, Counter] = defaultdict(Counter)
+    one_trial: dict[str, bool] = {}  # cells of a reference that searches nothing: a budget of one
+    confirmed = 0
     for r in records:
+        if r.confirms is not None:  # a confirmation run: compute, but not a trial of the search's budget
+            confirmed += 1
+            continue
         cells[r.cell or "?"][r.status if r.status in ("ok", "infeasible", "interrupted", "stopped") else "failed"] += 1
+        one_trial[r.cell or "?"] = one_trial.get(r.cell or "?", True) and r.reference is not None and not r.params
     compute = sum(float(r.timings.total_s or 0.0) for r in records)
     wall = sum(float(r.wall_s or 0.0) for r in records)
     starts = [r.timings.submitted_unix for r in records if r.timings.submitted_unix]
@@ -209,14 +233,16 @@ def overview(records: list[TrialRecord], env: dict | None = None, spec_header: s
         "compute_s": compute,
         # driver-observed time per trial beyond the trial's own run: queueing to a worker, transfer, glue
         "overhead_s": max(0.0, wall - compute) if wall else None,
-        "trials": len(records),
+        "trials": len(records) - confirmed,
+        "confirmations": confirmed,
         "env": env,
         "sweep": sweep,
         "budget": budget,
         # trials that used budget (all but the interrupted ones: TrialRecord.counts) short of it, per cell
         # (cells of the sweep without any record yet, where the count of its cells is known, included)
         "n_cells": max(n_cells or 0, len(cells)),
-        "cells_below_budget": sum(1 for v in cells.values()
-                                  if budget and sum(v.values()) - v.get("interrupted", 0) < budget)
+        "cells_below_budget": sum(1 for c, v in cells.items()
+                                  if budget and sum(v.values()) - v.get("interrupted", 0)
+                                  < (1 if one_trial.get(c) else budget))
         + (max(0, (n_cells or 0) - len(cells)) if budget else 0),
     }

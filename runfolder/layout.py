@@ -3,6 +3,7 @@
     spec.resolved.yaml   the validated spec with defaults filled in, and its hash
     optuna.db            Optuna's SQLite storage (unless the spec names another URL)
     trials/<cell>/trial-NNNN.json   one TrialRecord per trial (runfolder.record): config, metrics, memory, latency, error
+    trials/<cell>/confirm-NNNN.json confirmation run of trial NNNN: its configuration on fresh seeds (budget.confirm_seeds)
     families.json        per task family of the sweep: its title and its full fine-tuning reference method
     env.json             package versions, git SHA, device, host
     report.html          written by ``orchestrator report``
@@ -69,6 +70,24 @@ class RunDir:
         """Every record of the run; a record that cannot be read raises :class:`RecordError`
         naming its file."""
         return [load_record(f.read_text(), str(f)) for f in sorted((self.path / "trials").glob("*/trial-*.json"))]
+
+    def confirm_file(self, cell_id: str, number: int) -> Path:
+        return self.path / "trials" / cell_id / f"confirm-{number:04d}.json"
+
+    def write_confirmation(self, cell_id: str, number: int, record: TrialRecord) -> Path:
+        if record.confirms != number:
+            raise ValueError(f"a confirmation of trial {number} must say so (record.confirms is {record.confirms})")
+        return atomic_write_text(self.confirm_file(cell_id, number), record.to_json())
+
+    def confirmed_numbers(self, cell_id: str) -> set[int]:
+        """Search trials of a cell whose confirmation run has a record."""
+        folder = self.path / "trials" / cell_id
+        return {int(f.stem.removeprefix("confirm-")) for f in folder.glob("confirm-*.json")} if folder.is_dir() \
+            else set()
+
+    def confirmation_records(self) -> list[TrialRecord]:
+        """Every confirmation run of the run (``budget.confirm_seeds``)."""
+        return [load_record(f.read_text(), str(f)) for f in sorted((self.path / "trials").glob("*/confirm-*.json"))]
 
     def write_families(self, families: dict[str, dict]) -> None:
         """What reports need to know of each task family and cannot import (they never import

@@ -178,6 +178,15 @@ class Infeasible(_Part):
     measured: float | None = None
 
 
+class Reference(_Part):
+    """A reference baseline's trial (``constant``, ``ecfp_rf``, ``text_mlp``, a ``random_init``
+    variant): drawn as a reference line, never on a front, in a hypervolume, a knee or a rung."""
+
+    kind: str = Field(description="what it is: the registered reference method, or random_init")
+    memory_by: str = Field(description="how its memory was measured (the torch allocator, tracemalloc)")
+    note: str = ""
+
+
 class TrialRecord(_Part):
     schema_version: int = SCHEMA_VERSION
     trial_id: str = ""
@@ -201,6 +210,7 @@ class TrialRecord(_Part):
     total_params: int | None = None
     pretrained: dict[str, Any] | None = None
     notes: dict[str, Any] = Field(default_factory=dict)
+    reference: Reference | None = Field(default=None, description="set on a reference baseline's trial")
     dataset: dict[str, Any] | None = Field(default=None, description="the dataset's summary")
     device: DeviceInfo | None = None
     process: ProcessInfo | None = None
@@ -220,6 +230,8 @@ class TrialRecord(_Part):
     values: list[float] | None = None
     wall_s: float | None = None
     retried_after: list[str] = Field(default_factory=list)
+    confirms: int | None = Field(default=None, description="a confirmation run: the search trial (its number) "
+                                 "whose configuration trained again on fresh seeds")
 
     # -- built by workers and executors --------------------------------------
     @classmethod
@@ -261,6 +273,12 @@ class TrialRecord(_Part):
         """Which cell and Optuna trial this is (None: a trial run by hand), with the proposed values."""
         self.cell, self.dataset_name, self.backbone_name, self.method = cell, dataset, backbone, method
         self.optuna_trial, self.params, self.objective_names = number, dict(params), list(objective_names)
+        return self
+
+    def confirmation_of(self, number: int) -> "TrialRecord":
+        """This record is a confirmation run of the cell's search trial ``number`` (same
+        configuration, fresh seeds; never told to Optuna)."""
+        self.confirms = number
         return self
 
     def received(self, *, submitted_unix: float, received_unix: float, wall_s: float,

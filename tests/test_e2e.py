@@ -82,7 +82,7 @@ def test_sweep_end_to_end_and_resume(tmp_path, cache_dir, local_ray):
     assert env["device"] == "cpu" and env["packages"]["ray"] and env["packages"]["optuna"]
     page = rd.report_file.read_text() if rd.report_file.exists() else build_report(rd.path).read_text()
     assert "freesolv" in page and "lora" in page and "linear_probe" in page and "Pareto front" in page
-    assert "Selection is on validation only" in page and "test rmse (reported)" in page
+    assert "Selection is on validation only" in page and "test rmse: mean, 95% t interval" in page
     # opens offline: plotly.js is inlined once, and nothing else loads from anywhere
     from plotly.offline import get_plotlyjs
 

@@ -87,6 +87,7 @@ def test_the_record_matches_the_one_420bab7_wrote(tmp_path):
     assert new["config"].pop("limits") == {}  # added since: hard limits (none here)
     assert new["config"]["profile"].pop("rung_latency_repeats") == 5  # added since: timing at rungs (unused here)
     assert new["config"]["train"].pop("patience") is None  # added since: convergence stopping (off here)
+    assert new["config"]["method"].pop("random_init") is False  # added since: the random-init reference (off)
     assert new_ds == {k: old_ds[k] for k in new_ds}
     assert set(old_ds) - set(new_ds) == {"path", "smiles_column", "target_columns", "task", "nodes", "edges",
                                          "split", "max_train_nodes", "root"}

@@ -98,6 +98,8 @@ class MethodSpec(StrictModel):
         default_factory=dict, description="training plug-ins by name with their parameters, applied in order"
     )
     variant: str | None = Field(default=None, description="name of the variant in its sweep (default: name)")
+    random_init: bool = Field(default=False, description="skip the backbone's pretraining: the same method from "
+                              "random weights, a reference that measures what pretraining is worth")
 
     @model_validator(mode="after")
     def _check(self):

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from runfolder.limits import Violation, violations
-from runfolder.record import DeviceInfo, Metrics, ProcessInfo, Rung, Timings, TrialRecord
+from runfolder.record import DeviceInfo, Metrics, ProcessInfo, Reference, Rung, Timings, TrialRecord
 from workloads import profiling
 from workloads.backbones import BACKBONES
 from workloads.config import TrialConfig
@@ -340,6 +340,28 @@ def _rung_values(cfg: TrialConfig, task: Task, data, model: nn.Module, device: t
     return {"score": val, MEMORY_OBJECTIVE: meter.peak_bytes / 2**20, task.latency_objective: latency_ms}
 
 
+MEMORY_BY_ALLOCATOR = "the torch allocator, as every trial's"
+
+
+def _fitted_trial(cfg: TrialConfig, task: Task, data, fit, reference: Reference, t_start: float, *,
+                  rank: int, world_size: int) -> TrialRecord:
+    """A reference fitted outside the training loop (``ReferenceKind.fit``): each seed fitted,
+    scored and timed on the CPU by :func:`workloads.references.run_fitted_seed`."""
+    from workloads.references import run_fitted_seed
+
+    if rank != 0:  # nothing to share out: rank 0 fits it
+        return TrialRecord(trial_id=cfg.trial_id, rank=rank, world_size=world_size)
+    per_seed = [run_fitted_seed(cfg, task, data, cfg.seed + k, fit) for k in range(cfg.seeds)]
+    parts = aggregate(cfg, task, per_seed)
+    return TrialRecord(
+        trial_id=cfg.trial_id, rank=rank, world_size=world_size, task=task.name,
+        config=cfg.model_dump(mode="json"), base_method=cfg.method.name, plugins=sorted(cfg.method.plugins),
+        **{k: v for k, v in parts.items() if k != "task"}, reference=reference, status="ok",
+        dataset=data.summary(), process=ProcessInfo(pid=os.getpid(), loads=dict(LOAD_COUNTS)),
+        device=DeviceInfo(type="cpu", name="cpu", host=platform.node(), torch_threads=torch.get_num_threads()),
+        timings=Timings(train_s=sum(s["train_s"] for s in per_seed), total_s=time.perf_counter() - t_start))
+
+
 def mean_std(xs: list[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (0 for one value; NaN propagates)."""
     if any(math.isnan(x) for x in xs):
@@ -404,9 +426,16 @@ def run_trial(
     cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()
     task = task_of(cfg.dataset)
     data = task.load(cfg.dataset, cache_dir, cfg.backbone)
+    kind = METHODS.get(cfg.method.name).reference
+    reference = None
+    if kind is not None or cfg.method.random_init:
+        reference = Reference(kind=cfg.method.name if kind is not None else "random_init",
+                              memory_by=kind.memory_by if kind is not None else MEMORY_BY_ALLOCATOR)
+    if kind is not None and kind.fit is not None:  # no backbone, no pretraining, no training loop
+        return _fitted_trial(cfg, task, data, kind.fit, reference, t_start, rank=rank, world_size=world_size)
     # Before any seeding, and leaving the random state alone: a cached and a fresh
-    # checkpoint give the same trial.
-    ckpt = ensure_pretrained(cfg.backbone, cache_dir)
+    # checkpoint give the same trial. random_init: the same method from random weights.
+    ckpt = None if cfg.method.random_init else ensure_pretrained(cfg.backbone, cache_dir)
     # With early stopping the first seed decides at each rung and the others train only if it
     # went to the end: training the seeds in lockstep would hold every seed's model at once,
     # which is not the memory a single training run needs (the memory objective).
@@ -454,7 +483,7 @@ def run_trial(
             timings=Timings(train_s=s0["train_s"], total_s=time.perf_counter() - t_start))
     parts = aggregate(cfg, task, per_seed)
     record = TrialRecord(
-        **common, **{k: v for k, v in parts.items() if k != "task"},
+        **common, **{k: v for k, v in parts.items() if k != "task"}, reference=reference,
         status="ok", rungs=per_seed[0]["rungs"], **where(),
         device=DeviceInfo(type=device.type, name=parts["memory"]["device"], host=platform.node(),
                           torch_threads=torch.get_num_threads()),

@@ -38,9 +38,18 @@ class MethodEntry(StrictModel):
         description="searched parameters: method parameters, training ones (lr, ...), or a plug-in's as "
         "'<plugin>.<field>' (e.g. proximal.weight)",
     )
+    random_init: bool = Field(default=False, description="skip the backbone's pretraining: this variant is the "
+                              "reference that measures what pretraining is worth")
 
     def method_name(self, key: str) -> str:
         return self.method or key
+
+    def is_reference(self, key: str) -> bool:
+        """A reference baseline (a registered reference method, or a random_init variant):
+        drawn as a reference line, never on a front, never ranked at a rung."""
+        from workloads.peft import METHODS
+
+        return self.random_init or METHODS.get(self.method_name(key)).reference is not None
 
     def resolve(self, key: str, values: Mapping[str, Any] | None = None) -> tuple[MethodSpec, dict[str, Any]]:
         """This variant (``key``: its name in the spec) as a trial takes it, with ``values``
@@ -57,7 +66,8 @@ class MethodEntry(StrictModel):
                 plugins[r.plugin][r.field] = v
             else:
                 (params if r.target == "method" else train)[r.field] = v
-        return MethodSpec(name=method, params=params, plugins=plugins, variant=key), train
+        return MethodSpec(name=method, params=params, plugins=plugins, variant=key,
+                          random_init=self.random_init), train
 
 
 class Stopping(StrictModel):
@@ -86,6 +96,12 @@ class Budget(StrictModel):
     stopping: Stopping = Field(default_factory=Stopping,
                                description="early stopping of trials that rank low at a rung (with several seeds, "
                                "the first seed decides and the others train only if it went on)")
+    confirm_seeds: int = Field(
+        default=0, ge=0, le=100, description="when a cell's search ends, its Pareto-optimal configurations (by "
+        "validation) train again on this many fresh seeds (after the search's), and the reports' statistics use "
+        "those runs; 0: off")
+    confirm_max: int = Field(default=3, ge=1, le=1000, description="at most this many of a cell's Pareto-optimal "
+                             "configurations are confirmed, best validation score first")
 
 
 class Resources(StrictModel):
@@ -156,6 +172,12 @@ class SweepSpec(StrictModel):
             for m, entry in self.methods.items()
             if compatible(d, b.name, entry.method_name(m), entry.plugins)
         ]
+
+    def budget_of(self, cell: "Cell") -> int:
+        """Trials the cell runs: ``budget.trials_per_cell``, or one for a reference baseline
+        that searches nothing (its one configuration, at fixed settings)."""
+        entry = self.methods[cell.method]
+        return 1 if entry.is_reference(cell.method) and not entry.search else self.budget.trials_per_cell
 
     def resolved(self) -> dict:
         """The spec with defaults filled in, as written to the run folder: secrets masked

@@ -115,6 +115,30 @@ def check_methods(spec: SweepSpec) -> list[str]:
                 continue  # the search cannot be checked against invalid fixed parameters
             bad += [p for p in entry.plugins if any(err["loc"][:2] == ("plugins", p) for err in e.errors())]
         errors += check_search(spec, name, entry, _without(entry, bad), plugins_ok=not bad)
+        errors += check_reference(spec, name, entry)
+    return errors
+
+
+def check_reference(spec: SweepSpec, name: str, entry: MethodEntry) -> list[str]:
+    """A fitted reference (no backbone, no training loop) takes no plug-ins, no random_init
+    and no training search; random_init needs backbones this project pretrains."""
+    from workloads.peft import METHODS
+
+    where = f"methods.{name}"
+    kind = METHODS.get(entry.method_name(name)).reference
+    errors = []
+    if kind is not None and kind.fit is not None:
+        what = f"reference '{entry.method_name(name)}' is fitted outside the training loop"
+        if entry.plugins:
+            errors.append(f"{where}.plugins: {what}: it takes no training plug-in")
+        if entry.random_init:
+            errors.append(f"{where}.random_init: {what}: it has no backbone to initialise")
+        errors += [f"{where}.search.{k}: {what}: '{k}' is a training parameter" for k in entry.search
+                   if "." not in k and k not in METHODS.get(entry.method_name(name)).config_cls.model_fields]
+    if entry.random_init:
+        errors += [f"{where}.random_init: backbone '{b.name}' is not pretrained here (its pretrain is null or it "
+                   "has none), so random_init would change nothing" for b in spec.backbones
+                   if b.pretrain is None and any(c.method == name and c.backbone == b.name for c in spec.cells())]
     return errors
 
 

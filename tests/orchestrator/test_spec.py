@@ -5,6 +5,7 @@ import pytest
 import yaml
 
 from orchestrator.spec import SpecError, load_spec, parse_spec
+from orchestrator.resolve import trial_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,10 +23,23 @@ def errors_of(data) -> str:
 def test_quick_spec_loads_with_all_cells():
     spec = load_spec(ROOT / "sweeps" / "quick.yaml")
     assert {d.name for d in spec.datasets} == {"b3db", "freesolv", "wordnet"}
-    assert set(spec.methods) == {"full", "linear_probe", "lora", "adapter", "gnn", "engine", "lm_lora"}
-    # molecules x graphormer x 4 graph methods, wordnet x lm x 3 node methods
-    assert len(spec.cells()) == 11
-    assert len({c.id for c in spec.cells()}) == 11
+    assert set(spec.methods) == {"full", "linear_probe", "lora", "adapter", "gnn", "engine", "lm_lora",
+                                 "constant", "text_mlp"}
+    # molecules x graphormer x 4 graph methods, wordnet x lm x 3 node methods; the references: the
+    # constant predictor on every dataset, the no-graph MLP on wordnet
+    cells = spec.cells()
+    assert len(cells) == 15 and len({c.id for c in cells}) == 15
+    refs = [c for c in cells if spec.methods[c.method].is_reference(c.method)]
+    assert sorted((c.dataset, c.method) for c in refs) == [("b3db", "constant"), ("freesolv", "constant"),
+                                                           ("wordnet", "constant"), ("wordnet", "text_mlp")]
+    # one trial per reference (nothing searched), the budget for every searched variant: 44 + 4
+    assert sum(spec.budget_of(c) for c in cells) == 11 * 4 + 4
+    assert all(spec.budget_of(c) == 1 for c in refs)
+    # a reference is never ranked at a rung nor held to a limit
+    for c in refs:
+        tc = trial_config(spec, c, {}, "t")
+        assert tc.rungs == [] and tc.limits == {}
+    assert trial_config(spec, next(c for c in cells if c.method == "lora"), {"r": 2, "lr": 0.001}, "t").rungs == [1, 3]
     # early stopping chosen from docs/benchmarks/search.md: rungs at epochs 1 and 3 of 5, every variant of a dataset
     st = spec.budget.stopping
     assert (st.type, st.min_epochs, st.reduction_factor, st.scope) == ("mo_asha", 1, 3, "dataset")
@@ -46,12 +60,14 @@ def test_full_spec_is_the_whole_grid():
     molecular sets, with and without GIST; G-Adapter with and without the proximal term;
     every node method on the text graph."""
     from workloads.backbones import BACKBONES
-    from workloads.peft import METHODS
+    from workloads.peft import method_names
 
     spec = load_spec(ROOT / "sweeps" / "full.yaml")
     cells = spec.cells()
-    graph_methods = {m for m in METHODS.names() if "graph_transformer" in METHODS.get(m).backbones}
-    node_methods = {m for m in METHODS.names() if "language_model" in METHODS.get(m).backbones}
+    graph_methods = set(method_names("graph_transformer"))
+    node_methods = set(method_names("language_model"))
+    assert {e.method_name(k) for k, e in spec.methods.items() if e.is_reference(k)} == \
+        set(method_names(references=True)) | {"full"}  # every reference baseline, and full from random weights
     graph_backbones = {b for b in BACKBONES.names() if BACKBONES.get(b).kind == "graph_transformer"}
     assert graph_backbones == {"graphormer", "mat"} and {b.name for b in spec.backbones} >= graph_backbones
     molecular = [d.name for d in spec.datasets if d.name != "wordnet"]
@@ -68,8 +84,10 @@ def test_full_spec_is_the_whole_grid():
         for b in graph_backbones:
             have = {c.method for c in cells if c.dataset == d and c.backbone == b}
             graph_variants = {k for k, e in spec.methods.items() if e.method_name(k) in graph_methods}
-            assert have == graph_variants, (d, b, graph_variants - have)
-    assert {spec.methods[c.method].method_name(c.method) for c in cells if c.dataset == "wordnet"} == node_methods
+            assert have - {"constant", "ecfp_rf"} == graph_variants, (d, b, graph_variants - have)
+            assert {"constant", "ecfp_rf", "full_random_init"} <= have
+    node_cells = {spec.methods[c.method].method_name(c.method) for c in cells if c.dataset == "wordnet"}
+    assert node_cells == node_methods | {"constant", "text_mlp"}
 
 
 def test_variants_route_searched_values_to_method_plugins_and_training(tmp_path):
@@ -128,7 +146,7 @@ def test_defaults_are_resolved():
         (lambda d: d.pop("datasets"), "datasets: required key is missing"),
         (lambda d: d["backbones"][0]["params"].update(width=3), "backbones[0].params.width: unknown key"),
         (lambda d: d["backbones"][0]["params"].update(hidden_dim=-3), "backbones[0].params.hidden_dim"),
-        (lambda d: d["methods"].update(bogus={}), "methods.bogus: unknown PEFT method 'bogus'; known: adapter, bitfit, engine, full, g_adapter, gnn, gpf, gpf_plus, linear_probe, lm_full, lm_lora, lora, prompt_tokens"),
+        (lambda d: d["methods"].update(bogus={}), "methods.bogus: unknown PEFT method 'bogus'; known: adapter, bitfit, constant, ecfp_rf, engine, full, g_adapter, gnn, gpf, gpf_plus, linear_probe, lm_full, lm_lora, lora, prompt_tokens, text_mlp"),
         (lambda d: d["datasets"].append({"name": "nope"}), "datasets[3].name: unknown dataset 'nope'"),
         (lambda d: d["methods"]["lora"]["search"].update(rank={"type": "int", "low": 1, "high": 4}), "methods.lora.search.rank: not a parameter of the method or of training"),
         (lambda d: d["methods"].update(ga={"method": "g_adaptr"}), "methods.ga.method: unknown PEFT method 'g_adaptr'"),

@@ -93,7 +93,14 @@ def test_report_page_says_how_it_selects(tmp_path):
                                                           val_scores=[0.79, 0.81], test_scores=[0.58, 0.62]))
     page = render([a], "t", None, families=FAMILIES)
     assert "Selection is on validation only" in page
-    assert "0.8000 ± 0.0100" in page and "0.6000 ± 0.0200" in page
+    # mean and 95% Student t interval over the 2 seeds: t_{1, 0.975} · s / √2
+    from scipy import stats
+
+    hw = lambda xs: stats.t.ppf(0.975, len(xs) - 1) * stats.tstd(xs) / len(xs) ** 0.5  # noqa: E731
+    assert f"0.8000 ± {hw([0.79, 0.81]):.4f} (95% t, n=2)" in page
+    assert f"0.6000 ± {hw([0.58, 0.62]):.4f} (95% t, n=2)" in page
+    one = rec("a", "lora", 0.80, 10, 1.0, 0, metrics=dict(test_score=0.6, val_scores=[0.8], test_scores=[0.6]))
+    assert "0.6000 (n=1, no interval)" in render([one], "t", None, families=FAMILIES)
 
 
 def test_fronts_are_per_dataset_and_backbone():
@@ -279,7 +286,10 @@ def test_records_written_by_older_code_report_as_before(tmp_path):
         "val_seed0", "test_seed0", "peak_train_mb_seed0", "latency_ms_seed0", "val_seed1", "test_seed1",
         "peak_train_mb_seed1", "latency_ms_seed1", "objective.latency_ms_per_graph", "objective.score",
         "objective.train_memory_mb", "trainable_params", "total_params", "device", "host", "train_s", "trial_s",
-        "wall_s"]
+        "wall_s",
+        # added since: the 95% t intervals over seeds, references, and the chosen configurations' verdicts
+        "val_ci95_low", "val_ci95_high", "test_ci95_low", "test_ci95_high", "ci_n", "ci_method", "reference",
+        "memory_by", "chosen", "vs_best", "vs_best_p_holm", "vs_full", "vs_full_p_holm", "group_no_signal"]
     assert set(df["family"].dropna()) == {"graph_property"}
     g = summarize(records, {})["freesolv / graphormer"]
     assert (len(g["trials"]), len(g["failed"]), len(g["infeasible"]), g["interrupted"]) == (1, 1, 1, 1)
@@ -291,3 +301,89 @@ def test_records_written_by_older_code_report_as_before(tmp_path):
     run.write_families({"graph_property": {"title": "Graph-level", "full_reference": ["lora"]}})
     page = build_report(run.path).read_text()
     assert ">Graph-level</h2>" in page and "full fine-tuning (lora, best)" in page
+
+
+def _ref(ds, kind, scores, mem=0.001, lat=0.0001, direction="minimize"):
+    import statistics
+
+    return rec(ds, kind, statistics.fmean(scores), mem, lat, 0, direction=direction,
+               reference={"kind": kind, "memory_by": "tracemalloc peak while fitting"},
+               metrics=dict(test_score=statistics.fmean(scores), val_scores=list(scores), test_scores=list(scores)))
+
+
+def _trial(ds, method, n, tests, mem, direction="minimize"):
+    import statistics
+
+    return rec(ds, method, statistics.fmean(tests), mem, 1.0, n, direction=direction,
+               metrics=dict(test_score=statistics.fmean(tests), val_scores=list(tests), test_scores=list(tests)))
+
+
+def test_references_are_lines_and_rows_never_points_on_a_front():
+    """A constant predictor with almost no memory would dominate every cheap trial if it
+    were a point: it is kept off fronts and hypervolumes, and shows in the comparisons."""
+    from reports.html import render
+
+    trials = [_trial("a", "full", 0, [1.0, 1.1, 0.9, 1.05, 0.95], 100),
+              _trial("a", "lora", 0, [1.5, 1.6, 1.4, 1.55, 1.45], 10)]
+    const = _ref("a", "constant", [3.0] * 5)
+    g = summarize(trials + [const], {"molecules": {"full_reference": ["full"]}})["a / g"]
+    assert [r.method for r in g["trials"]] == ["full", "lora"] and [r.method for r in g["references"]] == ["constant"]
+    plane = g["planes"]["train_memory_mb"]
+    assert plane["pareto_mask"] == [True, True] and set(plane["hypervolume"]) == {"full", "lora"}
+    rows = {c.variant: c for c in g["verdicts"]["rows"]}
+    assert g["verdicts"]["rows"][0].variant == "full"  # the best test mean (RMSE, lower is better)
+    assert rows["lora"].vs_best.verdict == "worse" and rows["constant"].vs_best.verdict == "worse"
+    assert rows["lora"].vs_reference.verdict == "worse" and g["verdicts"]["no_signal"] is False
+    page = render(trials + [const], "t", None, families={"molecules": {"full_reference": ["full"]}})
+    assert "constant (reference)" in page and "reference (constant; memory: tracemalloc" in page
+    assert "Signal: at least one searched variant beats the constant predictor" in page
+
+
+def test_a_group_where_nothing_beats_the_constant_says_no_signal():
+    from reports.html import render
+
+    trials = [_trial("a", "full", 0, [3.1, 2.8, 3.3, 2.9, 3.05], 100),
+              _trial("a", "lora", 0, [3.2, 2.9, 3.0, 3.1, 2.95], 10)]
+    records = trials + [_ref("a", "constant", [3.0] * 5)]
+    g = summarize(records, {})["a / g"]
+    assert g["verdicts"]["no_signal"] is True
+    assert "<b>No signal</b>" in render(records, "t", None, families={})
+    # with one seed nothing can be tested: the verdict says so instead of guessing
+    one = [_trial("a", "full", 0, [1.0], 100), _trial("a", "lora", 0, [2.0], 10), _ref("a", "constant", [3.0])]
+    rows = summarize(one, {})["a / g"]["verdicts"]["rows"]
+    assert all(c.vs_best.p_holm is None for c in rows[1:])
+
+
+def test_a_reference_cell_of_one_trial_is_not_below_its_budget():
+    from reports.summary import overview
+
+    records = [_trial("a", "full", n, [1.0], 100) for n in range(2)] + [_ref("a", "constant", [3.0])]
+    ov = overview(records, budget=2, n_cells=2)
+    assert ov["cells_below_budget"] == 0
+    assert overview(records[:1] + records[2:], budget=2, n_cells=2)["cells_below_budget"] == 1
+
+
+def test_results_csv_carries_intervals_and_verdicts():
+    from scipy import stats
+
+    from reports.export import rows
+
+    full = _trial("a", "full", 0, [1.0, 1.1, 0.9, 1.05, 0.95], 100)
+    lora = _trial("a", "lora", 0, [1.5, 1.6, 1.4, 1.55, 1.45], 10)
+    lora_other = _trial("a", "lora", 1, [1.9, 2.0, 1.8, 1.95, 1.85], 5)  # not chosen: worse on validation
+    const = _ref("a", "constant", [3.0] * 5)
+    df = rows([full, lora, lora_other, const], {"molecules": {"full_reference": ["full"]}}).set_index(["method", "trial"])
+    lo, hi = stats.ttest_1samp([1.5, 1.6, 1.4, 1.55, 1.45], 0).confidence_interval(0.95)
+    assert df.loc[("lora", 0), "test_ci95_low"] == pytest.approx(lo) and df.loc[("lora", 0), "test_ci95_high"] == pytest.approx(hi)
+    assert df.loc[("lora", 0), "ci_n"] == 5 and df.loc[("lora", 0), "vs_best"] == "worse"
+    best = [1.0, 1.1, 0.9, 1.05, 0.95]
+    p_lora = stats.ttest_rel([1.5, 1.6, 1.4, 1.55, 1.45], best).pvalue
+    p_const = stats.ttest_rel([3.0] * 5, best).pvalue
+    # Holm over the 2 tests against the best (lora's and the constant's), by hand
+    lo_p, hi_p = sorted([p_lora, p_const])
+    holm = {lo_p: min(1.0, 2 * lo_p), hi_p: min(1.0, max(2 * lo_p, hi_p))}
+    assert df.loc[("lora", 0), "vs_best_p_holm"] == pytest.approx(holm[p_lora], rel=1e-9)
+    assert df.loc[("full", 0), "vs_best"] == "best" and df.loc[("full", 0), "vs_full"] == "reference"
+    assert df.loc[("constant", 0), "reference"] == "constant" and df.loc[("constant", 0), "memory_by"].startswith("tracemalloc")
+    assert bool(df.loc[("lora", 0), "group_no_signal"]) is False
+    assert "vs_best" not in df.columns or df.loc[("lora", 1), "vs_best"] is None or str(df.loc[("lora", 1), "vs_best"]) == "<NA>"

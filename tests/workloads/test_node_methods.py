@@ -7,7 +7,7 @@ import torch
 
 from workloads.backbones import BACKBONES, LMConfig, NodeModel
 from workloads.datasets.config import DatasetConfig
-from workloads.peft import METHODS, count_parameters
+from workloads.peft import METHODS, count_parameters, method_names
 from workloads.tasks import task_of
 
 # One row per node-level method configuration (small subgraphs keep the LM runs short).
@@ -18,6 +18,10 @@ CASES = {
     "engine": dict(params={"subgraph_size": 4, "r": 8}, trains=lambda n: n.startswith("body.")),
     "lm_lora": dict(params={"r": 2}, trains=lambda n: n.startswith("body.") or ".lora_" in n),
     "lm_full": dict(params={}, trains=lambda n: True),
+    # the reference baselines that train in the loop (the fitted ones: tests/workloads/test_references.py)
+    "text_mlp": dict(params={"hidden": 16}, trains=lambda n: n.startswith("body.")),
+    "gnn[layer0]": dict(method="gnn", params={"layer": 0, "subgraph_size": 4, "hidden": 16},
+                        trains=lambda n: n.startswith("body.")),
 }
 
 
@@ -42,8 +46,9 @@ def adapted(name, lm_cfg, data, seed=0, lm_path=None):
 
 
 def test_every_node_method_has_a_row():
-    assert {m for m in METHODS.names() if "language_model" in METHODS.get(m).backbones} == \
-        {c.get("method", k) for k, c in CASES.items()}
+    in_loop = {m for m in method_names("language_model", references=None) if
+               METHODS.get(m).reference is None or METHODS.get(m).reference.fit is None}
+    assert in_loop == {c.get("method", k) for k, c in CASES.items()}
 
 
 def test_wordnet_subset_loads_offline_with_a_stratified_split(wordnet):
@@ -209,7 +214,7 @@ def test_decoder_only_lm_runs_engine_with_early_exit(wordnet, tmp_path):
 
     folder = tiny_decoder(tmp_path / "llama")
     CASES["_engine"] = dict(method="engine", params={"subgraph_size": 3, "r": 4, "threshold": 0.5,
-                                                     "patience": None}, trains=None)
+                                                     "patience": None, "min_exit_rung": 1}, trains=None)
     try:
         model, _ = adapted("_engine", None, wordnet, lm_path=str(folder))
     finally:
@@ -260,3 +265,179 @@ def test_subgraph_samplers_stay_in_the_neighbourhood(wordnet):
             if edges.size:  # local edges are real edges of the graph
                 a, b = nodes[edges[0, 0]], nodes[edges[1, 0]]
                 assert b in wordnet.indices[wordnet.indptr[a]:wordnet.indptr[a + 1]]
+
+
+# --- ENGINE against the authors' code (github.com/ZhuYun97/ENGINE, commit 46dde57) ---
+
+def _small_ladder(**params):
+    """Our rung stack on its own (no LM): 3 rungs of k = 8, 2 SAGE layers each, fixed random
+    weights and gates, and a batch of 3 random subgraphs (4, 3 and 5 nodes) with cached states."""
+    from types import SimpleNamespace
+
+    from workloads.peft.engine import EngineConfig, Ladder
+    from workloads.tasks.node_classification import NodeBatch
+
+    torch.manual_seed(0)
+    ladder = Ladder(16, 5, [0, 1, 2], EngineConfig(r=2, depth=2, dropout=0.3, **params))
+    with torch.no_grad():
+        ladder.alpha.copy_(torch.tensor([0.0, 0.07, -0.05]))  # gates away from 1/2
+    sizes, sub, edges, off = [4, 3, 5], [], [], 0
+    for b, n in enumerate(sizes):
+        sub += [b] * n
+        src, dst = torch.randint(0, n, (2, 2 * n))
+        keep = src != dst
+        edges.append(torch.stack([torch.cat([src[keep], dst[keep]]), torch.cat([dst[keep], src[keep]])]) + off)
+        off += n
+    batch = NodeBatch(rows=torch.arange(off), sub=torch.tensor(sub), target_pos=torch.tensor([0, 4, 7]),
+                      edge_index=torch.cat(edges, 1), y=torch.zeros(3, dtype=torch.long),
+                      states=torch.randn(3, off, 16))
+    return ladder, batch, SimpleNamespace(lm_states=lambda b, layers: b.states)
+
+
+def _authors_ladder(ladder, batch, last_activation):
+    """A transcription of the authors' ladder and exits: main.py:133-146 (rung 1 ungated, later
+    rungs x = prog(h) * a + last * (1 - a), a = sigmoid(alpha / T); exit head on [root, mean]),
+    each rung's GNN their SAGE_Encoder.forward, models/encoder.py:183-192 with norm 'id' and
+    activation 'relu':
+
+        x = self.norms[i](self.convs[i](x, edge_index, edge_weight))
+        if i == self.layer_num - 1 and not self.last_act: pass
+        else: x = self.activation(x)
+        x = self.dropout(x)
+
+    ``last_activation[i]`` is rung i's ``last_activation`` argument (main.py:271). The convs,
+    projections and heads are ours (the same weights): what is compared is the form."""
+    from torch_geometric.nn import global_mean_pool
+
+    T, last, logits = ladder.cfg.temperature, None, []
+    drop = torch.nn.Dropout(ladder.cfg.dropout).train(ladder.training)
+    for i in range(len(ladder.proj)):
+        if i == 0:
+            x = ladder.proj[i](batch.states[i])
+        else:
+            a = torch.sigmoid(ladder.alpha[i] / T)
+            x = ladder.proj[i](batch.states[i]) * a + last * (1 - a)
+        convs = ladder.gnns[i].convs
+        for j in range(len(convs)):
+            x = torch.nn.Identity()(convs[j](x, batch.edge_index))
+            if j == len(convs) - 1 and not last_activation[i]:
+                pass
+            else:
+                x = torch.relu(x)
+            x = drop(x)
+        last = x
+        logits.append(ladder.exits[i](torch.cat([last[batch.target_pos], global_mean_pool(last, batch.sub)], 1)))
+    return logits
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_engine_last_rung_equals_the_authors_form(train):
+    """With last_rung_activation false (the intent of main.py:271: the last rung built with
+    last_activation=False) the last rung's last layer has no activation but keeps its dropout
+    (models/encoder.py:187-192); every other layer and rung ends in activation and dropout."""
+    ladder, batch, model = _small_ladder(last_rung_activation=False)
+    ladder.train(train)
+    torch.manual_seed(1)
+    ours = ladder(model, batch)[1]["exits"]
+    torch.manual_seed(1)  # the same dropout masks: both draw them in the same order
+    theirs = _authors_ladder(ladder, batch, [True, True, False])
+    for a, b in zip(ours, theirs):
+        assert torch.allclose(a, b, atol=1e-6)
+    # the comparison can fail: a ReLU put back on the last rung changes its output
+    torch.manual_seed(1)
+    relu_back = _authors_ladder(ladder, batch, [True, True, True])
+    assert not torch.allclose(relu_back[-1], ours[-1], atol=1e-3)
+    assert all(torch.equal(a, b) for a, b in zip(relu_back[:-1], theirs[:-1]))
+
+
+def test_engine_authors_code_as_run_is_an_option():
+    """main.py:271 passes last_activation=(l != len(layer_select)-1) with l the rung's LM layer
+    id; with every shipped config (layer_select [0,5,10,15,20,25,-1]) that is True for every
+    rung, the last included (a flaw: the default follows the line's intent, tested above);
+    last_rung_activation: true reproduces their code as run."""
+    layer_select = [0, 5, 10, 15, 20, 25, -1]  # configs/*/engine.yaml
+    as_run = [(l != len(layer_select) - 1) for l in layer_select]
+    assert all(as_run)
+    assert _small_ladder()[0].cfg.last_rung_activation is False  # the default: the intended form
+    ladder, batch, model = _small_ladder(last_rung_activation=True)
+    ladder.eval()
+    ours = ladder(model, batch)[1]["exits"]
+    theirs = _authors_ladder(ladder, batch, as_run[-3:])
+    for a, b in zip(ours, theirs):
+        assert torch.allclose(a, b, atol=1e-6)
+    bare = _authors_ladder(ladder, batch, [True, True, False])
+    assert not torch.allclose(bare[-1], ours[-1], atol=1e-3)
+
+
+def _authors_first_exits(exits):
+    """The authors' dynamic early exit, main.py:135-154, transcribed: the rung (0-based) at which
+    each node is first selected by early_mask, and their final results."""
+    B = exits[0].shape[0]
+    first = torch.full((B,), -1)
+    for i, hid_logits in enumerate(exits):
+        if i == 0:
+            not_visited = torch.ones(B).bool()
+            results = torch.rand(B, exits[0].shape[1])
+            last_prediction = torch.ones(B) * -1
+        hid_prob = torch.nn.functional.softmax(hid_logits, dim=1)
+        current_prediction = hid_prob.argmax(dim=1)
+        early_mask = ((current_prediction == last_prediction) == not_visited)
+        results[early_mask] = hid_prob[early_mask]
+        first[early_mask & (first < 0)] = i
+        not_visited[early_mask] = False
+        last_prediction = current_prediction
+    results[not_visited] = hid_prob[not_visited]
+    first[first < 0] = len(exits) - 1
+    return first, results
+
+
+def test_engine_default_exit_rule_is_the_authors():
+    """Patience 1, no exit at rung 1: a node leaves at the first later rung whose prediction
+    equals the previous rung's, however confident it is at rung 1; the last rung takes the rest."""
+    from workloads.peft.engine import EngineConfig
+
+    cfg = EngineConfig()
+    assert (cfg.patience, cfg.min_exit_rung, cfg.threshold) == (1, 2, None)
+    ladder, _, _ = _small_ladder()
+    hot = lambda *cls: torch.nn.functional.one_hot(torch.tensor(cls), 3).float() * 50.0
+    exits = [hot(0, 0, 0, 1), hot(0, 1, 1, 0), hot(0, 1, 0, 0), hot(2, 1, 1, 1)]
+    out, rung = ladder.exit_rungs(exits)
+    # node 0 agrees at rung 2, node 1 at rung 3, node 2 never, node 3 at rung 3 (confident at rung 1)
+    assert rung.tolist() == [1, 2, 3, 2]
+    assert torch.equal(out, torch.stack([exits[1][0], exits[2][1], exits[3][2], exits[2][3]]))
+    # against the transcription of their loop, on random logits: the same first exits
+    g = torch.Generator().manual_seed(0)
+    exits = [torch.randn(300, 3, generator=g) for _ in range(5)]
+    theirs, _ = _authors_first_exits(exits)
+    ours = ladder.exit_rungs(exits)[1]
+    assert torch.equal(ours, theirs) and 0 not in ours.tolist() and len(set(ours.tolist())) == 4
+    # the threshold (ours) obeys min_exit_rung: nobody leaves at rung 1 unless it is 1
+    ladder.cfg = cfg.model_copy(update={"patience": None, "threshold": 0.01})
+    assert set(ladder.exit_rungs(exits)[1].tolist()) == {1}
+    ladder.cfg = cfg.model_copy(update={"patience": None, "threshold": 0.01, "min_exit_rung": 1})
+    assert set(ladder.exit_rungs(exits)[1].tolist()) == {0}
+
+
+def test_engine_inference_sums_exits_and_rows_over_batches(wordnet, lm_cfg):
+    """describe_inference()['since_reset'] is the sum of every call's exits per rung and rows
+    per LM block since reset_inference(): a whole test set in batches, not its last batch."""
+    model = _trained_engine(wordnet, lm_cfg)  # the authors' rule
+    model.body.reset_inference()
+    exits, rows, n = [0] * 4, [], 0
+    with torch.no_grad():
+        for targets in (wordnet.test[:7], wordnet.test[7:12], wordnet.test[12:21]):
+            text = wordnet.batch(targets, model, use_cache=False)
+            model(text)
+            info = model.describe_inference()
+            assert 0 not in model.body.last_run["exit_rung"]
+            assert info["rows_per_block"] == _expected_rows(model, text, model.body.last_run["exit_rung"])
+            exits = [a + b for a, b in zip(exits, info["exits_per_rung"])]
+            rows = [a + b for a, b in zip(rows + [0] * 6, info["rows_per_block"] + [0] * 6)]
+            n += len(targets)
+    total = model.describe_inference()["since_reset"]
+    assert total["calls"] == 3 and total["nodes"] == n == sum(total["exits_per_rung"])
+    assert total["exits_per_rung"] == exits and total["exits_per_rung"] != info["exits_per_rung"]
+    assert total["rows_per_block"] == [r for r in rows if r]
+    model.body.reset_inference()
+    assert model.describe_inference()["since_reset"] == {"calls": 0, "nodes": 0, "exits_per_rung": [0] * 4,
+                                                         "rows_per_block": []}

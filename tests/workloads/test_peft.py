@@ -5,7 +5,7 @@ import torch
 
 from tests.conftest import TINY_ARCH, tiny_model
 from workloads.backbones import BACKBONES
-from workloads.peft import METHODS, count_parameters
+from workloads.peft import METHODS, method_names, count_parameters
 from workloads.registry import Registry
 
 D, L, F = TINY_ARCH["hidden_dim"], TINY_ARCH["num_layers"], TINY_ARCH["ffn_dim"]
@@ -65,7 +65,7 @@ def tiny(seed: int = 0):
 
 
 def test_every_registered_method_has_a_row():
-    graph = {m for m in METHODS.names() if "graph_transformer" in METHODS.get(m).backbones}
+    graph = set(method_names("graph_transformer"))  # the reference baselines: tests/workloads/test_references.py
     assert graph == {c.get("method", k) for k, c in CASES.items()}
 
 
@@ -274,3 +274,26 @@ def test_registry_is_strict():
         r.get("b")
     with pytest.raises(ValueError):
         METHODS.get("lora").parse({"rank": 4})
+
+
+def test_g_adapter_unlinked_graph_token_is_a_plain_adapter(batch):
+    """link_graph_token false (the ablation): the graph token's row of the adjacency is its
+    self-loop, so the adapter at the readout token is the plain bottleneck; linked (the
+    default), it also pools the molecule's atoms."""
+    from workloads.peft.adapter import Bottleneck
+    from workloads.peft.g_adapter import GraphBottleneck
+
+    model = tiny(0).eval()
+    with torch.no_grad():
+        model(batch)  # the graph context of this batch
+        ctx = model.backbone.context_holder
+        b, n = ctx.graph.mask.shape
+        torch.manual_seed(1)
+        plain = Bottleneck(D, 4, 1.0)
+        torch.nn.init.normal_(plain.up.weight)  # off the zero initialisation
+        h = torch.randn(b, ctx.graph.k + n, D)
+        for link in (False, True):
+            g = GraphBottleneck(D, 4, 1.0, ctx, link)
+            g.load_state_dict(plain.state_dict())
+            assert torch.allclose(g(h)[:, 0], plain(h)[:, 0], atol=1e-6) == (not link)
+            assert not torch.allclose(g(h)[:, ctx.graph.k:], plain(h)[:, ctx.graph.k:], atol=1e-4)  # atoms: convolved

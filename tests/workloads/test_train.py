@@ -42,7 +42,8 @@ def test_classification_trial_record(cache_dir):
     assert r.latency.batch_size == 16 and r.latency.num_threads == 1
     assert 0 < r.trainable_params < r.total_params
     assert r.pretrained["checkpoint"].endswith(".pt")
-    assert r.config["method"] == {"name": "lora", "params": {"r": 2}, "plugins": {}, "variant": None}
+    assert r.config["method"] == {"name": "lora", "params": {"r": 2}, "plugins": {}, "variant": None,
+                                  "random_init": False}
 
 
 def test_regression_rmse_is_in_label_units(cache_dir, freesolv):

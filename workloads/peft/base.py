@@ -65,11 +65,25 @@ class TrainHooks:
 
 
 @dataclass(frozen=True)
+class ReferenceKind:
+    """What makes a registered method a reference baseline (``workloads/references/``).
+
+    ``memory_by`` says how its memory is measured. ``fit``: ``(cfg, task, data, seed) ->
+    seed result`` for a baseline fitted outside the training loop (no backbone, no
+    pretraining: the constant predictor, fingerprints + forest); None for one that trains
+    in the loop like any method (``text_mlp``)."""
+
+    memory_by: str
+    fit: Callable | None = None
+
+
+@dataclass(frozen=True)
 class PeftMethod:
     name: str
     config_cls: type[MethodConfig]
     apply: Callable[[nn.Module, MethodConfig], TrainHooks]
     backbones: tuple[str, ...] = ("graph_transformer",)  # backbone kinds (BackboneSpec.kind) it applies to
+    reference: ReferenceKind | None = None  # set on a reference baseline
 
     def parse(self, params: dict) -> MethodConfig:
         return self.config_cls(**params)
@@ -78,12 +92,21 @@ class PeftMethod:
 METHODS: Registry[PeftMethod] = Registry("PEFT method")
 
 
-def register_method(name: str, config_cls: type[MethodConfig], backbones: tuple[str, ...] = ("graph_transformer",)):
+def register_method(name: str, config_cls: type[MethodConfig], backbones: tuple[str, ...] = ("graph_transformer",),
+                    reference: ReferenceKind | None = None):
     def deco(fn: Callable[[nn.Module, MethodConfig], TrainHooks]):
-        METHODS.add(name, PeftMethod(name, config_cls, fn, tuple(backbones)))
+        METHODS.add(name, PeftMethod(name, config_cls, fn, tuple(backbones), reference))
         return fn
 
     return deco
+
+
+def method_names(backbone_kind: str | None = None, *, references: bool | None = False) -> list[str]:
+    """Registered methods (for one backbone kind), in registration order: the PEFT methods
+    (``references=False``), the reference baselines (True), or both (None)."""
+    return [n for n in METHODS.names()
+            if (backbone_kind is None or backbone_kind in METHODS.get(n).backbones)
+            and (references is None or (METHODS.get(n).reference is not None) == references)]
 
 
 def freeze(module: nn.Module) -> None:

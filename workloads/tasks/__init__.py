@@ -95,6 +95,16 @@ class Task(abc.ABC):
         """Training examples (graphs or nodes): for sharding and drop_last."""
 
     @abc.abstractmethod
+    def label_matrix(self, data, split: str):
+        """[n, T] labels of ``split`` as a float array for models outside the training loop
+        (reference baselines): T tasks' labels (NaN where missing), or one-hot classes."""
+
+    @abc.abstractmethod
+    def score_predictions(self, data, split: str, pred) -> float:
+        """The metric of ``pred`` ([n, T], in :meth:`label_matrix`'s layout and label units)
+        on ``split``, as :meth:`evaluate` scores a model."""
+
+    @abc.abstractmethod
     def latency_batch(self, data, n: int, device, *, model=None) -> tuple[object, int]:
         """A batch of up to ``n`` test examples for timing inference (for ``model``), and how
         many units it holds."""

@@ -107,6 +107,14 @@ class GraphPropertyTask(Task):
     def train_size(self, data) -> int:
         return len(data.train)
 
+    def label_matrix(self, data, split: str) -> np.ndarray:
+        graphs = getattr(data, split)
+        return np.stack([g.y.reshape(-1).float().numpy() for g in graphs]).astype(np.float64) if graphs \
+            else np.zeros((0, data.num_tasks))
+
+    def score_predictions(self, data, split: str, pred) -> float:
+        return multitask_score(self.label_matrix(data, split), np.asarray(pred, np.float64), data.source.metric)
+
     def latency_batch(self, data, n: int, device, *, model=None):
         graphs = data.test[:n]
         return next(iter(DataLoader(graphs, batch_size=len(graphs)))).to(device), len(graphs)

@@ -303,6 +303,15 @@ class NodeClassificationTask(Task):
     def train_size(self, data) -> int:
         return len(data.train)
 
+    def label_matrix(self, data, split: str) -> np.ndarray:
+        return np.eye(data.num_classes)[data.y[data.split(split)].numpy()]
+
+    def score_predictions(self, data, split: str, pred) -> float:
+        idx = data.split(split)
+        if len(idx) == 0:
+            return float("nan")
+        return float((np.asarray(pred).argmax(-1) == data.y[idx].numpy()).mean())
+
     def latency_batch(self, data, n: int, device, *, model=None):
         """Up to ``n`` test nodes with their subgraphs as *tokens*: inference from text."""
         targets = data.test[:n]

@@ -1,7 +1,8 @@
 """Frozen LM embeddings + a GNN: the text-graph baseline.
 
 Each node's text is encoded once by the frozen language model (the masked mean of
-its last layer, read from the LM-state cache); a GraphSAGE (Hamilton et al., NeurIPS
+its last layer, or of ``layer``: 0 reads the embeddings alone, so comparing the two
+shows what the LM's depth is worth; read from the LM-state cache); a GraphSAGE (Hamilton et al., NeurIPS
 2017, https://arxiv.org/abs/1706.02216) or GCN (Kipf & Welling, ICLR 2017,
 https://arxiv.org/abs/1609.02907) stack from ``torch_geometric`` runs on the
 subgraph sampled around each target node, read out as [target, subgraph mean] →
@@ -46,12 +47,17 @@ class GnnConfig(MethodConfig):
     subgraph_size: int = Field(default=8, ge=1, le=64, description="nodes per subgraph, the target included")
     walk_steps: int = Field(default=32, ge=1, description="rwr: steps of the walk")
     restart: float = Field(default=0.5, ge=0, lt=1, description="rwr: probability of returning to the start")
+    layer: int = Field(default=-1, ge=-1, description="LM layer whose states the GNN reads (0 = the embeddings, "
+                       "-1 = the last)")
 
 
 class SubgraphGNN(nn.Module):
     def __init__(self, lm_hidden: int, num_layers: int, num_classes: int, cfg: GnnConfig) -> None:
         super().__init__()
-        self.reads = NodeInputs(layers=(num_layers,), cacheable=True, sampler=cfg.sampler, size=cfg.subgraph_size,
+        layer = num_layers if cfg.layer == -1 else cfg.layer
+        if layer > num_layers:
+            raise ValueError(f"layer {cfg.layer}: the LM has layers 0..{num_layers}")
+        self.reads = NodeInputs(layers=(layer,), cacheable=True, sampler=cfg.sampler, size=cfg.subgraph_size,
                                 walk_steps=cfg.walk_steps, restart=cfg.restart)
         self.gnn = GNNStack(lm_hidden, cfg.hidden, cfg.depth, cfg.gnn, cfg.dropout)
         self.head = nn.Linear(2 * cfg.hidden, num_classes)
