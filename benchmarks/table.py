@@ -118,8 +118,9 @@ def rows_of(summary: dict) -> list[dict]:
                 "vs_full_text": verdict_text(c, "reference") if c.vs_reference else "",
                 "constant": v["constant"], "no_signal": v["no_signal"],
                 "trainable": r.trainable_params, "peak_mb": r.objectives.get("train_memory_mb"),
-                "peak_rel_full": (r.objectives["train_memory_mb"] / full.objectives["train_memory_mb"]
-                                  if full is not None and not r.reference else None),
+                "peak_rel_full": (r.cost("train_memory_mb") / full.cost("train_memory_mb")
+                                  if full is not None and not r.reference and "train_memory_mb" in r.objectives
+                                  and "train_memory_mb" in full.objectives else None),
                 "latency_ms": r.latency.ms_per_unit if r.latency else None,
                 "memory_by": r.reference.memory_by if r.reference else r.memory.method if r.memory else "",
                 "confirmed": r.confirms is not None, "params": dict(r.params),

@@ -20,8 +20,10 @@ Invariants:
   driver that dies mid-run leaves it due and the next one runs it again (the same
   configuration and seeds, so the same result on CPU). Two drivers at once may both run
   one; the second write replaces the first with the same figures.
-* It trains without early stopping and without limits: the configuration was finished
-  and within them once.
+* It trains without early-stopping rungs and without limits (the configuration was
+  finished and within them once); ``train.patience``, part of training, still applies.
+  It runs under the same ``resources.trial_timeout_s`` as a search trial, which trained
+  ``budget.seeds`` seeds where it trains ``confirm_seeds``: size the timeout for it.
 """
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ from orchestrator.spec import Cell, SweepSpec
 from orchestrator.stopping import non_dominated_fronts
 from orchestrator.storage import RunDir
 from runfolder import TrialRecord
-from workloads.config import TrialConfig
+from workloads.config import TrialConfig  # noqa: F401  (what config() returns)
 
 
 @dataclass(frozen=True)
@@ -88,12 +90,13 @@ class Confirmations:
         return out
 
     def config(self, c: Confirmation) -> TrialConfig:
-        """The source trial's configuration on the fresh seeds, without rungs or limits."""
-        cfg = TrialConfig.model_validate(c.source.config)
-        return cfg.model_copy(update={
-            "trial_id": f"{c.cell.id}/confirm-{c.source.optuna_trial}",
-            "seed": self.spec.seed + self.spec.budget.seeds, "seeds": self.spec.budget.confirm_seeds,
-            "rungs": [], "limits": {}})
+        """The source trial's configuration (its params resolved by this spec, on this machine's
+        cache and device) on the fresh seeds, without rungs or limits."""
+        from orchestrator.resolve import trial_config
+
+        cfg = trial_config(self.spec, c.cell, c.source.params, f"{c.cell.id}/confirm-{c.source.optuna_trial}")
+        return cfg.model_copy(update={"seed": self.spec.seed + self.spec.budget.seeds,
+                                      "seeds": self.spec.budget.confirm_seeds, "rungs": [], "limits": {}})
 
     def finish(self, c: Confirmation, record: TrialRecord, **received) -> TrialRecord:
         """Complete the record as the source trial's confirmation and write it."""

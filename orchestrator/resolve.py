@@ -31,8 +31,11 @@ def trial_config(spec: SweepSpec, cell: Cell, params: dict, trial_id: str) -> Tr
     method, train = entry.resolve(cell.method, params)
     st = spec.budget.stopping
     train_cfg = TrainConfig(**{**spec.train.model_dump(), **train})
-    # a reference baseline is a line to compare with: never ranked at a rung, never over a limit
-    ranked = st.type != "none" and not entry.is_reference(cell.method)
+    # a reference baseline is a line to compare with: never over a limit, and never ranked against other
+    # variants at a rung; a searched one (random_init, a searched text_mlp) is ranked within its own cell
+    # (scope cell), so its search is stopped as any variant's and spends the same budget
+    ref = entry.is_reference(cell.method)
+    ranked = st.type != "none" and (not ref or (bool(entry.search) and st.scope == "cell"))
     return TrialConfig(
         trial_id=trial_id,
         seed=spec.seed,

@@ -205,10 +205,10 @@ class Sweep:
                 self.progress.cells[p.cell.id].running -= 1
                 self.finish(p, record)
             return True
+        self._due = None  # cells whose search ended meanwhile (here or in another driver) are looked at again
         if self.studies.any_running():
             time.sleep(hb)  # another driver's trials: they end, or go stale and free budget
             return True
-        self._due = None
         return bool(self.confirm.due())
 
     # -- confirmation runs (budget.confirm_seeds) ------------------------------
@@ -307,6 +307,7 @@ class Sweep:
     def finish(self, p: Pending, record: TrialRecord) -> None:
         """Complete the record with what only the driver knows, write it, then tell Optuna."""
         self._finished += 1
+        self._due = None  # its cell's search may have ended: its confirmations become due
         record.assign(cell=p.cell.id, dataset=p.cell.dataset, backbone=p.cell.backbone, method=p.cell.method,
                       number=p.trial.number, params=p.trial.params, objective_names=self.spec.cell_objectives(p.cell))
         record.received(submitted_unix=p.submitted_unix, received_unix=time.time(),

@@ -183,8 +183,7 @@ def _pareto_table(entry: dict, knees: dict) -> str:
              f"test {entry['metric']}: mean, 95% t interval", "test vs the best (paired t, Holm)"] \
         + list(planes.values()) + ["params", "knee of"]
     shown = [(m, i) for m, idx in entry["method_fronts"].items() for i in idx]
-    best = entry["verdicts"]["chosen"].get(entry["verdicts"]["rows"][0].variant) if entry["verdicts"].get("rows") \
-        else None
+    best = entry["verdicts"].get("search_best")  # the search's own runs: the rows' seeds
     against = rows_against([entry["trials"][i] for _, i in shown], best, entry["direction"]) if best else \
         [""] * len(shown)
     rows = []
@@ -196,9 +195,9 @@ def _pareto_table(entry: dict, knees: dict) -> str:
         cells += [", ".join(f"{k}={_fmt(v)}" for k, v in r.params.items()),
                   ", ".join(planes[k] for k, j in knees.items() if j == i)]
         rows.append((m, cells))
-    note = (f"<p class='note'>The best: {E(best.method)} trial {best.optuna_trial}, the chosen configuration with the "
-            "best test mean. Each row's test scores against it, paired by seed, Holm-corrected over the rows; "
-            "α = 0.05.</p>") if best else ""
+    note = (f"<p class='note'>The best: {E(best.method)} trial {best.optuna_trial}, the search's configuration with "
+            "the best validation mean. Each row's test scores against it, paired by seed, Holm-corrected over the "
+            "rows; α = 0.05.</p>") if best else ""
     return _table(heads, rows) + note
 
 
@@ -223,14 +222,19 @@ def _verdict_table(entry: dict) -> str:
         signal = (f"<p class='verdict'>Signal: at least one searched variant beats the constant predictor (test "
                   f"{v['constant']:.4g}) by the paired t test (Holm, α = 0.05).</p>")
     n = v["n_seeds"]
+    which = ("<p class='note'>From the confirmation runs: each variant's selected configurations trained again on "
+             "fresh seeds (budget.confirm_seeds).</p>" if v.get("confirmed") else "")
+    if v["no_signal"] is None and v["constant"] is not None:
+        signal = ("<p class='verdict'>Signal not tested: with one seed per configuration no paired test against the "
+                  "constant predictor exists (run more seeds, or budget.confirm_seeds).</p>")
     few = (f"<p class='note'>With n = {n} seed(s) per configuration the paired tests have little power: "
            "'not distinguishable' here refutes nothing.</p>") if n < 5 else ""
-    return (signal + _table(["method variant", "kind", "trial", f"test {entry['metric']}: mean, 95% t interval",
+    return (signal + which + _table(["method variant", "kind", "trial", f"test {entry['metric']}: mean, 95% t interval",
                              "vs the best (paired t, Holm)", "vs full fine-tuning (paired t, Holm)"], rows)
             + "<p class='note'>Each variant's configuration chosen on validation; its test scores per seed, paired by "
-            "seed (every configuration trains with the same seeds). Student t intervals; Holm's correction over the "
-            "tests against each target within this group. A verdict: better, worse or not distinguishable at "
-            "α = 0.05.</p>" + few)
+            "seed (every configuration trains with the same seeds). The best: the variant with the best validation "
+            "mean. Student t intervals; Holm's correction over the tests against each target within this group. A "
+            "verdict: better, worse or not distinguishable at α = 0.05; no test with fewer than 2 seeds.</p>" + few)
 
 
 def _hv_table(entry: dict) -> str:
@@ -509,7 +513,7 @@ h2.family {{ border-bottom: 2px solid #333; margin-top: 36px; }}
 <body><div id="js-errors"></div><h1>{E(title)}</h1>
 <p>Generated {stamp}. <b>Selection is on validation only</b>: each configuration trains with the same seeds,
 its score is the mean validation score over them, and the fronts, hypervolumes, knees and best configurations are
-built from it. Test scores are reported (mean ± std over seeds) beside what validation chose, never used to choose.
+built from it. Test scores are reported (mean with its 95% Student t interval over seeds) beside what validation chose, never used to choose.
 Memory: measured peak of live tensor bytes during training steps (the CUDA allocator's peak on GPUs, the allocator's
 events through the PyTorch profiler on CPUs); latency: median no-grad forward time of the deployable model (LoRA
 merged) per unit of its task: per graph for molecules, per node for text graphs (from the node's text, the language

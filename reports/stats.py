@@ -138,8 +138,10 @@ def holm(pvalues: Sequence[float | None]) -> list[float | None]:
 
 def verdict(paired: Paired, p_adjusted: float | None, alpha: float = 0.05) -> str:
     """"better" / "worse" (a compared with b, respecting the direction) when p_adjusted < alpha,
-    otherwise "not distinguishable"."""
-    if p_adjusted is None or math.isnan(p_adjusted) or p_adjusted >= alpha:
+    "no test" when there was none (n < 2), otherwise "not distinguishable"."""
+    if p_adjusted is None or math.isnan(p_adjusted):
+        return "no test"
+    if p_adjusted >= alpha:
         return "not distinguishable"
     return {"a better": "better", "b better": "worse"}.get(paired.effect, "not distinguishable")
 
@@ -209,18 +211,23 @@ def _family(scores: Mapping[str, Mapping[int, float]], target: str, direction: s
 
 
 def compare_cell(scores: Mapping[str, Mapping[int, float]], *, direction: str,
-                 reference: str | None = "full", alpha: float = 0.05) -> list[Comparison]:
+                 reference: str | None = "full", alpha: float = 0.05,
+                 rank_by: Mapping[str, float] | None = None) -> list[Comparison]:
     """Compare the variants of one dataset × backbone cell (scores: variant → seed → score).
 
-    The best variant has the best mean. Every other variant gets a paired t test against the
-    best and, when ``reference`` (full fine-tuning) is among the variants, against it. Holm's
-    correction runs within the cell over each family separately: the k − 1 tests against the
-    best form one family, the k − 1 tests against the reference another. Rows come best first
-    (by mean; variants without any score last)."""
+    The best variant has the best ``rank_by`` value (give the validation means, so the target
+    is not chosen on the scores it is then tested with: the largest of k noisy means would
+    inflate "worse"); without it, the best mean of ``scores``. Every other variant gets a
+    paired t test against the best and, when ``reference`` (full fine-tuning) is among the
+    variants, against it. Holm's correction runs within the cell over each family
+    separately: the k − 1 tests against the best form one family, the k − 1 tests against
+    the reference another. Rows come best first (variants without any score last)."""
     _check_direction(direction)
     iv = {v: mean_ci(s) for v, s in scores.items()}
+    key = {v: (rank_by[v] if rank_by is not None and v in rank_by else iv[v].mean) for v in scores}
     sign = -1.0 if direction == "maximize" else 1.0  # stable sort: the first listed wins a tie
-    order = sorted(scores, key=lambda v: (math.isnan(iv[v].mean), sign * np.nan_to_num(iv[v].mean)))
+    order = sorted(scores, key=lambda v: (math.isnan(key[v]) or math.isnan(iv[v].mean),
+                                          sign * np.nan_to_num(key[v])))
     if not order or math.isnan(iv[order[0]].mean):
         return []
     vs_best = _family(scores, order[0], direction, alpha, "best")
@@ -229,10 +236,13 @@ def compare_cell(scores: Mapping[str, Mapping[int, float]], *, direction: str,
 
 
 def no_signal(scores: Mapping[str, Mapping[int, float]], constant: Mapping[int, float] | float, *,
-              direction: str, alpha: float = 0.05) -> bool:
+              direction: str, alpha: float = 0.05) -> bool | None:
     """True when no variant beats the constant baseline (e.g. predicting the majority class) by
-    a paired / one-sample t test, Holm-corrected over the variants."""
+    a paired / one-sample t test, Holm-corrected over the variants; None when no test could be
+    run at all (every variant with fewer than 2 seeds paired with the baseline's)."""
     tests = [paired_test(s, constant, direction=direction) for s in scores.values()]
+    if all(t.p is None for t in tests):
+        return None
     return not any(verdict(t, p, alpha) == "better" for t, p in zip(tests, holm([t.p for t in tests])))
 
 

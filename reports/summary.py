@@ -217,7 +217,8 @@ def overview(records: list[TrialRecord], env: dict | None = None, spec_header: s
             confirmed += 1
             continue
         cells[r.cell or "?"][r.status if r.status in ("ok", "infeasible", "interrupted", "stopped") else "failed"] += 1
-        one_trial[r.cell or "?"] = one_trial.get(r.cell or "?", True) and r.reference is not None and not r.params
+        # (a failed or cut-short record carries no reference: any one of the cell's records that does says it)
+        one_trial[r.cell or "?"] = one_trial.get(r.cell or "?", False) or (r.reference is not None and not r.params)
     compute = sum(float(r.timings.total_s or 0.0) for r in records)
     wall = sum(float(r.wall_s or 0.0) for r in records)
     starts = [r.timings.submitted_unix for r in records if r.timings.submitted_unix]

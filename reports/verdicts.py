@@ -15,6 +15,7 @@ front, a hypervolume or a knee (:mod:`reports.summary`).
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 from reports.stats import Comparison, Interval, compare_cell, holm, mean_ci, no_signal, paired_test, verdict
@@ -25,13 +26,13 @@ ALPHA = 0.05
 
 def seed_scores(r: TrialRecord, split: str = "test") -> dict[int, float]:
     """seed → score of one finished trial (its validation or test score at each seed's
-    selected epoch)."""
+    selected epoch). A record without per-seed results (written by hand, or by older code)
+    numbers its scores from seed 0."""
     if r.seeds:
         return {s.seed: (s.test_score if split == "test" else s.val_score) for s in r.seeds}
     m = r.metrics
-    first = (r.config or {}).get("seed", 0)
     scores = m.test_scores if split == "test" else m.val_scores
-    return {first + k: v for k, v in enumerate(scores or [m.test_score if split == "test" else m.val_score])}
+    return dict(enumerate(scores or [m.test_score if split == "test" else m.val_score]))
 
 
 def interval(r: TrialRecord, split: str = "test") -> Interval:
@@ -56,20 +57,40 @@ def group_verdicts(trials: list[TrialRecord], references: list[TrialRecord], dir
     else None), ``constant`` (its test mean) and ``n_seeds`` (the smallest n of any row).
 
     ``confirmations``: the group's confirmation runs (``budget.confirm_seeds``: selected
-    configurations on fresh seeds). A variant that has them is represented by the one with
-    the best validation mean among them, and its fresh seeds' scores are what is tested."""
+    configurations on fresh seeds). When every variant has a finished one, each is
+    represented by its confirmation with the best validation mean, and the fresh seeds'
+    scores are what is tested (``confirmed`` True); when some variant has none yet (a sweep
+    still running, a confirmation that failed) the search's runs are used for all, so every
+    test pairs the same seeds.
+
+    The group's best (the target of every "vs best" test) is the variant with the best
+    validation mean, so it is not chosen on the test scores it is then tested with.
+    ``search_best``: the same, among the search's own runs (the Pareto table's target)."""
     picked = chosen(trials + references, direction)
-    picked.update(chosen([r for r in confirmations or [] if r.status == "ok"], direction))
+    search_best = _best(picked, direction)
+    confirmed = chosen([r for r in confirmations or [] if r.status == "ok"], direction)
+    use_confirmed = bool(picked) and set(picked) <= set(confirmed)
+    if use_confirmed:
+        picked = {m: confirmed[m] for m in picked}
     scores = {m: seed_scores(r) for m, r in picked.items()}
-    rows: list[Comparison] = compare_cell(scores, direction=direction, reference=full_variant, alpha=ALPHA)
+    val_means = {m: r.score for m, r in picked.items()}
+    rows: list[Comparison] = compare_cell(scores, direction=direction, reference=full_variant, alpha=ALPHA,
+                                          rank_by=val_means)
     const = next((r for r in picked.values() if r.reference and r.reference.kind == "constant"), None)
     signal = None
     if const is not None:
         searched = {m: s for m, s in scores.items() if m in {r.method for r in trials}}
         signal = no_signal(searched, seed_scores(const), direction=direction, alpha=ALPHA) if searched else None
-    return {"rows": rows, "chosen": picked, "no_signal": signal,
-            "constant": const.metrics.test_score if const is not None else None,
+    return {"rows": rows, "chosen": picked, "no_signal": signal, "confirmed": use_confirmed,
+            "search_best": search_best, "constant": const.metrics.test_score if const is not None else None,
             "n_seeds": min((c.n for c in rows), default=0)}
+
+
+def _best(picked: Mapping[str, TrialRecord], direction: str) -> TrialRecord | None:
+    ok = [r for r in picked.values() if not math.isnan(r.score)]
+    if not ok:
+        return None
+    return (max if direction == "maximize" else min)(ok, key=lambda r: r.score)
 
 
 def verdict_text(c: Comparison, which: str = "best") -> str:

@@ -133,8 +133,12 @@ def check_reference(spec: SweepSpec, name: str, entry: MethodEntry) -> list[str]
             errors.append(f"{where}.plugins: {what}: it takes no training plug-in")
         if entry.random_init:
             errors.append(f"{where}.random_init: {what}: it has no backbone to initialise")
-        errors += [f"{where}.search.{k}: {what}: '{k}' is a training parameter" for k in entry.search
-                   if "." not in k and k not in METHODS.get(entry.method_name(name)).config_cls.model_fields]
+        for k in entry.search:
+            try:
+                if route(k, entry.method_name(name), entry.plugins).target == "train":
+                    errors.append(f"{where}.search.{k}: {what}: '{k}' is a training parameter")
+            except RouteError:
+                pass  # reported by check_search
     if entry.random_init:
         errors += [f"{where}.random_init: backbone '{b.name}' is not pretrained here (its pretrain is null or it "
                    "has none), so random_init would change nothing" for b in spec.backbones
@@ -159,7 +163,7 @@ def check_search(spec: SweepSpec, name: str, entry: MethodEntry, known: MethodEn
         except RouteError as e:
             errors.append(f"{where}.search.{key}: {e.reason}")
             continue
-        if r.target == "method" and key in entry.params:
+        if r.target == "method" and r.field in entry.params:
             errors.append(f"{where}.search.{key}: also fixed in {where}.params; choose one")
             continue
         if r.target == "plugin":

@@ -40,6 +40,16 @@ def test_quick_spec_loads_with_all_cells():
         tc = trial_config(spec, c, {}, "t")
         assert tc.rungs == [] and tc.limits == {}
     assert trial_config(spec, next(c for c in cells if c.method == "lora"), {"r": 2, "lr": 0.001}, "t").rungs == [1, 3]
+    # a searched reference (random_init) is stopped as any variant within its own cell (scope cell), so it
+    # spends the same budget; with scope dataset it is kept out of the ranking
+    d = yaml.safe_load((ROOT / "sweeps" / "quick.yaml").read_text())
+    d["methods"]["full_rnd"] = {"method": "full", "random_init": True, "search": d["methods"]["full"]["search"]}
+    for scope, rungs in (("cell", [1, 3]), ("dataset", [])):
+        d["budget"]["stopping"]["scope"] = scope
+        sp = parse_spec(d)
+        cell = next(c for c in sp.cells() if c.method == "full_rnd")
+        assert sp.methods["full_rnd"].is_reference("full_rnd") and sp.budget_of(cell) == 4
+        assert trial_config(sp, cell, {"lr": 0.001}, "t").rungs == rungs
     # early stopping chosen from docs/benchmarks/search.md: rungs at epochs 1 and 3 of 5, every variant of a dataset
     st = spec.budget.stopping
     assert (st.type, st.min_epochs, st.reduction_factor, st.scope) == ("mo_asha", 1, 3, "dataset")

@@ -112,7 +112,7 @@ def test_verdict_respects_direction():
     assert verdict(up, 0.001) == "better" and verdict(down, 0.001) == "worse"
     assert verdict(paired_test(lo, hi, direction="maximize"), 0.001) == "worse"
     assert verdict(paired_test(lo, hi, direction="minimize"), 0.001) == "better"
-    assert verdict(up, 0.2) == "not distinguishable" and verdict(up, None) == "not distinguishable"
+    assert verdict(up, 0.2) == "not distinguishable" and verdict(up, None) == "no test"
     assert verdict(up, 0.04, alpha=0.01) == "not distinguishable"
 
 
@@ -184,6 +184,17 @@ def test_no_signal():
     scores["good"] = {s: 0.7 + d for s, d in enumerate(noise)}
     assert not no_signal(scores, 0.5, direction="maximize")
     assert no_signal(scores, 0.5, direction="minimize")  # higher is worse there
+    # one seed each: nothing could be tested, which is not "no signal"
+    assert no_signal({"a": {0: 0.9}, "b": {0: 0.8}}, 0.5, direction="maximize") is None
+
+
+def test_compare_cell_picks_the_best_by_the_selection_score_not_the_tested_one():
+    cell = _cell()
+    # validation prefers lora (as a search would have chosen it): it is the target the others are tested against
+    rows = compare_cell(cell, direction="maximize", rank_by={"full": 0.70, "lora": 0.72, "bad": 0.5})
+    assert [r.variant for r in rows] == ["lora", "full", "bad"] and rows[0].vs_best.verdict == "best"
+    p = ss.ttest_rel(list(cell["full"].values()), list(cell["lora"].values())).pvalue
+    assert rows[1].vs_best.paired.p == pytest.approx(p)
 
 
 def test_claim_matches_scipy_wilcoxon():

@@ -387,3 +387,29 @@ def test_results_csv_carries_intervals_and_verdicts():
     assert df.loc[("constant", 0), "reference"] == "constant" and df.loc[("constant", 0), "memory_by"].startswith("tracemalloc")
     assert bool(df.loc[("lora", 0), "group_no_signal"]) is False
     assert "vs_best" not in df.columns or df.loc[("lora", 1), "vs_best"] is None or str(df.loc[("lora", 1), "vs_best"]) == "<NA>"
+
+
+def test_confirmations_are_used_only_when_every_variant_has_one():
+    """A group whose confirmation runs are not all there (a sweep still running, one that
+    failed) tests the search's runs for every variant, so every test pairs the same seeds;
+    the best is chosen on validation, and the Pareto table's target is the search's best."""
+    import statistics
+
+    def conf(method, n, tests):
+        r = _trial("a", method, n, tests, 10)
+        r.seeds = []
+        r.metrics.test_scores = list(tests)
+        r.confirms = n
+        return r
+
+    full = _trial("a", "full", 0, [1.0, 1.1, 0.9], 100)
+    lora = _trial("a", "lora", 0, [1.5, 1.6, 1.4], 10)
+    only_full = summarize([full, lora, conf("full", 0, [2.0, 2.1, 1.9, 2.2, 1.8])], {})["a / g"]["verdicts"]
+    assert only_full["confirmed"] is False and only_full["chosen"]["full"] is full
+    both = summarize([full, lora, conf("full", 0, [2.0, 2.1, 1.9, 2.2, 1.8]),
+                      conf("lora", 0, [1.0, 1.1, 0.9, 1.05, 0.95])], {})["a / g"]["verdicts"]
+    assert both["confirmed"] is True and {c.variant: c.n for c in both["rows"]} == {"full": 5, "lora": 5}
+    assert both["chosen"]["full"].confirms == 0 and both["search_best"] is full
+    # lora has the better validation mean among the confirmations: it is the best, the target of the tests
+    assert both["rows"][0].variant == "lora" and both["rows"][1].vs_best.verdict == "worse"
+    assert statistics.fmean(both["chosen"]["full"].metrics.test_scores) == 2.0

@@ -73,6 +73,12 @@ class NodeModel(nn.Module):
         with torch.enable_grad() if trains else torch.no_grad():
             return self.lm.pooled(batch.input_ids, batch.attention_mask, list(layers))
 
+    def reset_inference(self) -> None:
+        """Start the body's inference sums afresh (ENGINE's ``since_reset``), when it keeps any."""
+        f = getattr(self.body, "reset_inference", None)
+        if f:
+            f()
+
     def describe_inference(self) -> dict | None:
         """What the latest inference did, when the body reports it (ENGINE: exits per rung,
         rows per LM block); recorded with the latency figures."""

@@ -195,9 +195,11 @@ def moses_train_smiles() -> Path:
 from workloads.datasets.csv_molecules import CSV_MOLECULES  # noqa: E402
 from workloads.textgraphs.csv_graph import TEXT_GRAPH_CSV  # noqa: E402
 from workloads.textgraphs.sources import OGBN_ARXIV, WORDNET  # noqa: E402
+from workloads.textgraphs.wordnet_domains import WORDNET_DOMAINS  # noqa: E402
 
 register_source(WORDNET)
 register_source(OGBN_ARXIV)
+register_source(WORDNET_DOMAINS)
 register_source(CSV_MOLECULES)
 register_source(TEXT_GRAPH_CSV)
 

@@ -68,10 +68,11 @@ class TrainHooks:
 class ReferenceKind:
     """What makes a registered method a reference baseline (``workloads/references/``).
 
-    ``memory_by`` says how its memory is measured. ``fit``: ``(cfg, task, data, seed) ->
-    seed result`` for a baseline fitted outside the training loop (no backbone, no
-    pretraining: the constant predictor, fingerprints + forest); None for one that trains
-    in the loop like any method (``text_mlp``)."""
+    ``memory_by`` says how its memory is measured. ``fit``: ``(cfg, task, data, seed, measure)
+    -> workloads.references.Fitted`` for a baseline fitted outside the training loop (no
+    backbone, no pretraining: the constant predictor, fingerprints + forest), entering the
+    ``measure()`` context around its training; None for one that trains in the loop like any
+    method (``text_mlp``)."""
 
     memory_by: str
     fit: Callable | None = None

@@ -9,9 +9,11 @@ classical baseline of molecular property prediction (e.g. MoleculeACE, van Tilbo
 al. 2022, where it beats most deep models on activity cliffs). Not searched: 500 trees
 and scikit-learn's defaults otherwise; the seed is the forest's ``random_state``.
 
-Memory is the ``tracemalloc`` peak while fitting: the fingerprint matrix and
-scikit-learn's NumPy arrays, not the trees' node buffers, which scikit-learn's C code
-allocates with ``malloc`` (the forest's fitted node count is reported beside it).
+Memory is the ``tracemalloc`` peak while fitting the forests: scikit-learn's NumPy arrays
+(the labelled rows' fingerprints, bootstrap indices), not the fingerprints computed
+beforehand (the dataset, as a graph model's featurized set is not in its peak) nor the
+trees' node buffers, which scikit-learn's C code allocates with ``malloc`` (the forest's
+fitted node count is reported beside it).
 Latency is one ``predict`` call on fingerprints computed beforehand, as a graph model's
 latency is one forward on a batch featurized beforehand.
 """
