@@ -245,6 +245,8 @@ def render(rows: list[dict], verdicts: list, details: list[str], rt, args, wall:
                      + (f"; not separated: {'; '.join(', '.join(g) for g in rt.groups)}." if rt.groups else "."))
         if cd_file:
             lines += ["", f"![critical-difference diagram]({cd_file})"]
+    if args.note:
+        lines += ["", "## Notes on this run", ""] + [f"- {n}" for n in args.note]
     lines += [""]
     return "\n".join(lines)
 
@@ -272,10 +274,21 @@ def main() -> None:
     ap.add_argument("--max-molecules", type=int, default=600)
     ap.add_argument("--runs", type=Path, default=ROOT / "runs")
     ap.add_argument("--out", default="table", help="file stem under docs/benchmarks/")
+    ap.add_argument("--render-only", type=float, metavar="WALL_S",
+                    help="write the files from the run folder these arguments name (that run's wall seconds); "
+                    "nothing trains")
+    ap.add_argument("--note", action="append", default=[], help="a paragraph on this run, added to the .md")
     args = ap.parse_args()
     t0 = time.perf_counter()
     spec = parse_spec(spec_dict(args))
-    run = Sweep(spec, console=Console(stderr=True)).execute(executor=InProcessExecutor())
+    if args.render_only is not None:
+        from runfolder import RunDir
+
+        run = RunDir(spec.run_dir(args.runs))
+        if not run.spec_file.exists():
+            raise SystemExit(f"{run.path}: no run of these arguments to render")
+    else:
+        run = Sweep(spec, console=Console(stderr=True)).execute(executor=InProcessExecutor())
     summary = summarize(run.trial_records() + run.confirmation_records(), families(spec), importance=False)
     rows = rows_of(summary)
     verdicts, details = claims(rows)
@@ -284,7 +297,7 @@ def main() -> None:
     cd_file = None
     if rt.nemenyi is not None:
         cd_file = write_cd_diagram(rt, OUT / f"{args.out}-cd.svg").name
-    wall = time.perf_counter() - t0
+    wall = args.render_only if args.render_only is not None else time.perf_counter() - t0
     atomic_write_text(OUT / f"{args.out}.csv", to_csv(rows))
     atomic_write_text(OUT / f"{args.out}.md", render(rows, verdicts, details, rt, args, wall, cd_file))
     print(f"wrote {OUT / args.out}.md ({wall / 60:.0f} min)")
