@@ -24,13 +24,15 @@ ROOT = Path(__file__).resolve().parents[2]
 def readme_facts() -> dict[str, float]:
     """The ``| fact | value |`` rows of the README's counts table."""
     text = (DOMAINS_DIR / "README.md").read_text()
-    rows = dict(re.findall(r"^\| ([a-z][a-z -]+?) \| ([\d.,]+) \|$", text, flags=re.M))
+    rows = dict(re.findall(r"^\| ([a-z][a-z -]+?) \| ([\d.,]+) \|$", text, flags=re.MULTILINE))
     return {k: float(v.replace(",", "")) for k, v in rows.items()}
 
 
 def read_files(folder: Path):
-    nodes = list(csv.DictReader(open(folder / "nodes.csv", encoding="utf-8")))
-    edges = [(r["src"], r["dst"]) for r in csv.DictReader(open(folder / "edges.csv", encoding="utf-8"))]
+    with open(folder / "nodes.csv", encoding="utf-8") as fh:
+        nodes = list(csv.DictReader(fh))
+    with open(folder / "edges.csv", encoding="utf-8") as fh:
+        edges = [(r["src"], r["dst"]) for r in csv.DictReader(fh)]
     return nodes, edges
 
 
@@ -113,7 +115,7 @@ def test_the_split_is_stratified_60_20_20(cfg, tmp_path):
     g = source_of(cfg).read(cfg)
     split = np.asarray(g.split)
     counts = np.bincount(g.labels)
-    want_valid = sum(int(round(0.2 * n)) for n in counts)
+    want_valid = sum(round(0.2 * n) for n in counts)
     assert (split == "valid").sum() == want_valid and (split == "test").sum() == want_valid
     assert (split == "train").sum() == g.num_nodes - 2 * want_valid
     for c in range(len(g.classes)):  # every class in every part, in its share
@@ -133,7 +135,7 @@ def test_the_files_are_what_the_script_makes(tmp_path):
     except TextGraphError:
         pytest.skip("no WordNet database files on this machine (Debian wordnet-base)")
     out = subprocess.run([sys.executable, str(ROOT / "scripts" / "make_wordnet_domains.py"), "--out", str(tmp_path)],
-                         capture_output=True, text=True, timeout=300)
+                         capture_output=True, text=True, timeout=300, check=False)
     assert out.returncode == 0, out.stderr[-2000:]
     for f in ("nodes.csv", "edges.csv"):
         assert (tmp_path / f).read_text() == (DOMAINS_DIR / f).read_text()
