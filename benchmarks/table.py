@@ -197,8 +197,10 @@ def render(rows: list[dict], verdicts: list, details: list[str], rt, args, wall:
         f"configuration (by validation) then trains again on {args.confirm_seeds} fresh seeds "
         "(`budget.confirm_seeds`); every figure below comes from those runs.", "",
         "Test score: mean and 95% Student t interval over the confirmation seeds (↑ ROC-AUC, ↓ RMSE). "
-        "vs best / vs full: paired t test over the same seeds against the group's best row and against full "
-        "fine-tuning, Holm-corrected within the group, α = 0.05. constant: the training-mean (or class-prior) "
+        "vs best / vs full: paired t test over the same seeds against the group's best (its first row: the "
+        "variant with the best validation mean, so the target is not chosen on the test scores it is tested "
+        "with; a row can therefore be 'better' than it on test) and against full fine-tuning, Holm-corrected "
+        "within the group, α = 0.05. Rows: by validation mean. constant: the training-mean (or class-prior) "
         "predictor's test score, the floor that shows learning. Memory: measured training peak relative to full "
         "fine-tuning (CPU allocator through the PyTorch profiler; the references' own memory is measured by "
         "tracemalloc and not compared). Latency: ms per molecule, 64-molecule batches.", "",
