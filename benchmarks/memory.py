@@ -61,7 +61,7 @@ def variants(quick: bool) -> list[dict]:
     from workloads.peft import METHODS, method_names
     from workloads.plugins import PLUGINS
 
-    names = method_names(references=False)  # reference baselines have no training step to measure here
+    names = method_names("graph_transformer", references=False)  # graph methods; references have no training step
     if quick:
         names = ["full"] + [n for n in names if n != "full"][:1]
         return [{"label": n, "method": n, "plugins": {}} for n in names]
