@@ -27,10 +27,12 @@ Invariants:
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
 
+from orchestrator import policy
 from orchestrator.spec import Cell, SweepSpec
 from orchestrator.stopping import non_dominated_fronts
 from orchestrator.storage import RunDir
@@ -61,12 +63,18 @@ def selected(records: list[TrialRecord], directions: list[str], most: int) -> li
 
 
 class Confirmations:
-    def __init__(self, spec: SweepSpec, run: RunDir, cells: list[Cell], directions, search_over) -> None:
+    """The confirmation runs of one driver: which are due, and those it has handed to an
+    executor until their records are written."""
+
+    def __init__(self, spec: SweepSpec, run: RunDir, cells: list[Cell], directions, search_over,
+                 say=print) -> None:
         """``directions(spec, cell)``: the cell's Optuna directions; ``search_over(cell)``: whether
-        its search has ended (the budget used by counted trials, none running)."""
+        its search has ended (the budget used by counted trials, none running); ``say``: progress lines."""
         self.spec, self.run, self.cells = spec, run, cells
-        self.directions, self.search_over = directions, search_over
+        self.directions, self.search_over, self.say = directions, search_over, say
         self.submitted: set[str] = set()  # keys this driver has running or has finished
+        self.running: dict[str, tuple[Confirmation, float, float, list]] = {}  # key -> (c, start, unix, retries)
+        self._due: list[Confirmation] | None = None  # looked at again after refresh()
 
     @property
     def on(self) -> bool:
@@ -97,6 +105,39 @@ class Confirmations:
         cfg = trial_config(self.spec, c.cell, c.source.params, f"{c.cell.id}/confirm-{c.source.optuna_trial}")
         return cfg.model_copy(update={"seed": self.spec.seed + self.spec.budget.seeds,
                                       "seeds": self.spec.budget.confirm_seeds, "rungs": [], "limits": {}})
+
+    def refresh(self) -> None:
+        """Look for due confirmations again at the next :meth:`next` (a cell's search may have ended)."""
+        self._due = None
+
+    def next(self) -> Confirmation | None:
+        """The next due confirmation this driver has not submitted, or None."""
+        if self._due is None:
+            self._due = self.due()
+        return self._due.pop(0) if self._due else None
+
+    def submit(self, ex, c: Confirmation) -> None:
+        """Hand ``c`` to the executor ``ex``."""
+        cfg = self.config(c)
+        self.submitted.add(c.key)
+        self.running[ex.submit(c.key, cfg.model_dump(mode="json"))] = (c, time.perf_counter(), time.time(), [])
+        self.say(f"{c.cell.id} #{c.source.optuna_trial}: confirming on seeds {cfg.seed}..{cfg.seed + cfg.seeds - 1}")
+
+    def collect(self, ex, key: str, record: TrialRecord) -> None:
+        """A submitted confirmation came back: run it again where its worker died (as a search
+        trial is, ``resources.max_retries``), else complete and write its record."""
+        c, started, unix, retried = self.running.pop(key)
+        if policy.should_retry(record, len(retried), self.spec.resources.max_retries):
+            retried.append(record.error)
+            self.running[ex.submit(f"{key}.retry{len(retried)}", self.config(c).model_dump(mode="json"))] \
+                = (c, started, time.time(), retried)
+            return
+        self.finish(c, record, submitted_unix=unix, received_unix=time.time(),
+                    wall_s=time.perf_counter() - started, retried_after=retried)
+        self.refresh()
+        head = f"[confirm] {c.cell.id} #{c.source.optuna_trial}"
+        self.say(f"{head} → {record.summary_line()}" if record.status == "ok" else
+                 f"{head} {record.status}: {record.error}")
 
     def finish(self, c: Confirmation, record: TrialRecord, **received) -> TrialRecord:
         """Complete the record as the source trial's confirmation and write it."""

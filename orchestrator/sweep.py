@@ -38,7 +38,7 @@ from rich.live import Live
 from orchestrator import policy
 from orchestrator.budget import SharedBudget
 from orchestrator.capacity import check_local_resources, local_capacity
-from orchestrator.confirm import Confirmation, Confirmations
+from orchestrator.confirm import Confirmations
 from orchestrator.executor import DEFAULT_EXECUTOR, EXECUTORS, Executor, ExecutorContext, trials_that_fit
 from orchestrator.policy import PENALTY
 from orchestrator.progress import CellProgress, LiveProgress
@@ -81,11 +81,9 @@ class Sweep:
         self.budget = SharedBudget(self.run, self.studies, spec.budget_of)
         self.rungs = Rungs(spec, self.studies, directions) if spec.budget.stopping.type != "none" else None
         self.storage_url = self.studies.url
-        self.confirm = Confirmations(spec, self.run, self.cells, directions, self._search_over)
+        self.confirm = Confirmations(spec, self.run, self.cells, directions, self._search_over, self.say)
         self.progress: LiveProgress | None = None
         self._inflight: dict[str, Pending] = {}
-        self._confirming: dict[str, tuple[Confirmation, float, float, list]] = {}  # key -> (c, start, unix, retries)
-        self._due: list[Confirmation] | None = None  # confirmations due, looked at again after each one ends
         self._finished = self._total = 0
 
     @property
@@ -191,12 +189,14 @@ class Sweep:
         False when nothing is left to run or to wait for."""
         while ex.free_slots() > 0 and (cell := self.budget.next_cell()) is not None:
             self.submit(ex, cell)
-        while ex.free_slots() > 0 and (c := self._next_confirmation()) is not None:
-            self.submit_confirmation(ex, c)
-        if self._inflight or self._confirming:
+        # confirmations once no cell has search budget left (budget.confirm_seeds)
+        while (ex.free_slots() > 0 and self.confirm.on and self.budget.next_cell() is None
+               and (c := self.confirm.next()) is not None):
+            self.confirm.submit(ex, c)
+        if self._inflight or self.confirm.running:
             for key, record in ex.wait(timeout=hb):
-                if key in self._confirming:
-                    self.finish_confirmation(ex, key, record)
+                if key in self.confirm.running:
+                    self.confirm.collect(ex, key, record)
                     continue
                 p = self._inflight.pop(key)
                 if policy.should_retry(record, len(p.retried_after), self.spec.resources.max_retries):
@@ -205,44 +205,16 @@ class Sweep:
                 self.progress.cells[p.cell.id].running -= 1
                 self.finish(p, record)
             return True
-        self._due = None  # cells whose search ended meanwhile (here or in another driver) are looked at again
+        self.confirm.refresh()  # cells whose search ended meanwhile (here or in another driver) are looked at again
         if self.studies.any_running():
             time.sleep(hb)  # another driver's trials: they end, or go stale and free budget
             return True
         return bool(self.confirm.due())
 
-    # -- confirmation runs (budget.confirm_seeds) ------------------------------
     def _search_over(self, cell: Cell) -> bool:
         """Every trial of the cell's budget has a record that counts, and none runs."""
         return (len(self.budget.counted(cell)) >= self.spec.budget_of(cell)
                 and not self.studies.running(cell) and not any(p.cell.id == cell.id for p in self._inflight.values()))
-
-    def _next_confirmation(self) -> Confirmation | None:
-        if not self.confirm.on or self.budget.next_cell() is not None:
-            return None
-        if self._due is None:
-            self._due = self.confirm.due()
-        return self._due.pop(0) if self._due else None
-
-    def submit_confirmation(self, ex: Executor, c: Confirmation) -> None:
-        cfg = self.confirm.config(c)
-        self.confirm.submitted.add(c.key)
-        self._confirming[ex.submit(c.key, cfg.model_dump(mode="json"))] = (c, time.perf_counter(), time.time(), [])
-        self.say(f"{c.cell.id} #{c.source.optuna_trial}: confirming on seeds {cfg.seed}..{cfg.seed + cfg.seeds - 1}")
-
-    def finish_confirmation(self, ex: Executor, key: str, record: TrialRecord) -> None:
-        c, started, unix, retried = self._confirming.pop(key)
-        if policy.should_retry(record, len(retried), self.spec.resources.max_retries):
-            retried.append(record.error)
-            self._confirming[ex.submit(f"{key}.retry{len(retried)}", self.confirm.config(c).model_dump(mode="json"))] \
-                = (c, started, time.time(), retried)
-            return
-        self.confirm.finish(c, record, submitted_unix=unix, received_unix=time.time(),
-                            wall_s=time.perf_counter() - started, retried_after=retried)
-        self._due = None
-        head = f"[confirm] {c.cell.id} #{c.source.optuna_trial}"
-        self.say(f"{head} → {record.summary_line()}" if record.status == "ok" else
-                 f"{head} {record.status}: {record.error}")
 
     def _mine(self) -> dict[str, set[int]]:
         out: dict[str, set[int]] = {}
@@ -307,7 +279,7 @@ class Sweep:
     def finish(self, p: Pending, record: TrialRecord) -> None:
         """Complete the record with what only the driver knows, write it, then tell Optuna."""
         self._finished += 1
-        self._due = None  # its cell's search may have ended: its confirmations become due
+        self.confirm.refresh()  # its cell's search may have ended: its confirmations become due
         record.assign(cell=p.cell.id, dataset=p.cell.dataset, backbone=p.cell.backbone, method=p.cell.method,
                       number=p.trial.number, params=p.trial.params, objective_names=self.spec.cell_objectives(p.cell))
         record.received(submitted_unix=p.submitted_unix, received_unix=time.time(),
