@@ -71,6 +71,22 @@ def test_proximal_with_zero_weight_equals_plain_training_exactly(cache_dir):
     assert strong.metrics.history[-1].train_loss != plain.metrics.history[-1].train_loss
 
 
+def _hooked_step(model, hooks, batch, opt, between=lambda: None):
+    """One training step as the loop calls the hooks (``between``: after the before-forward
+    hooks, before the forward); the extra loss term's value and the forward's output."""
+    for f in hooks.before_forward:
+        f(model, batch)
+    between()
+    out = model(batch, with_slots=True)
+    term = hooks.extra_loss[0](model, batch, out)
+    opt.zero_grad()
+    (out["pred"].pow(2).mean() + term).backward()
+    opt.step()
+    for f in hooks.after_step:
+        f(model)
+    return term.item(), out
+
+
 @pytest.mark.parametrize("task", [REGRESSION, CLASSIFICATION], ids=["regression", "classification"])
 def test_bregman_term_in_training_steps(task, batch):
     """As the loop calls the hooks: zero at the anchor, positive once the iterate
@@ -79,18 +95,7 @@ def test_bregman_term_in_training_steps(task, batch):
     prox = hooks.after_step[0].__self__
     model.train()  # dropout on: the anchor replays the same masks
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
-    terms = []
-    for _ in range(3):
-        for f in hooks.before_forward:
-            f(model, batch)
-        out = model(batch, with_slots=True)
-        term = hooks.extra_loss[0](model, batch, out)
-        terms.append(term.item())
-        opt.zero_grad()
-        (out["pred"].pow(2).mean() + term).backward()
-        opt.step()
-        for f in hooks.after_step:
-            f(model)
+    terms = [_hooked_step(model, hooks, batch, opt)[0] for _ in range(3)]
     assert terms[0] == 0.0 and terms[1] > 0 and terms[2] > 0
     assert set(prox.anchor) == {n for n, p in model.named_parameters() if p.requires_grad}
     prox.momentum = 0.0  # the anchor jumps to the iterate: the term is zero again
@@ -277,20 +282,14 @@ def test_proximal_previous_anchor_is_the_iterate_before_the_last_step(task, batc
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
     trainable = lambda: {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
     starts, terms = [], []
+    def anchored_where_the_previous_step_started():
+        if len(starts) > 1:
+            assert all(torch.equal(prox.anchor[n], t) for n, t in starts[-2].items())
+
     for _ in range(3):
         starts.append(trainable())
-        for f in hooks.before_forward:
-            f(model, batch)
-        if len(starts) > 1:  # the anchor of this step: where the previous step started
-            assert all(torch.equal(prox.anchor[n], t) for n, t in starts[-2].items())
-        out = model(batch, with_slots=True)
-        term = hooks.extra_loss[0](model, batch, out)
-        terms.append(term.item())
-        opt.zero_grad()
-        (out["pred"].pow(2).mean() + term).backward()
-        opt.step()
-        for f in hooks.after_step:
-            f(model)
+        term, out = _hooked_step(model, hooks, batch, opt, between=anchored_where_the_previous_step_started)
+        terms.append(term)
     assert terms[0] == 0.0 and terms[1] > 0 and terms[2] > 0
     assert all(torch.equal(prox.anchor[n], t) for n, t in starts[-1].items())
     with pytest.raises(RuntimeError, match="before_forward"):  # the anchor's predictions serve one forward

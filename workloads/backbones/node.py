@@ -39,6 +39,14 @@ class NodeInputs:
         return (self.sampler, self.size, self.walk_steps, self.restart) if self.sampler != "none" else ("none",)
 
 
+def lm_layer(layer: int, num_layers: int) -> int:
+    """The LM layer a body reads: ``layer`` (0 = embeddings, ..., ``num_layers``), -1 the last."""
+    resolved = num_layers if layer == -1 else layer
+    if resolved > num_layers:
+        raise ValueError(f"layer {layer}: the LM has layers 0..{num_layers}")
+    return resolved
+
+
 def target_and_mean(x: Tensor, batch) -> Tensor:
     """[B, 2D] readout: each target node's state beside the mean over its subgraph (as ENGINE reads out)."""
     return torch.cat([x[batch.target_pos], global_mean_pool(x, batch.sub, size=batch.num_targets)], dim=-1)

@@ -23,6 +23,7 @@ from runfolder.record import Latency, Memory
 from workloads import profiling
 
 MEMORY_BY_TRACEMALLOC = "tracemalloc peak while fitting (Python and NumPy allocations)"
+MEMORY_BY_ALLOCATOR = "the torch allocator, as every trial's"  # a reference trained in the loop
 
 
 @dataclass

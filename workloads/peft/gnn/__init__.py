@@ -16,7 +16,7 @@ from pydantic import Field
 from torch import Tensor, nn
 from torch_geometric.nn import GCNConv, SAGEConv
 
-from workloads.backbones.node import NodeInputs, target_and_mean
+from workloads.backbones.node import NodeInputs, lm_layer, target_and_mean
 from workloads.peft.base import MethodConfig, TrainHooks, freeze, register_method
 
 CONVS = {"sage": SAGEConv, "gcn": GCNConv}
@@ -54,9 +54,7 @@ class GnnConfig(MethodConfig):
 class SubgraphGNN(nn.Module):
     def __init__(self, lm_hidden: int, num_layers: int, num_classes: int, cfg: GnnConfig) -> None:
         super().__init__()
-        layer = num_layers if cfg.layer == -1 else cfg.layer
-        if layer > num_layers:
-            raise ValueError(f"layer {cfg.layer}: the LM has layers 0..{num_layers}")
+        layer = lm_layer(cfg.layer, num_layers)
         self.reads = NodeInputs(layers=(layer,), cacheable=True, sampler=cfg.sampler, size=cfg.subgraph_size,
                                 walk_steps=cfg.walk_steps, restart=cfg.restart)
         self.gnn = GNNStack(lm_hidden, cfg.hidden, cfg.depth, cfg.gnn, cfg.dropout)

@@ -13,8 +13,9 @@ from __future__ import annotations
 from pydantic import Field
 from torch import nn
 
-from workloads.backbones.node import NodeInputs
+from workloads.backbones.node import NodeInputs, lm_layer
 from workloads.peft.base import MethodConfig, ReferenceKind, TrainHooks, freeze, register_method
+from workloads.references.base import MEMORY_BY_ALLOCATOR
 
 
 class TextMlpConfig(MethodConfig):
@@ -26,9 +27,7 @@ class TextMlpConfig(MethodConfig):
 class TextMLP(nn.Module):
     def __init__(self, lm_hidden: int, num_layers: int, num_classes: int, cfg: TextMlpConfig) -> None:
         super().__init__()
-        layer = num_layers if cfg.layer == -1 else cfg.layer
-        if layer > num_layers:
-            raise ValueError(f"layer {cfg.layer}: the LM has layers 0..{num_layers}")
+        layer = lm_layer(cfg.layer, num_layers)
         self.reads = NodeInputs(layers=(layer,), cacheable=True, sampler="none", size=1)
         self.mlp = nn.Sequential(nn.Linear(lm_hidden, cfg.hidden), nn.ReLU(), nn.Dropout(cfg.dropout),
                                  nn.Linear(cfg.hidden, num_classes))
@@ -39,7 +38,7 @@ class TextMLP(nn.Module):
 
 
 @register_method("text_mlp", TextMlpConfig, backbones=("language_model",),
-                 reference=ReferenceKind(memory_by="the torch allocator, as every trial's"))
+                 reference=ReferenceKind(memory_by=MEMORY_BY_ALLOCATOR))
 def apply(model: nn.Module, cfg: TextMlpConfig) -> TrainHooks:
     freeze(model)
     model.body = TextMLP(model.lm.hidden, model.lm.num_layers, model.num_classes, cfg)
