@@ -32,6 +32,7 @@ from workloads.peft import METHODS, TrainHooks, count_parameters
 from workloads.plugins import PLUGINS, TaskInfo
 from workloads.tasks import MEMORY_OBJECTIVE, Task, task_of
 from workloads.pretrain import ensure_pretrained, load_pretrained
+from workloads.references.base import MEMORY_BY_ALLOCATOR
 from workloads.util import LOAD_COUNTS, default_cache_dir, seeded
 
 log = logging.getLogger(__name__)
@@ -341,28 +342,6 @@ def _rung_values(cfg: TrialConfig, task: Task, data, model: nn.Module, device: t
     return {"score": val, MEMORY_OBJECTIVE: meter.peak_bytes / 2**20, task.latency_objective: latency_ms}
 
 
-MEMORY_BY_ALLOCATOR = "the torch allocator, as every trial's"
-
-
-def _fitted_trial(cfg: TrialConfig, task: Task, data, fit, reference: Reference, t_start: float, *,
-                  rank: int, world_size: int) -> TrialRecord:
-    """A reference fitted outside the training loop (``ReferenceKind.fit``): each seed fitted,
-    scored and timed on the CPU by :func:`workloads.references.run_fitted_seed`."""
-    from workloads.references import run_fitted_seed
-
-    if rank != 0:  # nothing to share out: rank 0 fits it
-        return TrialRecord(trial_id=cfg.trial_id, rank=rank, world_size=world_size)
-    per_seed = [run_fitted_seed(cfg, task, data, cfg.seed + k, fit) for k in range(cfg.seeds)]
-    parts = aggregate(cfg, task, per_seed)
-    return TrialRecord(
-        trial_id=cfg.trial_id, rank=rank, world_size=world_size, task=task.name,
-        config=cfg.model_dump(mode="json"), base_method=cfg.method.name, plugins=sorted(cfg.method.plugins),
-        **{k: v for k, v in parts.items() if k != "task"}, reference=reference, status="ok",
-        dataset=data.summary(), process=ProcessInfo(pid=os.getpid(), loads=dict(LOAD_COUNTS)),
-        device=DeviceInfo(type="cpu", name="cpu", host=platform.node(), torch_threads=torch.get_num_threads()),
-        timings=Timings(train_s=sum(s["train_s"] for s in per_seed), total_s=time.perf_counter() - t_start))
-
-
 def mean_std(xs: list[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (0 for one value; NaN propagates)."""
     if any(math.isnan(x) for x in xs):
@@ -432,11 +411,10 @@ def run_trial(
     if kind is not None or cfg.method.random_init:
         reference = Reference(kind=cfg.method.name if kind is not None else "random_init",
                               memory_by=kind.memory_by if kind is not None else MEMORY_BY_ALLOCATOR)
-    if kind is not None and kind.fit is not None:  # no backbone, no pretraining, no training loop
-        return _fitted_trial(cfg, task, data, kind.fit, reference, t_start, rank=rank, world_size=world_size)
+    fit = kind.fit if kind is not None else None  # a reference fitted outside the training loop
     # Before any seeding, and leaving the random state alone: a cached and a fresh
     # checkpoint give the same trial. random_init: the same method from random weights.
-    ckpt = None if cfg.method.random_init else ensure_pretrained(cfg.backbone, cache_dir)
+    ckpt = None if cfg.method.random_init or fit is not None else ensure_pretrained(cfg.backbone, cache_dir)
     # With early stopping the first seed decides at each rung and the others train only if it
     # went to the end: training the seeds in lockstep would hold every seed's model at once,
     # which is not the memory a single training run needs (the memory objective).
@@ -448,27 +426,35 @@ def run_trial(
     def where() -> dict:  # at the record's making: this process's loads so far (checkpoints load per seed)
         return dict(dataset=data.summary(), process=ProcessInfo(pid=os.getpid(), loads=dict(LOAD_COUNTS)))
 
-    try:
-        for k in range(cfg.seeds):
-            per_seed.append(train_seed(cfg, cfg.seed + k, data, ckpt, device, rank=rank, world_size=world_size,
-                                       say=say, rung=rung if k == 0 else None))
-            if per_seed[0]["stopped"]:
-                break
-            if MEMORY_OBJECTIVE in cost_limits and k < cfg.seeds - 1:
-                # the trial's memory is the largest of its seeds' peaks: one seed over it is over, so
-                # the next seed does not train (latency, a median over seeds, is checked at the end)
-                costs = {MEMORY_OBJECTIVE: per_seed[-1]["memory"]["peak_train_mb"]} if rank == 0 else {}
-                over = _agree(violations(cost_limits, costs) if rank == 0 else None, world_size)
-                if over:
-                    raise LimitExceeded(over[0], costs, f"over seed {cfg.seed + k}", per_seed[0]["rungs"])
-    except LimitExceeded as e:
-        say(f"[{cfg.trial_id}] infeasible: {e}")
-        if rank != 0:
-            return TrialRecord(**common)
-        v = e.violation
-        return TrialRecord(**common, **where(), rungs=e.rungs, objectives=e.measured,
-                           timings=Timings(total_s=time.perf_counter() - t_start)).mark_infeasible(
-            "limit", f"over a limit: {e}", objective=v.objective, limit=v.limit, measured=v.measured, bound=v.bound)
+    if fit is not None:  # no backbone, no training loop: rank 0 fits, scores and times it on the CPU
+        from workloads.references import run_fitted_seed
+
+        if rank == 0:
+            per_seed = [run_fitted_seed(cfg, task, data, cfg.seed + k, fit) for k in range(cfg.seeds)]
+        device = torch.device("cpu")
+    else:
+        try:
+            for k in range(cfg.seeds):
+                per_seed.append(train_seed(cfg, cfg.seed + k, data, ckpt, device, rank=rank, world_size=world_size,
+                                           say=say, rung=rung if k == 0 else None))
+                if per_seed[0]["stopped"]:
+                    break
+                if MEMORY_OBJECTIVE in cost_limits and k < cfg.seeds - 1:
+                    # the trial's memory is the largest of its seeds' peaks: one seed over it is over, so
+                    # the next seed does not train (latency, a median over seeds, is checked at the end)
+                    costs = {MEMORY_OBJECTIVE: per_seed[-1]["memory"]["peak_train_mb"]} if rank == 0 else {}
+                    over = _agree(violations(cost_limits, costs) if rank == 0 else None, world_size)
+                    if over:
+                        raise LimitExceeded(over[0], costs, f"over seed {cfg.seed + k}", per_seed[0]["rungs"])
+        except LimitExceeded as e:
+            say(f"[{cfg.trial_id}] infeasible: {e}")
+            if rank != 0:
+                return TrialRecord(**common)
+            v = e.violation
+            return TrialRecord(**common, **where(), rungs=e.rungs, objectives=e.measured,
+                               timings=Timings(total_s=time.perf_counter() - t_start)).mark_infeasible(
+                "limit", f"over a limit: {e}", objective=v.objective, limit=v.limit, measured=v.measured,
+                bound=v.bound)
     if rank != 0:
         return TrialRecord(trial_id=cfg.trial_id, rank=rank, world_size=world_size)
     if per_seed[0]["stopped"]:  # stopped at a rung: its first seed's epochs and rungs, not tested
