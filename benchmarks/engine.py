@@ -6,6 +6,7 @@ early-exit table, and training time per epoch with and without the LM-state cach
 
     .venv/bin/python benchmarks/engine.py            # writes docs/benchmarks/engine.{md,json}
     .venv/bin/python benchmarks/engine.py --smoke    # a check of the script: writes to a temp folder
+    .venv/bin/python benchmarks/engine.py --render-only docs/benchmarks/engine.json   # the markdown again
 
 Rows, on each testbed with the same stratified training subsample: ``constant`` (the
 majority class), ``text_mlp`` (the node's own LM state, no graph), ``gnn`` on the LM's
@@ -336,7 +337,16 @@ def main() -> None:
                     f"beside it); default {OUT.relative_to(ROOT)}, with --smoke a temporary folder")
     ap.add_argument("--smoke", action="store_true", help="check the script: 2 seeds (lm_full 1), 1 lr, at most 2 "
                     "epochs, 60 training nodes, latency on 40 test nodes")
+    ap.add_argument("--render-only", type=Path, default=None, metavar="JSON",
+                    help="rewrite the markdown from an engine.json this script wrote (no training)")
     args = ap.parse_args()
+    if args.render_only is not None:
+        import json
+
+        result = json.loads(args.render_only.read_text())
+        atomic_write_text(args.render_only.with_suffix(".md"), render(result))
+        print(f"wrote {args.render_only.with_suffix('.md')}")
+        return
     args.lr_range = dict(args.lr_range)
     if args.smoke:
         args.seeds, args.lm_full_seeds, args.lrs, args.lm_lrs = 2, 1, 1, 1

@@ -143,6 +143,20 @@ def _epochs(r: dict) -> str:
     return f"{np.mean(r['epochs']):.1f} ({np.mean(r['best_epochs']) + 1:.1f}){capped}"
 
 
+def shows(planned: list[dict]) -> list[str]:
+    """What the testbed can show, from the planned tests: the LM's depth matters (the layer-0
+    gap is "better") and the graph adds to the text (every graph row − text_mlp is "better")."""
+    gap, vs_text = planned[0], [t for t in planned if t["label"].endswith("− text_mlp")]
+    depth = gap["verdict"] == "better"
+    graph = bool(vs_text) and all(t["verdict"] == "better" for t in vs_text)
+    verdicts = "; ".join(f"{t['label']}: {t['verdict']} ({t['mean_diff']:+.4f}, p_Holm {p_text(t['p_holm'])})"
+                         for t in vs_text)
+    return ["What this testbed shows, by the tests above:", "",
+            f"* the LM's depth matters (gnn on layer 0 worse than on the last layer): **{'yes' if depth else 'no'}**;",
+            f"* the graph adds to the text (every graph method better than `text_mlp`): **{'yes' if graph else 'no'}** "
+            f"({verdicts}).", ""]
+
+
 def render(res: dict) -> str:
     a, m = res["args"], res["machine"]
     lines = [
@@ -239,6 +253,7 @@ def _testbed(tb: dict, a: dict) -> list[str]:
     gap = tb["planned"][0]
     out += ["", f"The layer-0 gap (gnn on the last LM layer − gnn on layer 0, the embeddings): "
             f"{gap['mean_diff']:+.4f}, p {p_text(gap['p'])} (p_Holm {p_text(gap['p_holm'])}, n={gap['n']}).", ""]
+    out += shows(tb["planned"])
     out += ["Learning-rate search (validation accuracy on seed 0; the chosen lr in bold):", "",
             "| method | lr: validation accuracy |", "|---|---|"]
     for r in rows:
