@@ -12,7 +12,7 @@ TORCH_INDEX ?=
 STAMP := $(VENV)/.installed
 SPEC ?= sweeps/quick.yaml
 
-.PHONY: setup sweep smoke-full test report pretrain benchmark benchmark-memory benchmark-engine benchmark-search clean
+.PHONY: setup sweep smoke-full prepare test report pretrain benchmark benchmark-memory benchmark-engine benchmark-search benchmark-lm-cache gpu-check clean
 
 $(STAMP): pyproject.toml requirements-data.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +32,7 @@ sweep: $(STAMP)
 # on small backbones and data slices; see README "The command line".
 SMALL_ARCH := {hidden_dim: 32, num_layers: 2, num_heads: 4, ffn_dim: 64}
 SMALL_PRETRAIN := {max_molecules: 2000, epochs: 1, batch_size: 128, lr: 0.001}
-SMOKE_OVERRIDES := name=full-smoke budget.trials_per_cell=1 budget.seeds=1 budget.n_startup_trials=1 budget.stopping.type=none \
+SMOKE_OVERRIDES := name=full-smoke resources.use_gpu=false resources.gpus_per_worker=1 budget.trials_per_cell=1 budget.seeds=1 budget.n_startup_trials=1 budget.stopping.type=none \
 	train.epochs=1 resources.cpus_per_worker=1 resources.max_concurrent_trials=2 \
 	'backbones.graphormer.params=$(SMALL_ARCH)' 'backbones.mat.params=$(SMALL_ARCH)' \
 	'backbones.graphormer.pretrain=$(SMALL_PRETRAIN)' 'backbones.mat.pretrain=$(SMALL_PRETRAIN)' \
@@ -44,6 +44,9 @@ smoke-full: $(STAMP)
 
 pretrain: $(STAMP)
 	$(BIN)/orchestrator pretrain $(SPEC)
+
+prepare: $(STAMP)
+	$(BIN)/orchestrator prepare $(SPEC)
 
 report: $(STAMP)
 	$(BIN)/orchestrator report runs/$(basename $(notdir $(SPEC)))
@@ -62,6 +65,14 @@ benchmark-engine: $(STAMP)
 
 benchmark-search: $(STAMP)
 	$(BIN)/python benchmarks/search.py
+
+benchmark-lm-cache: $(STAMP)
+	$(BIN)/python benchmarks/lm_cache.py
+
+# On a machine with a CUDA GPU: every method on CUDA, k trials packed per GPU against one at a time,
+# the CUDA memory column, the LM cache on the GPU -> docs/benchmarks/gpu.md (within ~8 min). Without CUDA: one line, exit 0.
+gpu-check: $(STAMP)
+	$(BIN)/python benchmarks/gpu.py
 
 clean:
 	rm -rf runs .pytest_cache

@@ -242,7 +242,7 @@ def render(out: dict) -> str:
     m = out["machine"]
     has_cuda = "cuda" in out["devices"]
     cuda_line = (f"CUDA column: `torch.cuda.max_memory_allocated` on {m['gpu']}, reset around each training step."
-                 if has_cuda else "**No GPU on the machine that ran this; CUDA column empty.**")
+                 if has_cuda else "**No GPU on the machine that ran this; CUDA column empty.** The CUDA allocator peak of every method on a real GPU is in [gpu.md](gpu.md) (`make gpu-check`).")
     peak_line = ("Measured peak: on the CPU, the highest running total of live tensor bytes from the allocator's "
                  "own allocation and free events (PyTorch profiler, `profile_memory=True`), added to the model "
                  "already in memory when the first step starts." if "cpu" in out["devices"] else

@@ -1,4 +1,4 @@
-"""``orchestrator``: sweep, run one trial, pretrain, report."""
+"""``orchestrator``: sweep, prepare its caches, run one trial, pretrain, report."""
 from __future__ import annotations
 
 import argparse
@@ -125,6 +125,25 @@ def cmd_pretrain(args) -> int:
     return 0
 
 
+def cmd_prepare(args) -> int:
+    """Every cache SPEC's trials read (featurized sets, LM states, checkpoints), built ahead
+    of a sweep: LM states on Ray Data across the cluster unless ``--executor`` runs in process."""
+    import contextlib
+
+    from orchestrator.prepare import prepare
+    from orchestrator.spec import load_spec
+    from orchestrator.sweep import Sweep
+    from workloads.progress import line_sink
+
+    spec = load_spec(args.spec, args.override or ())
+    say = lambda msg: console.print(msg)  # noqa: E731
+    ex = Sweep(spec, console=console).make_executor(args.executor, args.address, args.num_cpus)
+    with contextlib.closing(ex):
+        ex.connect()
+        prepare(spec, say, line_sink(say, every_s=5 if console.is_terminal else 10), ex.state_builder())
+    return 0
+
+
 def cmd_status(args) -> int:
     from orchestrator.progress import status_table, sweep_status
 
@@ -193,6 +212,19 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("spec")
     _add_override(t)
     t.set_defaults(fn=cmd_pretrain)
+
+    pr = sub.add_parser("prepare", help="build every cache a spec needs (datasets, LM states, checkpoints) "
+                        "ahead of a sweep", description="Featurize SPEC's datasets, build its LM-state caches "
+                        "(on Ray Data actors across the cluster: GPUs when resources.use_gpu) and pretrain its "
+                        "backbones, with progress; a sweep then finds them all built.")
+    pr.add_argument("spec")
+    pr.add_argument("--address", default=os.environ.get("RAY_ADDRESS"),
+                    help="Ray cluster to join (default: $RAY_ADDRESS, else start Ray locally)")
+    pr.add_argument("--num-cpus", type=int, default=None, help="CPUs for a local Ray (default: all)")
+    pr.add_argument("--executor", choices=EXECUTORS.names(), default=DEFAULT_EXECUTOR,
+                    help="the executor whose cache builder to use (in_process: this process, no Ray)")
+    _add_override(pr)
+    pr.set_defaults(fn=cmd_prepare)
 
     st = sub.add_parser("status", help="per-cell progress of a sweep, running or finished",
                         description="Trials done, running, failed and infeasible per cell against the budget, "

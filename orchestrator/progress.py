@@ -12,9 +12,11 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rich.console import Group
 from rich.table import Table
 
 from runfolder import TrialRecord
+from workloads.progress import StepState
 
 
 @dataclass
@@ -80,6 +82,11 @@ class LiveProgress:
     cells: dict[str, CellProgress] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
     durations: list[float] = field(default_factory=list)
+    steps: dict[str, StepState] = field(default_factory=dict)  # featurizing, LM caches, pretraining
+
+    def step(self, state: StepState, final: bool) -> None:
+        """A :class:`workloads.progress.Progress` sink: the step is drawn above the table."""
+        self.steps[state.what] = state
 
     def remaining_s(self) -> float | None:
         left = sum(max(0, c.budget - c.ended) for c in self.cells.values())
@@ -87,10 +94,14 @@ class LiveProgress:
             return None
         return sum(self.durations) / len(self.durations) * left / max(1, self.slots)
 
-    def __rich__(self) -> Table:
+    def __rich__(self) -> Table | Group:
         caption = (f"elapsed {_duration(time.perf_counter() - self.started)}, about "
                    f"{_duration(self.remaining_s())} left")
-        return status_table(self.cells, f"sweep {self.name}", caption)
+        table = status_table(self.cells, f"sweep {self.name}", caption)
+        if not self.steps:
+            return table
+        lines = [("✓ " if s.ended is not None else "… ") + s.line() for s in self.steps.values()]
+        return Group(*lines, table)
 
 
 def sweep_status(run_path: str | Path) -> tuple[dict[str, CellProgress], str]:

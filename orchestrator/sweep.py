@@ -41,6 +41,7 @@ from orchestrator.capacity import check_local_resources, local_capacity
 from orchestrator.confirm import Confirmations
 from orchestrator.executor import DEFAULT_EXECUTOR, EXECUTORS, Executor, ExecutorContext, trials_that_fit
 from orchestrator.policy import PENALTY
+from orchestrator.prepare import prepare
 from orchestrator.progress import CellProgress, LiveProgress
 from orchestrator.recovery import Heartbeat, Recovery, interrupted
 from orchestrator.resolve import (backbone_config, cache_dir_for, directions, families, make_sampler,
@@ -112,24 +113,13 @@ class Sweep:
         self.run.write_families(families(self.spec))
         self.run.write_env(environment())
 
-    def prepare(self) -> None:
-        """Build what every trial reads, once, before any trial starts: featurized datasets,
-        LM-state caches (each task's ``prepare``), pretrained backbones."""
-        from workloads.backbones import BACKBONES
-        from workloads.pretrain import ensure_pretrained
-        from workloads.tasks import task_of
+    def prepare(self, builder=None) -> None:
+        """Build what every trial reads before any trial starts (:func:`orchestrator.prepare.prepare`),
+        its progress inside the live table on a terminal, else plain lines every 10 s."""
+        from workloads.progress import line_sink
 
-        cache = cache_dir_for(self.spec)
-        for di, d in enumerate(self.spec.datasets):
-            t0 = time.perf_counter()
-            used = sorted({c.backbone_index for c in self.cells if c.dataset_index == di})
-            line = task_of(d).prepare(d, [backbone_config(self.spec, i) for i in used], cache)
-            self.say(f"dataset {d.name}: {line} [{time.perf_counter() - t0:.1f}s]")
-        for i in range(len(self.spec.backbones)):
-            if not BACKBONES.get(self.spec.backbones[i].name).pretrainable:
-                continue
-            path = ensure_pretrained(backbone_config(self.spec, i), cache, progress=self.console.print)
-            self.say(f"backbone {self.spec.backbones[i].name}: checkpoint {path}")
+        live = self.progress is not None and self.console.is_terminal
+        prepare(self.spec, self.say, self.progress.step if live else line_sink(self.say), builder)
 
     def open_studies(self) -> dict[str, optuna.Study]:
         return self.studies.open()
@@ -172,8 +162,9 @@ class Sweep:
             else contextlib.nullcontext()
         hb = max(1, round(self.spec.storage.heartbeat_s))
         with contextlib.closing(ex), live:  # stops the workers however the loop ends
-            ex.start()  # workers start (seconds) while the driver featurizes and pretrains
-            self.prepare()
+            ex.connect()  # the caches are built on the cluster before the slots take it
+            self.prepare(ex.state_builder())
+            ex.start()
             self.say(f"sweep {self.spec.name}: {len(self.cells)} studies, {self._total} trials to run")
             with Heartbeat(self.studies, hb, lambda: [p.trial_id for p in dict(self._inflight).values()]):
                 settled = time.monotonic()

@@ -7,10 +7,10 @@ workloads use the same atomic writes and hashes.
 """
 from runfolder.io import atomic_write, atomic_write_json, atomic_write_text, file_digest, stable_hash
 from runfolder.layout import RunDir
-from runfolder.record import (SCHEMA_VERSION, ExecutorInfo, Infeasible, Metrics, RecordError, Rung, TrialRecord,
-                              load_record, parse_record)
+from runfolder.record import (SCHEMA_VERSION, ExecutorInfo, GpuShare, Infeasible, Metrics, RecordError, Rung,
+                              TrialRecord, load_record, parse_record)
 from runfolder.strict import StrictModel
 
-__all__ = ["SCHEMA_VERSION", "ExecutorInfo", "Infeasible", "Metrics", "RecordError", "RunDir", "Rung", "StrictModel",
-           "TrialRecord", "atomic_write", "atomic_write_json", "atomic_write_text", "file_digest", "load_record",
-           "parse_record", "stable_hash"]
+__all__ = ["SCHEMA_VERSION", "ExecutorInfo", "GpuShare", "Infeasible", "Metrics", "RecordError", "RunDir", "Rung",
+           "StrictModel", "TrialRecord", "atomic_write", "atomic_write_json", "atomic_write_text", "file_digest",
+           "load_record", "parse_record", "stable_hash"]

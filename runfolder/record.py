@@ -100,6 +100,9 @@ class Timing(_Part):
     num_threads: int
     unit: str = "graph"
     ms_per_unit: float
+    lock_wait_s: float | None = Field(
+        default=None, description="seconds waited for the GPU's timing lock before timing (a GPU shared by "
+        "several slots: neighbours never time at once); None: no lock (a CPU, or a whole GPU)")
 
 
 class Latency(Timing):
@@ -156,6 +159,26 @@ class ProcessInfo(_Part):
                                   description="this process's data and checkpoint loads so far (long-lived workers)")
 
 
+class GpuShare(_Part):
+    """A slot's share of a GPU that ``k`` slots share (``resources.gpus_per_worker`` = 1/k).
+
+    Ray's fractional GPUs are bookkeeping only, so each trial process caps its own CUDA
+    allocator (``torch.cuda.set_per_process_memory_fraction(cap)``) with
+    ``cap = (total − k·context − margin) / (k·total)``: k caps, k contexts and the margin
+    make the whole device (:func:`workloads.gpu_share.share_cap`)."""
+
+    fraction: float = Field(description="1/k, what the slot asked Ray for")
+    k: int = Field(description="slots sharing the GPU")
+    cap: float | None = Field(default=None, description="the allocator's cap, a fraction of total_bytes; "
+                              "None: no CUDA device was visible, nothing was capped")
+    cap_bytes: int | None = None
+    total_bytes: int | None = None
+    context_bytes: int | None = Field(default=None, description="one CUDA context, measured or assumed")
+    context_measured: bool = False
+    margin_bytes: int | None = None
+    note: str = Field(default="", description="how the context was measured, or why it was assumed")
+
+
 class ExecutorInfo(_Part):
     kind: str
     slot: int | None = None
@@ -165,6 +188,8 @@ class ExecutorInfo(_Part):
     node_id: str | None = None
     node_ip: str | None = None
     ray_run: str | None = None
+    gpu_share: GpuShare | None = Field(default=None, description="the slot's share of a shared GPU; None: a "
+                                       "whole GPU or none")
 
 
 class Infeasible(_Part):

@@ -98,3 +98,22 @@ def test_sweep_override_errors_name_it_and_create_nothing(tmp_path, capsys, monk
     err = capsys.readouterr().err
     assert "with --override budget.trials_per_cell=0: invalid sweep spec: budget.trials_per_cell: " in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.yaml"]
+
+
+def test_prepare_builds_every_cache_with_progress_and_no_run_folder(tmp_path, capsys):
+    """`orchestrator prepare`: the spec's featurized set and pretrained backbone, built ahead of
+    a sweep (in process here), each long step with its count and rate; nothing in the runs root."""
+    cache = tmp_path / "cache"  # its own cache: every step is built, none found
+    spec = tiny_spec(tmp_path, cache, {"linear_probe": {}}, datasets=[{"name": "freesolv", "max_molecules": 60}])
+    f = tmp_path / "s.yaml"
+    f.write_text(yaml.safe_dump(spec))
+    assert main(["prepare", str(f), "--executor", "inprocess"]) == 0
+    out = capsys.readouterr().out
+    assert "featurize freesolv: 60/60 molecules (100%)" in out and "molecules/s" in out
+    assert "pretrain graphormer:" in out and "steps (100%)" in out, out
+    assert "dataset freesolv: " in out and "backbone graphormer: checkpoint" in out
+    assert list((cache / "datasets").glob("freesolv-*.pt")) and list((cache / "pretrained").glob("graphormer-*.pt"))
+    assert not (tmp_path / "runs").exists()
+    # a second prepare finds everything built: no step runs again
+    assert main(["prepare", str(f), "--executor", "inprocess"]) == 0
+    assert "featurize" not in capsys.readouterr().out

@@ -166,7 +166,8 @@ def test_one_sweep_trains_molecule_and_text_graph_cells_through_one_loop(tmp_pat
         budget={"trials_per_cell": 1, "seeds": 1},
         resources={"num_workers": 1, "cpus_per_worker": 1, "max_concurrent_trials": 1},
     )
-    rd = run(d, open(tmp_path / "log.txt", "w"))
+    with open(tmp_path / "log.txt", "w") as fh:
+        rd = run(d, fh)
     recs = {r.cell: r for r in rd.trial_records()}
     assert sorted(recs) == ["freesolv__graphormer__linear_probe", "wordnet__lm__engine"]
     node, graph = recs["wordnet__lm__engine"], recs["freesolv__graphormer__linear_probe"]
@@ -182,3 +183,8 @@ def test_one_sweep_trains_molecule_and_text_graph_cells_through_one_loop(tmp_pat
     assert study.directions == [D.MAXIMIZE, D.MINIMIZE, D.MINIMIZE]
     page = build_report(rd.path).read_text()
     assert "wordnet" in page and "inference latency (ms / node)" in page and "inference latency (ms / graph)" in page
+    # the long steps before the trials said their progress (counts, rate), the LM cache built on Ray Data
+    log = (tmp_path / "log.txt").read_text()
+    lm_line = [line for line in log.splitlines() if line.startswith("LM states of wordnet")][-1]
+    assert "nodes (100%)" in lm_line and "nodes/s" in lm_line and "Ray Data actor" in lm_line, lm_line
+    assert any(line.startswith("featurize freesolv: 120/120 molecules") for line in log.splitlines()), log

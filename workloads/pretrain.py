@@ -31,6 +31,7 @@ from workloads.datasets.featurize import FEATURIZER_VERSION, smiles_to_data, wit
 from workloads.datasets.sources import moses_train_smiles
 from runfolder.io import file_lock
 from workloads.util import LOAD_COUNTS, atomic_torch_save, atomic_write_json, file_digest, seeded, stable_hash
+from workloads.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -75,13 +76,16 @@ def checkpoint_path(cfg: BackboneConfig, cache_dir: Path) -> Path:
 def _featurize(smiles: list[str]) -> list:
     fns = [getattr(Descriptors, n) for n in DESCRIPTORS]
     out = []
+    progress = Progress("pretrain: featurize MOSES", len(smiles), unit="molecules")
     for s in smiles:
+        progress.advance(1)
         d = smiles_to_data(s)
         if d is None:
             continue
         mol = Chem.MolFromSmiles(s)
         d.desc = torch.tensor([[float(f(mol)) for f in fns]], dtype=torch.float32)
         out.append(d)
+    progress.close()
     return out
 
 
@@ -133,6 +137,7 @@ def _pretrain(cfg: BackboneConfig, out: Path, progress=None) -> dict:
     gen = torch.Generator().manual_seed(pc.seed)
     loader = DataLoader(train, batch_size=pc.batch_size, shuffle=True, generator=gen)
     history = []
+    steps = Progress(f"pretrain {cfg.name}", pc.epochs * len(loader), unit="steps")
     for epoch in range(pc.epochs):
         model.train()
         tot = n = 0.0
@@ -149,6 +154,7 @@ def _pretrain(cfg: BackboneConfig, out: Path, progress=None) -> dict:
             opt.step()
             tot += loss.item() * batch.num_graphs
             n += batch.num_graphs
+            steps.advance(1, note=f"epoch {epoch + 1}/{pc.epochs}")
         metrics = _evaluate(model, val, pc, d_mean, d_std)
         metrics.update(epoch=epoch, train_loss=tot / n)
         history.append(metrics)
@@ -156,6 +162,7 @@ def _pretrain(cfg: BackboneConfig, out: Path, progress=None) -> dict:
             f"pretrain epoch {epoch}: loss {metrics['train_loss']:.3f}, masked-atom acc "
             f"{metrics['masked_atom_acc']:.3f}, descriptor R2 {metrics['descriptor_r2']:.3f}"
         )
+    steps.close()
     info = {
         "backbone": cfg.name,
         "arch": cfg.arch().model_dump(),

@@ -22,7 +22,8 @@ are kept beside the peak as a breakdown, labelled as such: they are not a peak
 Latency
     Median wall time of an inference call over timed repeats after warm-up,
     with ``torch`` threads pinned to the trial's CPU count and CUDA
-    synchronised around each call.
+    synchronised around each call; on a GPU shared by several slots, under the
+    GPU's timing lock, so packed neighbours never time at once.
 """
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ import torch
 from torch import nn
 
 from runfolder.record import Memory, Timing
+from workloads.gpu_share import timing_lock
 
 
 def _nbytes(t: torch.Tensor) -> int:
@@ -233,19 +235,22 @@ def measure_latency(
     unit: str = "graph",
 ) -> Timing:
     """Median wall time of ``fn()`` after ``warmup`` untimed calls (``ms_per_unit``: per
-    graph, per node, as ``unit`` says; ``batch_size`` units per call)."""
+    graph, per node, as ``unit`` says; ``batch_size`` units per call). On a GPU shared by
+    several slots, warm-up and timing hold the GPU's timing lock
+    (:func:`workloads.gpu_share.timing_lock`); the wait is ``lock_wait_s``."""
     cuda = device.type == "cuda"
     times = []
     gc.collect()
-    for i in range(warmup + repeats):
-        if cuda:
-            torch.cuda.synchronize(device)
-        t0 = time.perf_counter()
-        fn()
-        if cuda:
-            torch.cuda.synchronize(device)
-        if i >= warmup:
-            times.append(time.perf_counter() - t0)
+    with timing_lock(device) as lock_wait_s:
+        for i in range(warmup + repeats):
+            if cuda:
+                torch.cuda.synchronize(device)
+            t0 = time.perf_counter()
+            fn()
+            if cuda:
+                torch.cuda.synchronize(device)
+            if i >= warmup:
+                times.append(time.perf_counter() - t0)
     times.sort()
     median = statistics.median(times)
     return Timing(
@@ -259,4 +264,5 @@ def measure_latency(
         warmup=warmup,
         num_threads=torch.get_num_threads(),
         unit=unit,
+        lock_wait_s=lock_wait_s,
     )

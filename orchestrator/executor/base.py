@@ -10,8 +10,9 @@ The driver never calls Ray (or any other runner) directly; it talks to an
 
 A *trial* is a key (unique in the sweep) and a JSON-ready ``TrialConfig`` dump.
 A *result* is the worker's :class:`~runfolder.TrialRecord` with ``status`` ``"ok"``,
-``"failed"``, or ``"infeasible"`` (cause ``oom``) when it ran out of memory (and
-``error``, ``traceback`` unless ok). An executor never raises for a trial's failure:
+``"failed"``, or ``"infeasible"`` when it ran out of memory (cause ``oom``; ``share``
+when over its share of a GPU that several slots share), and ``error``, ``traceback``
+unless ok. An executor never raises for a trial's failure:
 a trial that raises, kills its worker (``worker_lost``), or outlives its timeout
 comes back as a failed record, and its slot comes back for the next trial.
 """
@@ -23,7 +24,8 @@ import time
 import traceback
 from typing import Callable
 
-from runfolder import Rung, TrialRecord
+from runfolder import GpuShare, Rung, TrialRecord
+from workloads.gpu_share import over_share_message, shares_of
 
 TRIAL_FN = "workloads:run_trial"
 
@@ -75,18 +77,30 @@ def failed(error: str, tb: str = "", worker_lost: bool = False) -> TrialRecord:
     return TrialRecord.failure(error, tb, worker_lost=worker_lost)
 
 
-def trial_needs(resources: dict) -> tuple[int, int]:
+def trial_needs(resources: dict) -> tuple[int, float]:
     """CPUs and GPUs of one trial's worker group: ``num_workers`` × ``cpus_per_worker``,
-    and a GPU per worker if ``use_gpu``."""
+    and ``num_workers`` × ``gpus_per_worker`` (1, or a share 1/k: 0.3333 is taken as 1/3) if ``use_gpu``."""
     return (resources["num_workers"] * resources["cpus_per_worker"],
-            resources["num_workers"] if resources["use_gpu"] else 0)
+            resources["num_workers"] * gpu_fraction(resources) if resources["use_gpu"] else 0)
+
+
+def gpu_fraction(resources: dict) -> float:
+    """A worker's GPU: 1, or exactly 1/k for a ``gpus_per_worker`` within tolerance of it."""
+    frac = float(resources.get("gpus_per_worker", 1.0))
+    k = shares_of(frac)
+    return 1.0 / k if k else frac
+
+
+def _times(have: float, need: float) -> int:
+    """How many ``need`` fit in ``have``, forgiving float rounding (three shares of 1/3 make a GPU)."""
+    return int(have / need + 1e-6)
 
 
 def trials_that_fit(resources: dict, have_cpus: float, have_gpus: float) -> int:
-    """How many trials' worker groups fit at once in what is there."""
+    """How many trials' worker groups fit at once in what is there (k per GPU with a 1/k share)."""
     need_cpu, need_gpu = trial_needs(resources)
-    fit = have_cpus // need_cpu
-    return int(min(fit, have_gpus // need_gpu) if need_gpu else fit)
+    fit = int(have_cpus // need_cpu)
+    return min(fit, _times(have_gpus, need_gpu)) if need_gpu else fit
 
 
 def resource_problems(resources: dict, have_cpus: float, have_gpus: float) -> list[str]:
@@ -95,15 +109,26 @@ def resource_problems(resources: dict, have_cpus: float, have_gpus: float) -> li
     problems = []
     if have_cpus < need_cpu:
         problems.append(f"a trial needs {need_cpu} CPUs (num_workers × cpus_per_worker), there are {have_cpus:g}")
-    if have_gpus < need_gpu:
-        problems.append(f"a trial needs {need_gpu} GPUs, there are {have_gpus:g}")
+    if need_gpu and _times(have_gpus, need_gpu) < 1:
+        problems.append(f"a trial needs {need_gpu:.4g} GPUs, there are {have_gpus:g}")
     return problems
 
 
+def cuda_out_of_memory(exc: BaseException | None) -> bool:
+    """Whether a CUDA allocation failed (torch's ``OutOfMemoryError``) anywhere in the chain."""
+    while exc is not None:
+        if type(exc).__name__ == "OutOfMemoryError":
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 def run_one(fn: Callable, trial: dict, rank: int = 0, world_size: int = 1,
-            rung: Callable[[Rung], bool] | None = None) -> TrialRecord:
+            rung: Callable[[Rung], bool] | None = None, share: GpuShare | None = None) -> TrialRecord:
     """Validate and run one trial where the caller stands; errors become a failed record.
-    ``rung``: the trial's way to ask at its rung epochs whether to go on."""
+    ``rung``: the trial's way to ask at its rung epochs whether to go on. ``share``: the
+    caller's share of a shared GPU (its allocator capped): running out of CUDA memory
+    under it is infeasible with cause ``share``, the configuration over its 1/k share."""
     from workloads.config import TrialConfig
 
     t0 = time.time()
@@ -114,7 +139,10 @@ def run_one(fn: Callable, trial: dict, rank: int = 0, world_size: int = 1,
             raise TypeError(f"{getattr(fn, '__name__', fn)} returned {type(record).__name__}, not a TrialRecord")
     except Exception as exc:  # noqa: BLE001 - a failed trial is data, the sweep goes on
         record = failed(root_cause(exc), "".join(traceback.format_exception(exc)))
-        if out_of_memory(exc):  # the configuration does not fit this device: data too, not a crash
+        if share is not None and cuda_out_of_memory(exc):  # its own allocator's cap, not a neighbour
+            record.mark_infeasible("share", over_share_message(share, record.error))
+            _release_cached_memory()
+        elif out_of_memory(exc):  # the configuration does not fit this device: data too, not a crash
             record.mark_infeasible("oom", f"infeasible at this memory: {record.error}")
             _release_cached_memory()
     return record.ran_in_worker(t0, time.time())
@@ -135,6 +163,16 @@ class Executor(abc.ABC):
 
     in_process: bool = False  # runs trials in the driver's process (no Ray)
     rung_decider: Callable[[str, Rung], bool] | None = None
+
+    def connect(self) -> None:
+        """Reach what the trials will run on (a Ray cluster), before :meth:`start` takes
+        any of it: the shared caches are built in between (:meth:`state_builder`).
+        Idempotent; :meth:`start` calls it too."""
+
+    def state_builder(self):
+        """Who builds the LM-state caches on what this executor runs on (a
+        :class:`workloads.textgraphs.lm_cache.StateBuilder`); None: in this process."""
+        return None
 
     @abc.abstractmethod
     def start(self) -> None:

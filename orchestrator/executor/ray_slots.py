@@ -25,6 +25,12 @@ Early stopping: when the driver sets ``rung_decider``, rank 0 reports each rung 
 the slot's mailbox and waits for the answer; the driver waits on the mailbox's next
 rung report together with results and dead slots, decides, and answers.
 
+Several trials per GPU: with ``gpus_per_worker = 1/k`` each slot's worker asks Ray for
+1/k of a GPU, so k slots are placed on one GPU. Ray's fractional GPUs are bookkeeping only
+(it counts, it does not isolate), so each worker caps its own CUDA allocator to its share
+before its first trial and records it (:mod:`workloads.gpu_share`); a trial over its cap is
+infeasible with cause ``share``.
+
 The worker side (the mailbox actor, the slots' loop) is :mod:`orchestrator.executor.ray_worker`.
 """
 from __future__ import annotations
@@ -38,9 +44,10 @@ from pathlib import Path
 
 import ray
 
-from orchestrator.executor.base import TRIAL_FN, Executor, failed, resource_problems
+from orchestrator.executor.base import TRIAL_FN, Executor, failed, gpu_fraction, resource_problems
 from orchestrator.executor.ray_worker import TRAIN_ENV, Mailbox, run_slot
 from runfolder import Rung, TrialRecord
+from workloads.gpu_share import share_problems
 
 log = logging.getLogger(__name__)
 
@@ -83,35 +90,54 @@ class RaySlotExecutor(Executor):
     """Long-lived Ray Train worker groups, ``slots`` of them, each serving trials in turn.
 
     Args:
-        resources: ``num_workers``, ``cpus_per_worker``, ``use_gpu`` of one slot.
+        resources: ``num_workers``, ``cpus_per_worker``, ``use_gpu`` and ``gpus_per_worker``
+            (default 1; 1/k: k slots share a GPU, see :mod:`workloads.gpu_share`) of one slot.
         slots: trials at once (``resources.max_concurrent_trials``).
         storage_path: Ray Train's storage folder for the slots' runs.
         address: a Ray cluster to join (None: start Ray here, ``num_cpus`` CPUs).
         timeout_s: a trial running longer is cut and recorded as failed (None: no limit).
         trial_fn: ``"module:function"`` the workers call (default ``workloads:run_trial``).
         name: prefix of the slots' Train run names.
+        dist_backend: torch.distributed's backend for the slots' worker groups (None: Ray Train's
+            choice, NCCL with GPUs). Only tests set it: ``"gloo"`` with logical GPUs on a CPU machine.
     """
 
     def __init__(self, resources: dict, slots: int, storage_path: str | Path, *, address: str | None = None,
                  num_cpus: int | None = None, timeout_s: float | None = None, trial_fn: str = TRIAL_FN,
-                 name: str = "slot") -> None:
-        self.resources, self.n_slots = dict(resources), slots
+                 name: str = "slot", dist_backend: str | None = None) -> None:
+        problems = share_problems(float(resources.get("gpus_per_worker", 1.0)), resources["use_gpu"],
+                                  resources["num_workers"])
+        if problems:
+            raise ValueError(f"gpus_per_worker: {problems[0]}")
+        self.resources, self.n_slots, self.dist_backend = dict(resources), slots, dist_backend
         self.storage_path, self.address, self.num_cpus = str(storage_path), address, num_cpus
         self.timeout_s, self.trial_fn, self.name = timeout_s, trial_fn, name
         self.slots: dict[int, _Slot] = {}
         self.restarts = 0
 
     # -- life cycle ---------------------------------------------------------
-    def start(self) -> None:
+    def connect(self) -> None:
         init_ray(self.address, self.num_cpus)
         check_resources(self.resources, strict=self.address is None)
+
+    def state_builder(self):
+        """LM-state caches on Ray Data actors across the cluster: one per free GPU share
+        when trials use GPUs (pooling on CUDA), else one per ``cpus_per_worker`` CPUs."""
+        from workloads.textgraphs.lm_cache_ray import RayDataBuilder
+
+        r = self.resources
+        return RayDataBuilder(cpus_per_actor=r["cpus_per_worker"], use_gpu=r["use_gpu"],
+                              gpus_per_actor=gpu_fraction(r) if r["use_gpu"] else 0.0, address=self.address)
+
+    def start(self) -> None:
+        self.connect()
         for i in range(self.n_slots):
             self._start_slot(i, 0)
 
     def _start_slot(self, index: int, generation: int) -> None:
         mailbox = Mailbox.remote()
         ref = run_slot.remote(index, mailbox, self.trial_fn, self.resources, self.storage_path,
-                              f"{self.name}-{index}-g{generation}-{os.getpid()}-{int(time.time())}")
+                              f"{self.name}-{index}-g{generation}-{os.getpid()}-{int(time.time())}", self.dist_backend)
         self.slots[index] = _Slot(index, generation, mailbox, ref)
 
     def _restart(self, slot: _Slot, kill: bool) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import ray
 
-from orchestrator.executor.base import resolve, root_cause, run_one
+from orchestrator.executor.base import gpu_fraction, resolve, root_cause, run_one
 from runfolder import ExecutorInfo
 
 # Ray Train's controller polls its workers every 2 s by default; a dead worker is
@@ -78,6 +78,12 @@ def slot_loop(config: dict) -> None:
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     mailbox = config["mailbox"]
     fn = resolve(config["trial_fn"])
+    share = None
+    if config.get("gpu_fraction", 1.0) < 1.0:  # several slots on one GPU: cap this process first
+        from workloads.gpu_share import FRACTION_ENV, apply_share
+
+        os.environ[FRACTION_ENV] = repr(config["gpu_fraction"])  # the trial's own timing lock reads it
+        share = apply_share(config["gpu_fraction"])
     t_ready = time.time()
     served = 0
     while True:
@@ -95,7 +101,7 @@ def slot_loop(config: dict) -> None:
         ask = None
         if asks:
             ask = (lambda r: ray.get(mailbox.report_rung.remote(r.model_dump()))) if rank == 0 else _follow
-        record = run_one(fn, trial, rank, world, rung=ask)
+        record = run_one(fn, trial, rank, world, rung=ask, share=share)
         served += 1
         record.timings = record.timings.model_copy(
             update={"worker_process_start_unix": t_enter, "worker_ready_unix": t_ready})
@@ -103,26 +109,36 @@ def slot_loop(config: dict) -> None:
                                    trials_served_by_worker=served, world_size=world,
                                    # which Ray node ran it: several nodes may share one host name
                                    node_id=ray.get_runtime_context().get_node_id(),
-                                   node_ip=ray.util.get_node_ip_address(), ray_run=config.get("ray_run")))
+                                   node_ip=ray.util.get_node_ip_address(), ray_run=config.get("ray_run"),
+                                   gpu_share=share))
         if rank == 0:
             ray.get(mailbox.put_result.remote((key, record)))
 
 
 @ray.remote(num_cpus=0)
-def run_slot(slot: int, mailbox, trial_fn: str, resources: dict, storage_path: str, run_name: str) -> dict:
-    """One slot's Train run; returns when the slot is closed or its worker group fails."""
-    from ray.train import FailureConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
+def run_slot(slot: int, mailbox, trial_fn: str, resources: dict, storage_path: str, run_name: str,
+             dist_backend: str | None = None) -> dict:
+    """One slot's Train run; returns when the slot is closed or its worker group fails.
 
+    With ``use_gpu`` each worker asks Ray for ``gpus_per_worker`` of a GPU (1, or 1/k: then k
+    slots' workers are placed on one GPU; Ray only counts, the worker caps its own memory) and
+    is told its fraction in ``train_loop_config``. ``dist_backend``: torch.distributed's backend
+    (None: Ray Train's choice, NCCL with GPUs); tests on logical GPUs without CUDA pass gloo."""
+    from ray.train import FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    fraction = gpu_fraction(resources) if resources["use_gpu"] else 1.0
+    per_worker = {"CPU": resources["cpus_per_worker"], **({"GPU": fraction} if resources["use_gpu"] else {})}
     try:
         trainer = TorchTrainer(
             slot_loop,
             train_loop_config={"mailbox": mailbox, "trial_fn": trial_fn, "slot": slot,
-                               "ray_run": str(Path(storage_path))},
+                               "ray_run": str(Path(storage_path)), "gpu_fraction": fraction},
+            torch_config=TorchConfig(backend=dist_backend) if dist_backend else None,
             scaling_config=ScalingConfig(
                 num_workers=resources["num_workers"],
                 use_gpu=resources["use_gpu"],
-                resources_per_worker={"CPU": resources["cpus_per_worker"]},
+                resources_per_worker=per_worker,
             ),
             run_config=RunConfig(name=run_name, storage_path=storage_path,
                                  failure_config=FailureConfig(max_failures=0)),

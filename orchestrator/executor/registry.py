@@ -53,9 +53,9 @@ def _ray(ctx: ExecutorContext) -> "Executor":
     from orchestrator.executor.ray_slots import RaySlotExecutor  # imported only when asked for
 
     r = ctx.resources
-    return RaySlotExecutor({"num_workers": r["num_workers"], "cpus_per_worker": r["cpus_per_worker"],
-                            "use_gpu": r["use_gpu"]}, ctx.slots, ctx.ray_dir, address=ctx.address,
-                           num_cpus=ctx.num_cpus, timeout_s=ctx.timeout_s, name=ctx.name)
+    keep = {k: r[k] for k in ("num_workers", "cpus_per_worker", "use_gpu", "gpus_per_worker") if k in r}
+    return RaySlotExecutor(keep, ctx.slots, ctx.ray_dir, address=ctx.address, num_cpus=ctx.num_cpus,
+                           timeout_s=ctx.timeout_s, name=ctx.name)
 
 
 def _inprocess(ctx: ExecutorContext) -> "Executor":

@@ -108,6 +108,13 @@ class Resources(StrictModel):
     num_workers: int = Field(default=1, ge=1, le=4096, description="Ray Train workers per trial")
     cpus_per_worker: int = Field(default=1, ge=1, le=4096, description="CPUs per worker; torch threads are pinned to it")
     use_gpu: bool = False
+    gpus_per_worker: float = Field(
+        default=1.0, gt=0, allow_inf_nan=False,
+        description="with use_gpu: the GPU a worker takes, 1 (a whole GPU) or 1/k (0.5, 0.3333, 0.25, ...: k slots "
+        "share one GPU through Ray's fractional GPUs, each trial process capping its CUDA allocator to its share; "
+        "a trial past it is infeasible, cause share). A share needs num_workers: 1; more than one GPU per worker "
+        "is not supported. One value for the whole sweep (the spec has one resources block), so fractions are "
+        "never mixed. max_concurrent_trials is capped by the GPUs there × k. Only the Ray executor shares.")
     max_concurrent_trials: int = Field(default=1, ge=1, le=4096, description="slots: trials at once, each in its own long-lived worker group")
     trial_timeout_s: float | None = Field(
         default=None, gt=0, allow_inf_nan=False,

@@ -19,7 +19,16 @@ from workloads.config import TrainConfig
 def semantic_errors(spec: SweepSpec) -> list[str]:
     """Every problem of a spec whose sections each passed their models."""
     return (check_datasets(spec) + check_backbones(spec) + check_objectives(spec) + check_methods(spec)
-            + check_budget(spec) + check_constraints(spec) + check_compatibility(spec))
+            + check_budget(spec) + check_constraints(spec) + check_compatibility(spec) + check_resources(spec))
+
+
+def check_resources(spec: SweepSpec) -> list[str]:
+    """A GPU share is 1/k, asked for with use_gpu, by one-worker trials
+    (:func:`workloads.gpu_share.share_problems`)."""
+    from workloads.gpu_share import share_problems
+
+    r = spec.resources
+    return [f"resources.gpus_per_worker: {p}" for p in share_problems(r.gpus_per_worker, r.use_gpu, r.num_workers)]
 
 
 def check_constraints(spec: SweepSpec) -> list[str]:

@@ -7,6 +7,7 @@ from rdkit import Chem
 from workloads.datasets.entry import BaseDatasetConfig
 from workloads.datasets.featurize import smiles_to_data
 from workloads.datasets.split import scaffold_split
+from workloads.progress import Progress
 
 
 def label_stats(train: list, task: str):
@@ -40,22 +41,24 @@ def build_from_smiles(cfg: BaseDatasetConfig, smiles: list[str], y: np.ndarray, 
         rng = np.random.default_rng(cfg.split_seed)
         idx = np.sort(rng.choice(len(smiles), size=cfg.max_molecules, replace=False))
     graphs, kept, parts, invalid, missing = [], [], [], 0, 0
-    for i in idx:
-        if np.isnan(np.asarray(y[i], dtype=np.float64)).all():  # no label at all: nothing to learn from
-            mol = Chem.MolFromSmiles(smiles[i]) if smiles[i] else None
-            if mol is None or mol.GetNumAtoms() == 0:  # nor a molecule: counted as unparsable
+    with Progress(f"featurize {cfg.name}", len(idx), unit="molecules") as progress:
+        for i in idx:
+            progress.advance(1)
+            if np.isnan(np.asarray(y[i], dtype=np.float64)).all():  # no label at all: nothing to learn from
+                mol = Chem.MolFromSmiles(smiles[i]) if smiles[i] else None
+                if mol is None or mol.GetNumAtoms() == 0:  # nor a molecule: counted as unparsable
+                    invalid += 1
+                else:
+                    missing += 1
+                continue
+            d = smiles_to_data(smiles[i], y[i])
+            if d is None:
                 invalid += 1
-            else:
-                missing += 1
-            continue
-        d = smiles_to_data(smiles[i], y[i])
-        if d is None:
-            invalid += 1
-            continue
-        d.smiles = smiles[i]
-        graphs.append(d)
-        kept.append(smiles[i])
-        parts.append(given_split[i] if given_split is not None else None)
+                continue
+            d.smiles = smiles[i]
+            graphs.append(d)
+            kept.append(smiles[i])
+            parts.append(given_split[i] if given_split is not None else None)
     if len(graphs) < 20:
         raise ValueError(f"dataset '{cfg.name}': only {len(graphs)} valid molecules in {where}")
     if given_split is None and mode == "random":

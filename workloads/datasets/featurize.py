@@ -71,8 +71,12 @@ def with_conformer_distances(graphs: list[Data], seed: int = 0) -> tuple[list[Da
     """Copies of ``graphs`` whose ``dist`` holds 3D conformer distances, and how many
     kept their 2D depiction distances because embedding failed (or no SMILES was
     stored, or RDKit's atoms do not match the graph's)."""
+    from workloads.progress import Progress
+
     out, fallback = [], 0
+    progress = Progress("3D conformers", len(graphs), unit="molecules")
     for g in graphs:
+        progress.advance(1)
         smiles = getattr(g, "smiles", None)
         mol = Chem.MolFromSmiles(smiles) if smiles else None
         dist = conformer_distances(mol, seed) if mol is not None and mol.GetNumAtoms() == g.num_nodes else None
@@ -82,6 +86,7 @@ def with_conformer_distances(graphs: list[Data], seed: int = 0) -> tuple[list[Da
         else:
             c.dist = torch.from_numpy(dist.reshape(-1))
         out.append(c)
+    progress.close(note=f"{fallback} fell back to 2D")
     return out, fallback
 
 

@@ -62,10 +62,11 @@ class Task(abc.ABC):
         """The dataset's featurized splits (cached), as ``backbone`` (a BackboneConfig;
         None: the default featurization) needs them."""
 
-    def prepare(self, dataset_cfg, backbones, cache_dir) -> str:
+    def prepare(self, dataset_cfg, backbones, cache_dir, builder=None) -> str:
         """Everything a trial would otherwise build itself, done once per sweep before any
         trial (featurization, LM-state caches) for the given backbone configs; returns a
-        one-line summary."""
+        one-line summary. ``builder``: who builds LM-state caches (a
+        :class:`workloads.textgraphs.lm_cache.StateBuilder`; None: this process)."""
         s = self.load(dataset_cfg, cache_dir).summary()
         return f"{s['num_train']}/{s['num_valid']}/{s['num_test']} train/valid/test"
 

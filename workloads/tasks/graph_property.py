@@ -53,7 +53,7 @@ class GraphPropertyTask(Task):
 
         return load_dataset(dataset_cfg, cache_dir, coordinates_of(backbone.arch()) if backbone else "2d")
 
-    def prepare(self, dataset_cfg, backbones, cache_dir) -> str:
+    def prepare(self, dataset_cfg, backbones, cache_dir, builder=None) -> str:
         s = self.load(dataset_cfg, cache_dir).summary()
         note = ""
         for b in backbones:  # the 3D conformers a backbone asks for, embedded once

@@ -155,14 +155,16 @@ class NodeData:
             self._subgraphs[key] = out
         return self._subgraphs[key]
 
-    def states(self, lm) -> np.ndarray:
-        """[num_layers + 1, N, H] pooled states of every layer (memory-mapped), from the cache."""
+    def states(self, lm, builder=None) -> np.ndarray:
+        """[num_layers + 1, N, H] pooled states of every layer (memory-mapped), from the cache
+        (built first by ``builder`` if absent; None: in this process with ``lm``)."""
         from workloads.textgraphs.lm_cache import cached_states
 
         key = (str(lm.folder), lm.cfg.max_length)
         if key not in self._states:
             arr, info = cached_states(self.graph.texts, list(range(lm.num_layers + 1)), self.cache_dir,
-                                      lm=str(lm.folder), max_length=lm.cfg.max_length, model=lm)
+                                      lm=str(lm.folder), max_length=lm.cfg.max_length, model=lm, builder=builder,
+                                      what=f"LM states of {self.graph.name} ({Path(lm.cfg.path).name})")
             self._states[key] = arr
             LOAD_COUNTS["lm_cache_builds" if info["built"] else "lm_cache_reads"] += 1
         return self._states[key]
@@ -254,15 +256,16 @@ class NodeClassificationTask(Task):
     def load(self, dataset_cfg, cache_dir, backbone=None):
         return load_node_data(dataset_cfg, cache_dir)  # the LM's states are cached per model (NodeData.states)
 
-    def prepare(self, dataset_cfg, backbones, cache_dir) -> str:
-        """Read the graph and build the LM-state cache of each language model, once per sweep."""
+    def prepare(self, dataset_cfg, backbones, cache_dir, builder=None) -> str:
+        """Read the graph and build the LM-state cache of each language model, once per sweep
+        (by ``builder``: Ray Data actors in a sweep on Ray; None: this process)."""
         from workloads.backbones import BACKBONES
 
         data = self.load(dataset_cfg, cache_dir)
         notes = []
         for b in backbones:
             lm = BACKBONES.get(b.name).build(b.arch())
-            data.states(lm)
+            data.states(lm, builder=builder)
             notes.append(f"LM states of {lm.num_layers + 1} layers cached for {lm.folder.name}")
         return "; ".join(notes)
 

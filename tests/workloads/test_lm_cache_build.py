@@ -1,0 +1,100 @@
+"""How the LM-state cache is built: texts in token-length order, shards a killed build
+resumes from, progress with counts and rate, and the Ray Data builder giving the same
+states as the in-process one (on the shipped WordNet subset and a decoder-only model)."""
+import numpy as np
+import pytest
+
+from workloads.backbones.lm import DEFAULT_LM, lm_path
+from workloads.textgraphs import load_wordnet_subset
+from workloads.textgraphs.lm_cache import LocalBuilder, cache_file, cached_states, length_order
+
+from tests.workloads.test_lm_cache import tiny_decoder
+
+TEXTS = ["a dog", "a puppy is a young dog that plays all day in the garden", "the stock market fell today",
+         "shares", "an old cat sleeps by the warm fire every evening", "rain", "a small boat sails on the lake",
+         "markets rallied after the central bank cut its rates by half a point"]
+
+
+class Collect:
+    """A progress sink keeping every state it is shown."""
+
+    def __init__(self):
+        self.seen = []
+
+    def __call__(self, state, final):
+        self.seen.append((state.done, state.done_before, final, state.line()))
+
+
+class Dies(LocalBuilder):
+    """Builds ``shards`` shards, then is killed."""
+
+    def __init__(self, shards, **kw):
+        super().__init__(**kw)
+        self.left = shards
+
+    def build(self, job, progress):
+        def advance(n, note=None):
+            type(progress).advance(progress, n, note)
+            self.left -= 1
+            if self.left == 0:
+                raise KeyboardInterrupt("killed")
+        progress.advance = advance
+        super().build(job, progress)
+
+
+def test_texts_go_longest_first():
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(lm_path(DEFAULT_LM), local_files_only=True)
+    order = length_order(tok, TEXTS, max_length=10)
+    lengths = [min(len(tok(TEXTS[i])["input_ids"]), 10) for i in order]
+    assert lengths == sorted(lengths, reverse=True) and sorted(order) == list(range(len(TEXTS)))
+    assert TEXTS[order[-1]] in ("rain", "shares")  # the shortest last; the cut at 10 ties the long ones
+
+
+def test_a_killed_build_resumes_from_its_shards_and_equals_a_whole_one(tmp_path):
+    whole, _ = cached_states(TEXTS, [0, 6], tmp_path / "whole", max_length=32)
+    path = cache_file(TEXTS, [0, 6], tmp_path / "killed", max_length=32)
+    with pytest.raises(KeyboardInterrupt):
+        cached_states(TEXTS, [0, 6], tmp_path / "killed", max_length=32, builder=Dies(1, shard_nodes=3))
+    shards = sorted(path.with_suffix(".shards").glob("part-*.npz"))
+    assert not path.exists() and len(shards) == 1  # nothing half-written: one finished shard, no cache file
+    sink = Collect()
+    states, info = cached_states(TEXTS, [0, 6], tmp_path / "killed", max_length=32, progress=sink,
+                                 builder=LocalBuilder(shard_nodes=3))
+    assert info["built"] and info["resumed_nodes"] == 3
+    assert [s[:3] for s in sink.seen] == [(6, 3, False), (8, 3, False), (8, 3, True)]  # only the rest was pooled
+    assert "8/8 nodes (100%)" in sink.seen[-1][3] and "nodes/s" in sink.seen[-1][3] and "3 found done" in sink.seen[-1][3]
+    np.testing.assert_allclose(states, whole, atol=1e-5)
+    assert not path.with_suffix(".shards").exists()  # assembled, then cleared
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.mark.e2e
+def test_ray_data_builds_the_states_the_in_process_builder_builds(tmp_path, local_ray):
+    from workloads.textgraphs.lm_cache_ray import RayDataBuilder
+
+    texts = load_wordnet_subset().texts[:240]
+    sink = Collect()
+    ray_states, info = cached_states(texts, [0, 3, 6], tmp_path / "ray", max_length=32, progress=sink,
+                                     builder=RayDataBuilder(shard_nodes=64))
+    local, _ = cached_states(texts, [0, 3, 6], tmp_path / "local", max_length=32)
+    assert info["builder"] == "ray-data" and isinstance(ray_states, np.memmap)
+    assert "2 Ray Data actors" in sink.seen[-1][3] and sink.seen[-1][0] == 240
+    counts = [s[0] for s in sink.seen]
+    assert len(counts) >= 3 and counts == sorted(counts)  # counts as shards come back, then the end
+    np.testing.assert_allclose(ray_states, local, atol=1e-5)
+    # a decoder-only model (left of the mask: its pad token is its eos)
+    folder = tiny_decoder(tmp_path / "llama")
+    a, _ = cached_states(texts[:50], [0, 2], tmp_path / "ray", lm=str(folder), max_length=32,
+                         builder=RayDataBuilder(shard_nodes=16, actors=2))
+    b, _ = cached_states(texts[:50], [0, 2], tmp_path / "local", lm=str(folder), max_length=32)
+    np.testing.assert_allclose(a, b, atol=1e-5)

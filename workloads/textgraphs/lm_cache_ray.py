@@ -1,0 +1,108 @@
+"""The LM-state cache built across a Ray cluster with Ray Data, Ray's engine for batch
+inference (a :class:`workloads.textgraphs.lm_cache.StateBuilder`).
+
+The texts still to pool, already in token-length order, become a Ray Data dataset of
+(node index, text) rows; ``map_batches`` hands contiguous batches of them to a pool of
+:class:`Pooler` actors, each of which loads the language model once and writes each
+batch's states as one shard file into the cache folder (shared storage on a cluster,
+as ``storage.cache_dir`` is already). Only the node counts travel back to the driver,
+which advances the progress as they arrive. A build killed midway leaves its shards;
+the next one pools only the nodes they lack (:func:`workloads.textgraphs.lm_cache.cached_states`).
+
+Actors run on GPUs (``num_gpus`` each) when the sweep asks for GPUs, on CPUs otherwise,
+as many as the cluster has room for unless ``actors`` says. Ray is imported here
+only, and only a sweep on Ray passes this builder: ``orchestrator run`` never imports it.
+"""
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+
+from workloads.textgraphs.lm_cache import BuildJob, pooled_states, write_shard
+from workloads.progress import Progress
+
+__all__ = ["Pooler", "RayDataBuilder"]
+
+
+class Pooler:
+    """One Ray Data actor: the language model, loaded once; each call pools one batch of
+    rows ({"idx", "text"}) and writes it as a shard; returns the batch's node count."""
+
+    def __init__(self, lm: str, max_length: int, layers: list[int], shard_dir: str, batch_size: int,
+                 threads: int, use_gpu: bool) -> None:
+        import torch
+
+        from workloads.backbones.lm import LanguageModel, LMConfig
+
+        torch.set_num_threads(max(1, threads))
+        self.device = "cuda" if use_gpu and torch.cuda.is_available() else "cpu"
+        self.lm = LanguageModel(LMConfig(path=lm, max_length=max_length)).to(self.device).eval()
+        self.layers, self.shard_dir, self.batch_size = list(layers), shard_dir, batch_size
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        idx = np.asarray(batch["idx"], dtype=np.int64)
+        states = pooled_states(self.lm, [str(t) for t in batch["text"]], self.layers, batch_size=self.batch_size)
+        write_shard(self.shard_dir, idx, states)
+        return {"nodes": np.array([len(idx)], dtype=np.int64)}
+
+
+class RayDataBuilder:
+    """Pools on a pool of Ray Data actors.
+
+    Args:
+        actors: how many (default: as many as the cluster's free CPUs, or GPUs with
+            ``use_gpu``, give room for, at most one per ``shard_nodes`` nodes).
+        cpus_per_actor: CPUs (and torch threads) of each actor (default 1).
+        use_gpu: one GPU share per actor (``gpus_per_actor``), pooling on CUDA.
+        shard_nodes: nodes per ``map_batches`` batch, hence per shard file.
+        address: the Ray cluster to join when Ray is not started yet (None: a local one).
+    """
+
+    name = "ray-data"
+
+    def __init__(self, actors: int | None = None, cpus_per_actor: int = 1, use_gpu: bool = False,
+                 gpus_per_actor: float = 1.0, shard_nodes: int = 1024, address: str | None = None) -> None:
+        self.actors, self.cpus_per_actor, self.use_gpu = actors, cpus_per_actor, use_gpu
+        self.gpus_per_actor, self.shard_nodes, self.address = gpus_per_actor, shard_nodes, address
+
+    def pool_size(self, n_nodes: int) -> int:
+        import ray
+
+        if self.actors:
+            size = self.actors
+        else:
+            free = ray.available_resources()
+            size = (int(free.get("GPU", 0) // self.gpus_per_actor) if self.use_gpu
+                    else int(free.get("CPU", 0) // self.cpus_per_actor))
+        return max(1, min(size, math.ceil(n_nodes / self.shard_nodes)))
+
+    def build(self, job: BuildJob, progress: Progress) -> None:
+        import logging
+
+        import ray
+        import ray.data
+
+        logging.getLogger("ray.data").setLevel(logging.WARNING)  # its plan and stats lines: our progress says it
+        if not ray.is_initialized():
+            ray.init(address=self.address, include_dashboard=False, log_to_driver=False)
+        ctx = ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = False  # our progress, in the driver's display
+        ctx.execution_options.preserve_order = False
+        size = self.pool_size(len(job.todo))
+        progress.advance(0, note=f"{size} Ray Data actor{'s' if size > 1 else ''}"
+                              f"{' on GPUs' if self.use_gpu else ''}")
+        # Contiguous runs of the length order, one block per shard: each batch pads to texts like its own.
+        rows = ray.data.from_items(
+            [{"idx": int(i), "text": job.texts[i]} for i in job.todo],
+            override_num_blocks=max(1, math.ceil(len(job.todo) / self.shard_nodes)))
+        out = rows.map_batches(
+            Pooler, batch_size=self.shard_nodes, batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(size=size),
+            num_cpus=self.cpus_per_actor, num_gpus=self.gpus_per_actor if self.use_gpu else 0,
+            fn_constructor_kwargs={"lm": job.lm, "max_length": job.max_length, "layers": job.layers,
+                                   "shard_dir": os.fspath(job.shard_dir), "batch_size": job.batch_size,
+                                   "threads": self.cpus_per_actor, "use_gpu": self.use_gpu})
+        for batch in out.iter_batches(batch_size=None, batch_format="numpy"):
+            progress.advance(int(batch["nodes"].sum()))
