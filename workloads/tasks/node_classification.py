@@ -266,7 +266,7 @@ class NodeClassificationTask(Task):
         for b in backbones:
             lm = BACKBONES.get(b.name).build(b.arch())
             data.states(lm, builder=builder)
-            notes.append(f"LM states of {lm.num_layers + 1} layers cached for {lm.folder.name}")
+            notes.append(f"LM states of {lm.num_layers + 1} layers cached for {Path(lm.cfg.path).name}")
         return "; ".join(notes)
 
     def make_model(self, backbone, data):
