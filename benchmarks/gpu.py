@@ -118,7 +118,7 @@ def render(r: dict) -> str:
         "says what runs.",
         "",
         f"Measured on **{r['gpu']}** ({r['gpu_memory_gib']:.0f} GiB), {r['cpus']} CPUs, torch {r['torch']}, "
-        f"{r['date']}. The subset: every cell of `sweeps/quick.yaml`, one trial, one seed, {r['epochs']} epochs.",
+        f"{r['date']}. The subset: every cell of `sweeps/quick.yaml`, one trial, one seed, {r['epochs']} epoch(s).",
         "",
         "## Packing trials on one GPU",
         "",
