@@ -64,9 +64,9 @@ def run_sweep(overrides: list[str], extra: list[str]) -> dict:
         ray.shutdown()
     records = [r for r in run.trial_records() if r.counts]
     trained = [r for r in records if r.reference is None or r.reference.kind == "text_mlp"]
-    start = min(r.timings.submitted_unix for r in trained if r.timings.submitted_unix)
-    end = max(r.timings.driver_received_unix for r in trained if r.timings.driver_received_unix)
-    span = end - start
+    starts = [r.timings.submitted_unix for r in trained if r.timings.submitted_unix]
+    ends = [r.timings.driver_received_unix for r in trained if r.timings.driver_received_unix]
+    span = (max(ends) - min(starts)) if starts and ends else wall
     return {
         "wall_s": wall, "span_s": span, "trials": len(trained), "trials_per_hour": 3600 * len(trained) / span,
         "failed": [f"{r.cell}: {r.error}" for r in records if r.status == "failed"],
@@ -167,12 +167,20 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     gpu = torch.cuda.is_available()
+    if not gpu and not args.dry_run and torch.version.cuda is None and shutil.which("nvidia-smi"):
+        print("gpu-check: this machine has an NVIDIA GPU but torch is a CPU build; install a CUDA build of torch "
+              "(make setup with TORCH_INDEX unset) and run again", file=sys.stderr)
+        return 2
     if not gpu and not args.dry_run:
         print("gpu-check: no CUDA GPU here (torch.cuda.is_available() is False); nothing measured, "
               "docs/benchmarks/gpu.md unchanged")
         return 0
     from runfolder.io import atomic_write_json, atomic_write_text
 
+    if gpu:  # the packing is per GPU: one GPU, whatever the machine has (set before Ray starts)
+        import os
+
+        os.environ.setdefault("CUDA_VISIBLE_DEVICES", "0")
     extra: list[str] = []
     if args.dry_run:
         args.epochs, args.lm_nodes, args.out = 1, 300, Path(tempfile.mkdtemp(prefix="gpu-check-dry-"))

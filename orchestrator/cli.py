@@ -136,7 +136,7 @@ def cmd_prepare(args) -> int:
     from workloads.progress import line_sink
 
     spec = load_spec(args.spec, args.override or ())
-    say = lambda msg: console.print(msg)  # noqa: E731
+    say = lambda msg: console.print(msg, markup=False, highlight=False)  # noqa: E731 - notes hold [brackets]
     ex = Sweep(spec, console=console).make_executor(args.executor, args.address, args.num_cpus)
     with contextlib.closing(ex):
         ex.connect()

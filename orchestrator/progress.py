@@ -14,6 +14,7 @@ from pathlib import Path
 
 from rich.console import Group
 from rich.table import Table
+from rich.text import Text
 
 from runfolder import TrialRecord
 from workloads.progress import StepState
@@ -100,7 +101,8 @@ class LiveProgress:
         table = status_table(self.cells, f"sweep {self.name}", caption)
         if not self.steps:
             return table
-        lines = [("✓ " if s.ended is not None else "… ") + s.line() for s in self.steps.values()]
+        # Text, not markup: a step's note holds [brackets]; a copy: the driver adds steps meanwhile
+        lines = [Text(("✓ " if s.ended is not None else "… ") + s.line()) for s in list(self.steps.values())]
         return Group(*lines, table)
 
 

@@ -61,7 +61,8 @@ class StepState:
         pct = f" ({100 * self.done / self.total:.0f}%)" if self.total else ""
         rate = f", {self.rate:,.1f} {self.unit}/s" if self.rate is not None else ""
         if self.ended is not None:
-            tail = f", done in {_clock(self.elapsed_s)}"
+            tail = f", ended after {_clock(self.elapsed_s)}" if self.done < self.total else \
+                f", done in {_clock(self.elapsed_s)}"
         else:
             tail = f", ETA {_clock(self.eta_s)}" if self.eta_s is not None else ""
         resumed = f", {self.done_before:,} found done" if self.done_before else ""
@@ -118,8 +119,8 @@ class Progress:
     def __enter__(self) -> "Progress":
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc) -> None:
+        self.close(note=None if exc_type is None else f"interrupted ({exc_type.__name__})")
 
 
 def null_progress(state: StepState, final: bool) -> None:

@@ -114,6 +114,19 @@ def resource_problems(resources: dict, have_cpus: float, have_gpus: float) -> li
     return problems
 
 
+def _device_full(reserve: int = 2 * 256 * 2**20) -> bool:
+    """Whether the GPU itself has (almost) nothing free: then a CUDA out-of-memory under a
+    share is the device's (contexts that grew, a process outside the sweep), not the trial's
+    cap, and is recorded as ``oom``. False where it cannot be told (no CUDA)."""
+    try:
+        import torch
+
+        free, _total = torch.cuda.mem_get_info()
+        return free < reserve
+    except Exception:  # noqa: BLE001 - no CUDA here: the cap is the only limit there was
+        return False
+
+
 def cuda_out_of_memory(exc: BaseException | None) -> bool:
     """Whether a CUDA allocation failed (torch's ``OutOfMemoryError``) anywhere in the chain."""
     while exc is not None:
@@ -139,7 +152,7 @@ def run_one(fn: Callable, trial: dict, rank: int = 0, world_size: int = 1,
             raise TypeError(f"{getattr(fn, '__name__', fn)} returned {type(record).__name__}, not a TrialRecord")
     except Exception as exc:  # noqa: BLE001 - a failed trial is data, the sweep goes on
         record = failed(root_cause(exc), "".join(traceback.format_exception(exc)))
-        if share is not None and cuda_out_of_memory(exc):  # its own allocator's cap, not a neighbour
+        if share is not None and cuda_out_of_memory(exc) and not _device_full():  # its own cap, not a neighbour
             record.mark_infeasible("share", over_share_message(share, record.error))
             _release_cached_memory()
         elif out_of_memory(exc):  # the configuration does not fit this device: data too, not a crash

@@ -98,3 +98,20 @@ def test_ray_data_builds_the_states_the_in_process_builder_builds(tmp_path, loca
                          builder=RayDataBuilder(shard_nodes=16, actors=2))
     b, _ = cached_states(texts[:50], [0, 2], tmp_path / "local", lm=str(folder), max_length=32)
     np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_ray_data_pool_is_sized_by_what_is_free_and_is_empty_when_nothing_is(monkeypatch):
+    """An actor pool nothing can be placed for would wait forever: its size is 0 then (and the
+    build pools in the driver). GPU actors need their CPUs too."""
+    import ray
+
+    from workloads.textgraphs.lm_cache_ray import RayDataBuilder
+
+    free = {"CPU": 8.0, "GPU": 1.0}
+    monkeypatch.setattr(ray, "available_resources", lambda: dict(free))
+    assert RayDataBuilder(cpus_per_actor=2).pool_size(100_000) == 4
+    assert RayDataBuilder(cpus_per_actor=4, use_gpu=True, gpus_per_actor=0.25).pool_size(100_000) == 2  # CPUs bind
+    assert RayDataBuilder(cpus_per_actor=1, use_gpu=True, gpus_per_actor=0.25).pool_size(100_000) == 4  # GPU shares
+    assert RayDataBuilder(cpus_per_actor=1, shard_nodes=1024).pool_size(1500) == 2  # no more actors than shards
+    free.update(CPU=0.0)
+    assert RayDataBuilder().pool_size(100_000) == 0

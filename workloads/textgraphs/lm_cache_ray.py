@@ -20,7 +20,7 @@ import os
 
 import numpy as np
 
-from workloads.textgraphs.lm_cache import BuildJob, pooled_states, write_shard
+from workloads.textgraphs.lm_cache import BuildJob, LocalBuilder, pooled_states, write_shard
 from workloads.progress import Progress
 
 __all__ = ["Pooler", "RayDataBuilder"]
@@ -68,15 +68,17 @@ class RayDataBuilder:
         self.gpus_per_actor, self.shard_nodes, self.address = gpus_per_actor, shard_nodes, address
 
     def pool_size(self, n_nodes: int) -> int:
+        """Actors to start: ``actors``, else as many as the free CPUs (and GPU shares) hold;
+        0 when none fits now (slots or another sweep hold the cluster)."""
         import ray
 
         if self.actors:
-            size = self.actors
-        else:
-            free = ray.available_resources()
-            size = (int(free.get("GPU", 0) // self.gpus_per_actor) if self.use_gpu
-                    else int(free.get("CPU", 0) // self.cpus_per_actor))
-        return max(1, min(size, math.ceil(n_nodes / self.shard_nodes)))
+            return self.actors
+        free = ray.available_resources()
+        size = int(free.get("CPU", 0) // self.cpus_per_actor)
+        if self.use_gpu:
+            size = min(size, int(free.get("GPU", 0) // self.gpus_per_actor))
+        return min(size, math.ceil(n_nodes / self.shard_nodes))
 
     def build(self, job: BuildJob, progress: Progress) -> None:
         import logging
@@ -91,6 +93,10 @@ class RayDataBuilder:
         ctx.enable_progress_bars = False  # our progress, in the driver's display
         ctx.execution_options.preserve_order = False
         size = self.pool_size(len(job.todo))
+        if size < 1:  # an actor pool nothing can be placed for would wait forever: pool here instead
+            progress.advance(0, note="no room for a Ray Data actor: pooling in this process")
+            LocalBuilder().build(job, progress)
+            return
         progress.advance(0, note=f"{size} Ray Data actor{'s' if size > 1 else ''}"
                               f"{' on GPUs' if self.use_gpu else ''}")
         # Contiguous runs of the length order, one block per shard: each batch pads to texts like its own.
