@@ -23,6 +23,7 @@ folder, to check the script on a machine without a GPU.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import shutil
 import statistics
@@ -178,8 +179,6 @@ def main(argv: list[str] | None = None) -> int:
     from runfolder.io import atomic_write_json, atomic_write_text
 
     if gpu:  # the packing is per GPU: one GPU, whatever the machine has (set before Ray starts)
-        import os
-
         os.environ.setdefault("CUDA_VISIBLE_DEVICES", "0")
     extra: list[str] = []
     if args.dry_run:
@@ -198,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     props = torch.cuda.get_device_properties(0) if gpu else None
     r = {"gpu": props.name if gpu else "none (dry run on the CPU)",
          "gpu_memory_gib": props.total_memory / 2**30 if gpu else 0.0,
-         "cpus": len(__import__("os").sched_getaffinity(0)), "torch": torch.__version__,
+         "cpus": len(os.sched_getaffinity(0)), "torch": torch.__version__,
          "date": time.strftime("%Y-%m-%d"), "host": platform.node(), "k": args.k, "epochs": args.epochs,
          "one_at_a_time": one, "packed": packed, "cpu": cpu, "lm_cache": lm,
          "packing_speedup": packed["trials_per_hour"] / one["trials_per_hour"],

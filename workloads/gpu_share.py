@@ -136,6 +136,19 @@ def apply_share(fraction: float, device=None) -> GpuShare | None:
                     context_bytes=int(context), context_measured=measured, margin_bytes=MARGIN_BYTES, note=how)
 
 
+def device_full(reserve: int = 2 * MARGIN_BYTES) -> bool:
+    """Whether the GPU itself has (almost) nothing free: then a CUDA out-of-memory under a
+    share is the device's (contexts that grew, a process outside the sweep), not the trial's
+    cap, and is recorded as ``oom``. False where it cannot be told (no CUDA)."""
+    try:
+        import torch
+
+        free, _total = torch.cuda.mem_get_info()
+        return free < reserve
+    except Exception:  # noqa: BLE001 - no CUDA here: the cap is the only limit there was
+        return False
+
+
 def over_share_message(share: GpuShare, error: str) -> str:
     """What a trial that ran out of CUDA memory under a share is told: it passed its own cap."""
     cap = f" (cap {share.cap_bytes / 2**30:.2f} GiB of {share.total_bytes / 2**30:.2f} GiB)" if share.cap_bytes else ""

@@ -25,7 +25,7 @@ import traceback
 from typing import Callable
 
 from runfolder import GpuShare, Rung, TrialRecord
-from workloads.gpu_share import over_share_message, shares_of
+from workloads.gpu_share import device_full, over_share_message, shares_of
 
 TRIAL_FN = "workloads:run_trial"
 
@@ -51,16 +51,19 @@ def root_cause(exc: BaseException) -> str:
 OOM_MARKERS = ("out of memory", "can't allocate memory", "cannot allocate memory")
 
 
+def _chain(exc: BaseException | None):
+    """The error and every error it came from (``__cause__``, else ``__context__``)."""
+    while exc is not None:
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
 def out_of_memory(exc: BaseException) -> bool:
     """Whether an error (anywhere in its chain) is an allocation failure: CUDA's
     ``OutOfMemoryError``, Python's ``MemoryError``, or torch's CPU allocator refusing."""
-    while exc is not None:
-        if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
-            return True
-        if isinstance(exc, RuntimeError) and any(m in str(exc).lower() for m in OOM_MARKERS):
-            return True
-        exc = exc.__cause__ or exc.__context__
-    return False
+    return any(isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError"
+               or (isinstance(e, RuntimeError) and any(m in str(e).lower() for m in OOM_MARKERS))
+               for e in _chain(exc))
 
 
 def _release_cached_memory() -> None:
@@ -114,26 +117,9 @@ def resource_problems(resources: dict, have_cpus: float, have_gpus: float) -> li
     return problems
 
 
-def _device_full(reserve: int = 2 * 256 * 2**20) -> bool:
-    """Whether the GPU itself has (almost) nothing free: then a CUDA out-of-memory under a
-    share is the device's (contexts that grew, a process outside the sweep), not the trial's
-    cap, and is recorded as ``oom``. False where it cannot be told (no CUDA)."""
-    try:
-        import torch
-
-        free, _total = torch.cuda.mem_get_info()
-        return free < reserve
-    except Exception:  # noqa: BLE001 - no CUDA here: the cap is the only limit there was
-        return False
-
-
 def cuda_out_of_memory(exc: BaseException | None) -> bool:
     """Whether a CUDA allocation failed (torch's ``OutOfMemoryError``) anywhere in the chain."""
-    while exc is not None:
-        if type(exc).__name__ == "OutOfMemoryError":
-            return True
-        exc = exc.__cause__ or exc.__context__
-    return False
+    return any(type(e).__name__ == "OutOfMemoryError" for e in _chain(exc))
 
 
 def run_one(fn: Callable, trial: dict, rank: int = 0, world_size: int = 1,
@@ -152,7 +138,7 @@ def run_one(fn: Callable, trial: dict, rank: int = 0, world_size: int = 1,
             raise TypeError(f"{getattr(fn, '__name__', fn)} returned {type(record).__name__}, not a TrialRecord")
     except Exception as exc:  # noqa: BLE001 - a failed trial is data, the sweep goes on
         record = failed(root_cause(exc), "".join(traceback.format_exception(exc)))
-        if share is not None and cuda_out_of_memory(exc) and not _device_full():  # its own cap, not a neighbour
+        if share is not None and cuda_out_of_memory(exc) and not device_full():  # its own cap, not a neighbour
             record.mark_infeasible("share", over_share_message(share, record.error))
             _release_cached_memory()
         elif out_of_memory(exc):  # the configuration does not fit this device: data too, not a crash
