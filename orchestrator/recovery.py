@@ -81,6 +81,7 @@ class Recovery:
                 if record is None or record.status == "interrupted":
                     continue
                 trial = optuna.trial.Trial(study, self.studies.trial_id(cell, t.number))
+                policy.annotate(trial, record)  # as the dead driver would have: where it stopped, its error
                 if policy.tell(study, trial, record, directions(self.spec, cell)):
                     self.say(f"resume: {cell.id} trial {t.number} had ended ({record.status}); told Optuna")
             with heartbeat_warnings_off():

@@ -128,3 +128,20 @@ def test_recovery_tells_a_written_record_and_leaves_its_own_trials(tmp_path):
     assert states[orphan.number].state == TrialState.COMPLETE and states[orphan.number].values[0] == 0.25
     assert states[mine.number].state == TrialState.RUNNING  # its driver tells it
     assert said and "had ended (ok)" in said[0]
+
+
+def test_recovery_keeps_where_a_written_stopped_trial_stopped_and_a_failed_ones_error(tmp_path):
+    """A driver killed between writing a record and annotating its trial: the next driver
+    annotates as it tells, so the storage says what the record says."""
+    spec, run, studies, budget = _parts(tmp_path)
+    [cell] = studies.cells
+    study = studies.by_cell[cell.id]
+    stopped, failed = study.ask(), study.ask()
+    r = _ok(cell, stopped.number)
+    r.status, r.rungs = "stopped", [Rung(epoch=2, values=dict(r.objectives))]
+    run.write_trial(cell.id, stopped.number, r)
+    run.write_trial(cell.id, failed.number, TrialRecord.failure("ValueError: no"))
+    Recovery(spec, run, studies, [].append).settle({})
+    t = {t.number: t for t in study.get_trials(deepcopy=False)}
+    assert t[stopped.number].state == TrialState.COMPLETE and t[stopped.number].user_attrs["stopped_at"] == 2
+    assert t[failed.number].state == TrialState.FAIL and t[failed.number].user_attrs["error"] == "ValueError: no"
