@@ -104,24 +104,15 @@ def cmd_run(args) -> int:
 
 
 def cmd_pretrain(args) -> int:
+    """The backbones part of ``prepare``, with what each checkpoint holds under ``-v``."""
+    from orchestrator.prepare import prepare_backbones
     from orchestrator.spec import load_spec
-    from orchestrator.sweep import backbone_config, cache_dir_for
-    from workloads.pretrain import describe, ensure_pretrained
-
-    from workloads.backbones import BACKBONES
+    from workloads.progress import line_sink, reporting
 
     spec = load_spec(args.spec, args.override or ())
-    for i, b in enumerate(spec.backbones):
-        if not BACKBONES.get(b.name).pretrainable:
-            console.print(f"{b.name}: loaded as is (a pretrained language model); nothing to pretrain")
-            continue
-        path = ensure_pretrained(backbone_config(spec, i), cache_dir_for(spec), progress=console.print)
-        if path is None:
-            console.print(f"{b.name}: pretrain is null in the spec; trials start from random weights")
-            continue
-        console.print(f"{b.name}: {path}")
-        if args.verbose:
-            console.print(describe(path))
+    say = lambda msg: console.print(msg, markup=False, highlight=False)  # noqa: E731 - notes hold [brackets]
+    with reporting(line_sink(say, every_s=5 if console.is_terminal else 10)):
+        prepare_backbones(spec, say, show=args.verbose)
     return 0
 
 

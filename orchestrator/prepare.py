@@ -13,15 +13,13 @@ from typing import Callable
 from orchestrator.resolve import backbone_config, cache_dir_for
 from orchestrator.spec import SweepSpec
 
-__all__ = ["prepare"]
+__all__ = ["prepare", "prepare_backbones"]
 
 
 def prepare(spec: SweepSpec, say: Callable[[str], None], sink, builder=None) -> None:
     """Build every cache ``spec``'s cells need; ``say`` a line per dataset and backbone.
     ``sink``: where the steps' progress goes; ``builder``: who builds LM-state caches
     (None: this process)."""
-    from workloads.backbones import BACKBONES
-    from workloads.pretrain import ensure_pretrained
     from workloads.progress import reporting
     from workloads.tasks import task_of
 
@@ -33,9 +31,25 @@ def prepare(spec: SweepSpec, say: Callable[[str], None], sink, builder=None) -> 
             used = sorted({c.backbone_index for c in cells if c.dataset_index == di})
             line = task_of(d).prepare(d, [backbone_config(spec, i) for i in used], cache, builder=builder)
             say(f"dataset {d.name}: {line} [{time.perf_counter() - t0:.1f}s]")
-        for i, b in enumerate(spec.backbones):
-            if not BACKBONES.get(b.name).pretrainable:
-                continue
-            path = ensure_pretrained(backbone_config(spec, i), cache, progress=say)
-            say(f"backbone {b.name}: checkpoint {path}" if path else
-                f"backbone {b.name}: pretrain is null in the spec; trials start from random weights")
+        prepare_backbones(spec, say)
+
+
+def prepare_backbones(spec: SweepSpec, say: Callable[[str], None], show: bool = False) -> None:
+    """Pretrain (or find cached) each backbone of ``spec`` that is pretrained here; ``say``
+    a line per backbone (``show``: with what its checkpoint holds). Its progress goes to the
+    sink in force (:func:`workloads.progress.reporting`)."""
+    from workloads.backbones import BACKBONES
+    from workloads.pretrain import describe, ensure_pretrained
+
+    cache = cache_dir_for(spec)
+    for i, b in enumerate(spec.backbones):
+        if not BACKBONES.get(b.name).pretrainable:
+            say(f"backbone {b.name}: loaded as is (a pretrained language model); nothing to pretrain")
+            continue
+        path = ensure_pretrained(backbone_config(spec, i), cache, progress=say)
+        if path is None:
+            say(f"backbone {b.name}: pretrain is null in the spec; trials start from random weights")
+            continue
+        say(f"backbone {b.name}: checkpoint {path}")
+        if show:
+            say(describe(path))

@@ -117,3 +117,7 @@ def test_prepare_builds_every_cache_with_progress_and_no_run_folder(tmp_path, ca
     # a second prepare finds everything built: no step runs again
     assert main(["prepare", str(f), "--executor", "inprocess"]) == 0
     assert "featurize" not in capsys.readouterr().out
+    # pretrain is prepare's backbones part: it finds the checkpoint too
+    assert main(["pretrain", str(f)]) == 0
+    out = capsys.readouterr().out
+    assert "backbone graphormer: checkpoint" in out and "pretrain graphormer:" not in out, out

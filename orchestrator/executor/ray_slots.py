@@ -44,7 +44,7 @@ from pathlib import Path
 
 import ray
 
-from orchestrator.executor.base import TRIAL_FN, Executor, failed, gpu_fraction, resource_problems
+from orchestrator.executor.base import TRIAL_FN, Executor, failed, resource_problems
 from orchestrator.executor.ray_worker import TRAIN_ENV, Mailbox, run_slot
 from runfolder import Rung, TrialRecord
 from workloads.gpu_share import share_problems
@@ -121,13 +121,15 @@ class RaySlotExecutor(Executor):
         check_resources(self.resources, strict=self.address is None)
 
     def state_builder(self):
-        """LM-state caches on Ray Data actors across the cluster: one per free GPU share
-        when trials use GPUs (pooling on CUDA), else one per ``cpus_per_worker`` CPUs."""
+        """LM-state caches on Ray Data actors across the cluster: one per free GPU when trials
+        use GPUs (pooling on CUDA; a whole GPU each, whatever the trials' share: the caches are
+        built before any slot starts, and a large LM needs the memory), else one per
+        ``cpus_per_worker`` CPUs; in the driver where actors cannot win (``RayDataBuilder.where``)."""
         from workloads.textgraphs.lm_cache_ray import RayDataBuilder
 
         r = self.resources
         return RayDataBuilder(cpus_per_actor=r["cpus_per_worker"], use_gpu=r["use_gpu"],
-                              gpus_per_actor=gpu_fraction(r) if r["use_gpu"] else 0.0, address=self.address)
+                              gpus_per_actor=1.0 if r["use_gpu"] else 0.0, address=self.address)
 
     def start(self) -> None:
         self.connect()

@@ -114,6 +114,22 @@ def test_without_cuda_the_share_is_recorded_uncapped():
     assert share.k == 2 and share.cap is None and "no CUDA" in share.note
 
 
+def test_a_share_that_cannot_be_set_fails_each_trial_saying_why(fake_gpu, monkeypatch):
+    """k contexts that leave nothing of the GPU: the slot lives, and every trial it is given
+    fails with the reason (not a slot that dies and restarts at every start)."""
+    from orchestrator.executor.ray_worker import _fails_with, take_share
+
+    monkeypatch.delenv(FRACTION_ENV, raising=False)
+    monkeypatch.setattr(gpu_share, "measure_context_bytes", lambda device: (30 * GiB, "NVML"))
+    share, error = take_share(0.25)
+    assert share is None and fake_gpu == []  # no cap set
+    rec = run_one(_fails_with(error), trial("t"))
+    assert rec.status == "failed" and rec.error.startswith("RuntimeError: this slot could not take its 0.25 share")
+    assert "4 CUDA contexts of 30.00 GiB" in rec.error
+    assert take_share(1.0) == (None, None)
+    assert os.environ.pop(FRACTION_ENV) == "0.25"
+
+
 # -- over the share: infeasible, cause share ----------------------------------
 def _raise(exc):
     def fn(cfg, rank=0, world_size=1):

@@ -85,7 +85,7 @@ def test_ray_data_builds_the_states_the_in_process_builder_builds(tmp_path, loca
     texts = load_wordnet_subset().texts[:240]
     sink = Collect()
     ray_states, info = cached_states(texts, [0, 3, 6], tmp_path / "ray", max_length=32, progress=sink,
-                                     builder=RayDataBuilder(shard_nodes=64))
+                                     builder=RayDataBuilder(shard_nodes=64, actors=2))
     local, _ = cached_states(texts, [0, 3, 6], tmp_path / "local", max_length=32)
     assert info["builder"] == "ray-data" and isinstance(ray_states, np.memmap)
     assert "2 Ray Data actors" in sink.seen[-1][3] and sink.seen[-1][0] == 240
@@ -115,3 +115,62 @@ def test_ray_data_pool_is_sized_by_what_is_free_and_is_empty_when_nothing_is(mon
     assert RayDataBuilder(cpus_per_actor=1, shard_nodes=1024).pool_size(1500) == 2  # no more actors than shards
     free.update(CPU=0.0)
     assert RayDataBuilder().pool_size(100_000) == 0
+
+
+def test_the_build_pools_in_the_driver_where_actors_cannot_win(monkeypatch):
+    """A CPU cluster of one machine (actors would share the driver's cores), a CPU build
+    smaller than the actors' start-up is worth, no room: in the driver, saying why. GPUs,
+    or given actors: Ray Data."""
+    import ray
+
+    from workloads.textgraphs import lm_cache_ray
+    from workloads.textgraphs.lm_cache_ray import RayDataBuilder
+
+    free, one = {"CPU": 8.0, "GPU": 2.0}, [True]
+    monkeypatch.setattr(ray, "available_resources", lambda: dict(free))
+    monkeypatch.setattr(lm_cache_ray, "_one_machine", lambda: one[0])
+    size, why = RayDataBuilder().where(100_000)
+    assert size == 0 and why.startswith("one machine")
+    assert RayDataBuilder(use_gpu=True).where(100_000) == (2, "")  # a GPU each
+    assert RayDataBuilder(actors=3).where(10) == (3, "")
+    one[0] = False
+    assert RayDataBuilder().where(100_000) == (8, "")
+    size, why = RayDataBuilder().where(5_000)
+    assert size == 0 and why.startswith("5,000 nodes")
+    free.update(CPU=0.0)
+    size, why = RayDataBuilder().where(100_000)
+    assert size == 0 and why.startswith("no room")
+
+
+def test_an_actor_that_cannot_see_the_drivers_cache_folder_fails_saying_so(tmp_path):
+    """Actors on another machine write where the driver assembles: storage.cache_dir must be
+    shared. An actor finding no marker (or another build's) fails before loading the model."""
+    from workloads.textgraphs.lm_cache_ray import Pooler, check_marker, write_marker
+
+    token = write_marker(tmp_path / "shards")
+    check_marker(tmp_path / "shards", token)
+    with pytest.raises(RuntimeError, match="not the driver's .no build marker there.*storage.cache_dir"):
+        Pooler(DEFAULT_LM, 32, [0], str(tmp_path / "elsewhere"), 8, 1, False, token)
+    with pytest.raises(RuntimeError, match="another build marker"):
+        check_marker(tmp_path / "shards", "0" * 32)
+
+
+def test_shards_left_by_a_build_killed_after_its_rename_are_cleared(tmp_path):
+    states, info = cached_states(TEXTS[:3], [0], tmp_path, max_length=16)
+    left = cache_file(TEXTS[:3], [0], tmp_path, max_length=16).with_suffix(".shards")
+    left.mkdir()
+    (left / "part-000000000-3-1.npz").write_bytes(b"stale")
+    again, info = cached_states(TEXTS[:3], [0], tmp_path, max_length=16)
+    assert not info["built"] and not left.exists()
+    np.testing.assert_array_equal(again, states)
+
+
+def test_the_in_process_builder_keeps_to_the_threads_it_was_given(monkeypatch):
+    """In a Ray worker (OMP_NUM_THREADS = its num_cpus) a trial building a cache itself
+    uses its own CPUs, not the node's."""
+    from workloads.textgraphs.lm_cache import allowed_threads, usable_cpus
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert allowed_threads() == 1
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert allowed_threads() == usable_cpus()

@@ -163,7 +163,8 @@ def done_nodes(shard_dir: Path, n: int) -> np.ndarray:
 
 
 class LocalBuilder:
-    """In this process, on all its threads (or on ``job.device``), shard by shard."""
+    """In this process, on all the CPUs it may use (or on ``job.device``), shard by shard.
+    In a Ray worker that is its ``num_cpus`` (Ray sets ``OMP_NUM_THREADS`` to it), not the node's."""
 
     name = "in-process"
 
@@ -174,7 +175,7 @@ class LocalBuilder:
         lm = job.model or LanguageModel(LMConfig(path=job.lm, max_length=job.max_length))
         device = job.device if job.device is not None else (None if job.model is not None else "cpu")
         before = torch.get_num_threads()
-        torch.set_num_threads(self.threads or usable_cpus())
+        torch.set_num_threads(self.threads or allowed_threads())
         try:
             for start in range(0, len(job.todo), self.shard_nodes):
                 idx = job.todo[start:start + self.shard_nodes]
@@ -184,6 +185,15 @@ class LocalBuilder:
                 progress.advance(len(idx))
         finally:
             torch.set_num_threads(before)
+
+
+def allowed_threads() -> int:
+    """Threads this process may pool on: ``OMP_NUM_THREADS`` where set (Ray sets it to a
+    worker's ``num_cpus``), else every CPU it may run on."""
+    try:
+        return max(1, int(os.environ["OMP_NUM_THREADS"]))
+    except (KeyError, ValueError):
+        return usable_cpus()
 
 
 def usable_cpus() -> int:
@@ -215,6 +225,9 @@ def cached_states(texts: list[str], layers: list[int], cache_dir: str | Path, *,
     path = cache_file(texts, layers, cache_dir, lm=lm, max_length=max_length)
     built = False
     info: dict = {}
+    if path.exists() and path.with_suffix(".shards").is_dir():  # a build killed after its rename, before cleaning up
+        with file_lock(path.with_suffix(".lock")):
+            shutil.rmtree(path.with_suffix(".shards"), ignore_errors=True)
     if not path.exists():
         with file_lock(path.with_suffix(".lock")):
             if not path.exists():  # another process may have built it while we waited
