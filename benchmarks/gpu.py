@@ -86,7 +86,7 @@ def lm_cache_rates(nodes: int, device: str, cache: Path) -> dict:
 
     from workloads.progress import null_progress
     from workloads.textgraphs import load_wordnet_subset, read_wordnet
-    from workloads.textgraphs.lm_cache import LocalBuilder, cached_states
+    from workloads.textgraphs.lm_cache import LocalBuilder, cached_states, usable_cpus
     from workloads.textgraphs.lm_cache_ray import RayDataBuilder
 
     try:
@@ -99,7 +99,9 @@ def lm_cache_rates(nodes: int, device: str, cache: Path) -> dict:
     try:
         gpu = device == "cuda"
         for name, builder, dev in (("Ray Data, GPU actors" if gpu else "Ray Data, CPU actors",
-                                    RayDataBuilder(use_gpu=gpu, gpus_per_actor=1.0 if gpu else 0.0), None),
+                                    # on the CPU (--dry-run) actors are named: on one machine it would pool in process
+                                    RayDataBuilder(use_gpu=gpu, gpus_per_actor=1.0 if gpu else 0.0,
+                                                   actors=None if gpu else usable_cpus()), None),
                                    (f"in-process on {device}", LocalBuilder(), device)):
             t0 = time.perf_counter()
             cached_states(texts, list(range(7)), cache / name.split()[0], max_length=32, builder=builder,

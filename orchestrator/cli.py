@@ -118,7 +118,8 @@ def cmd_pretrain(args) -> int:
 
 def cmd_prepare(args) -> int:
     """Every cache SPEC's trials read (featurized sets, LM states, checkpoints), built ahead
-    of a sweep: LM states on Ray Data across the cluster unless ``--executor`` runs in process."""
+    of a sweep: LM states on Ray Data actors where they win (GPUs, a CPU cluster of several
+    machines), else in this process, as with ``--executor inprocess``."""
     import contextlib
 
     from orchestrator.prepare import prepare
@@ -206,7 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     pr = sub.add_parser("prepare", help="build every cache a spec needs (datasets, LM states, checkpoints) "
                         "ahead of a sweep", description="Featurize SPEC's datasets, build its LM-state caches "
-                        "(on Ray Data actors across the cluster: GPUs when resources.use_gpu) and pretrain its "
+                        "(on Ray Data actors across the cluster, GPUs when resources.use_gpu; in this process on one CPU "
+                        "machine) and pretrain its "
                         "backbones, with progress; a sweep then finds them all built.")
     pr.add_argument("spec")
     pr.add_argument("--address", default=os.environ.get("RAY_ADDRESS"),

@@ -2,7 +2,8 @@
 datasets (and 3D conformers), LM-state caches, pretrained backbones.
 
 The sweep calls it between reaching its cluster and starting its slots, with the
-executor's cache builder (Ray Data actors on Ray); ``orchestrator prepare SPEC`` calls
+executor's cache builder (on Ray: Ray Data actors where they win, see
+:meth:`workloads.textgraphs.lm_cache_ray.RayDataBuilder.where`); ``orchestrator prepare SPEC`` calls
 it alone, ahead of a sweep. Each long step reports counts, rate and ETA to the given
 progress sink (:mod:`workloads.progress`)."""
 from __future__ import annotations

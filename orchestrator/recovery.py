@@ -63,7 +63,7 @@ class Recovery:
         self._adopted: set[tuple[str, int]] = set()  # others' running trials this driver beat for once
 
     def settle(self, mine: dict[str, set[int]]) -> None:
-        """Tell the trials whose record was written but whose driver died before telling
+        """Annotate and tell the trials whose record was written but whose driver died before telling
         (``mine``: this driver's own running trials per cell, left alone), then fail the stale ones."""
         storage = self.studies.storage()
         for cell in self.studies.cells:

@@ -31,6 +31,12 @@ from typing import Iterator
 from runfolder.io import file_lock
 from runfolder.record import GpuShare
 
+class ShareUnusable(Exception):
+    """A slot's 1/k GPU share cannot be set (k CUDA contexts leave nothing of the device, a
+    broken driver): every slot of the sweep would meet it, so the sweep stops, saying why.
+    Deliberately not a RuntimeError, whose "out of memory" text would read as a trial's OOM."""
+
+
 FRACTION_ENV = "GRAPH_PEFT_GPU_FRACTION"  # the slot's worker tells its trial processes their fraction here
 MARGIN_BYTES = 256 * 2**20  # left free on the device: CUDA contexts grow as kernels load (lazy loading)
 FALLBACK_CONTEXT_BYTES = 2**29  # 0.5 GiB: a CUDA context's typical size, when it cannot be measured
@@ -134,6 +140,21 @@ def apply_share(fraction: float, device=None) -> GpuShare | None:
     torch.cuda.set_per_process_memory_fraction(cap, dev)
     return GpuShare(fraction=1.0 / k, k=k, cap=cap, cap_bytes=int(cap * total), total_bytes=int(total),
                     context_bytes=int(context), context_measured=measured, margin_bytes=MARGIN_BYTES, note=how)
+
+
+def take_share(fraction: float) -> GpuShare | None:
+    """A slot worker's share: its allocator capped (:func:`apply_share`) and ``FRACTION_ENV``
+    set for its trial processes' timing lock; None for a whole GPU. Raises
+    :class:`ShareUnusable` with the reason when the share cannot be set."""
+    if fraction >= 1.0:
+        return None
+    try:
+        share = apply_share(fraction)
+    except Exception as exc:  # noqa: BLE001 - any reason the device cannot be shared k ways
+        raise ShareUnusable(f"a {fraction:g} share of the GPU could not be set on {platform.node()}: "
+                            f"{type(exc).__name__}: {exc}") from None
+    os.environ[FRACTION_ENV] = repr(fraction)  # the trial's own timing lock reads it
+    return share
 
 
 def device_full(reserve: int = 2 * MARGIN_BYTES) -> bool:

@@ -52,10 +52,11 @@ OOM_MARKERS = ("out of memory", "can't allocate memory", "cannot allocate memory
 
 
 def _chain(exc: BaseException | None):
-    """The error and every error it came from (``__cause__``, else ``__context__``)."""
+    """The error and every error it came from (``__cause__``, else ``__context__`` unless
+    suppressed by ``raise ... from None``, as Python's own traceback shows them)."""
     while exc is not None:
         yield exc
-        exc = exc.__cause__ or exc.__context__
+        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
 
 
 def out_of_memory(exc: BaseException) -> bool:

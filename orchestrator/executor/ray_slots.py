@@ -19,7 +19,9 @@ Train run (``max_failures=0``): the trial in flight is recorded as failed and a
 fresh slot starts. A trial that runs longer than ``timeout_s`` from the moment
 its worker took it (a slot's worker group starting does not count) is cut: its slot's Train
 run is cancelled (its controller and workers are owned by the slot's task and
-die with it) and a fresh slot starts.
+die with it) and a fresh slot starts. A slot whose GPU share cannot be set
+(:class:`workloads.gpu_share.ShareUnusable`) stops the sweep with the reason: every
+slot would meet it, and restarting would only repeat it.
 
 Early stopping: when the driver sets ``rung_decider``, rank 0 reports each rung to
 the slot's mailbox and waits for the answer; the driver waits on the mailbox's next
@@ -47,7 +49,7 @@ import ray
 from orchestrator.executor.base import TRIAL_FN, Executor, failed, resource_problems
 from orchestrator.executor.ray_worker import TRAIN_ENV, Mailbox, run_slot
 from runfolder import Rung, TrialRecord
-from workloads.gpu_share import share_problems
+from workloads.gpu_share import ShareUnusable, share_problems
 
 log = logging.getLogger(__name__)
 
@@ -212,6 +214,8 @@ class RaySlotExecutor(Executor):
             if s.run_ref in ready_set:  # the slot's Train run ended: its worker group failed
                 info = ray.get(s.run_ref)
                 why = info.get("error") or "the worker group stopped"
+                if why.startswith(f"{ShareUnusable.__name__}:"):  # every slot would: no trial can run
+                    raise RuntimeError(f"resources.gpus_per_worker: slot {s.index}: {why.split(': ', 1)[1]}")
                 if s.key is not None:
                     # the worker, not the configuration, failed: the driver may run it again
                     out.append((s.key, failed(f"worker group died: {why}", info.get("traceback", ""),

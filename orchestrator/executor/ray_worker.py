@@ -69,27 +69,6 @@ def _follow(rung) -> bool:  # ranks but 0 never report: the train loop broadcast
     return True
 
 
-def take_share(fraction: float):
-    """(share, error): this process's GPU share, capped before it allocates on CUDA (None for
-    a whole GPU), or the error that kept it from being set (k CUDA contexts that leave nothing
-    of the GPU, a broken driver)."""
-    if fraction >= 1.0:
-        return None, None
-    from workloads.gpu_share import FRACTION_ENV, apply_share
-
-    os.environ[FRACTION_ENV] = repr(fraction)  # the trial's own timing lock reads it
-    try:
-        return apply_share(fraction), None
-    except Exception as exc:  # noqa: BLE001 - reported with each trial the slot is given
-        return None, RuntimeError(f"this slot could not take its {fraction:g} share of the GPU: {root_cause(exc)}")
-
-
-def _fails_with(error: Exception):
-    def trial(cfg, **_):
-        raise error
-    return trial
-
-
 def slot_loop(config: dict) -> None:
     """Runs in every Ray Train worker of a slot, for the whole sweep."""
     t_enter = time.time()
@@ -99,9 +78,11 @@ def slot_loop(config: dict) -> None:
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     mailbox = config["mailbox"]
     fn = resolve(config["trial_fn"])
-    share, unshared = take_share(config.get("gpu_fraction", 1.0))
-    if unshared is not None:  # every trial fails with why, rather than the slot dying at each restart
-        fn = _fails_with(unshared)
+    share = None
+    if config.get("gpu_fraction", 1.0) < 1.0:  # several slots on one GPU: cap this process first
+        from workloads.gpu_share import take_share
+
+        share = take_share(config["gpu_fraction"])  # ShareUnusable ends the slot; the driver stops the sweep
     t_ready = time.time()
     served = 0
     while True:

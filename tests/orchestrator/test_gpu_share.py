@@ -114,20 +114,53 @@ def test_without_cuda_the_share_is_recorded_uncapped():
     assert share.k == 2 and share.cap is None and "no CUDA" in share.note
 
 
-def test_a_share_that_cannot_be_set_fails_each_trial_saying_why(fake_gpu, monkeypatch):
-    """k contexts that leave nothing of the GPU: the slot lives, and every trial it is given
-    fails with the reason (not a slot that dies and restarts at every start)."""
-    from orchestrator.executor.ray_worker import _fails_with, take_share
+@pytest.mark.parametrize("why, expect", [
+    ("contexts", "ValueError: 4 CUDA contexts of 30.00 GiB"),
+    ("cuda", "RuntimeError: CUDA error: out of memory")])
+def test_a_share_that_cannot_be_set_says_why_and_is_no_trials_oom(fake_gpu, monkeypatch, why, expect):
+    """k contexts that leave nothing of the GPU, or a device too full for one more context:
+    ShareUnusable (never read as a trial's out-of-memory), no cap set, no fraction told."""
+    from orchestrator.executor.base import out_of_memory, root_cause
+    from workloads.gpu_share import ShareUnusable, take_share
+
+    import torch
 
     monkeypatch.delenv(FRACTION_ENV, raising=False)
     monkeypatch.setattr(gpu_share, "measure_context_bytes", lambda device: (30 * GiB, "NVML"))
-    share, error = take_share(0.25)
-    assert share is None and fake_gpu == []  # no cap set
-    rec = run_one(_fails_with(error), trial("t"))
-    assert rec.status == "failed" and rec.error.startswith("RuntimeError: this slot could not take its 0.25 share")
-    assert "4 CUDA contexts of 30.00 GiB" in rec.error
-    assert take_share(1.0) == (None, None)
-    assert os.environ.pop(FRACTION_ENV) == "0.25"
+    if why == "cuda":
+        def full(device=None):
+            raise RuntimeError("CUDA error: out of memory")
+        monkeypatch.setattr(torch.cuda, "mem_get_info", full)
+    with pytest.raises(ShareUnusable) as err:
+        take_share(0.25)
+    assert fake_gpu == [] and FRACTION_ENV not in os.environ
+    assert root_cause(err.value).startswith("ShareUnusable: a 0.25 share of the GPU could not be set on ")
+    assert expect in str(err.value) and not out_of_memory(err.value)
+    assert take_share(1.0) is None and FRACTION_ENV not in os.environ
+    if why == "contexts":  # two such contexts fit: the share is taken and told
+        assert take_share(0.5).k == 2 and os.environ.pop(FRACTION_ENV) == "0.5"
+
+
+def test_the_driver_stops_the_sweep_when_a_slot_cannot_take_its_share(monkeypatch):
+    """What a slot's Train run reports when its worker raised ShareUnusable ends the sweep
+    with the reason, rather than restarting the slot into the same error."""
+    import ray
+
+    from orchestrator.executor import ray_slots
+    from orchestrator.executor.base import root_cause
+    from workloads.gpu_share import ShareUnusable
+
+    ex = ray_slots.RaySlotExecutor({"num_workers": 1, "cpus_per_worker": 1, "use_gpu": True, "gpus_per_worker": 0.25},
+                            slots=1, storage_path="/tmp")
+    slot = ray_slots._Slot(0, 0, mailbox=None, run_ref="run")
+    slot.key, slot.result_ref = "t#0", "result"
+    ex.slots = {0: slot}
+    info = {"ok": False, "error": root_cause(ShareUnusable("a 0.25 share of the GPU could not be set on n1: why"))}
+    monkeypatch.setattr(ray, "wait", lambda refs, num_returns=1, timeout=None: (["run"], []))
+    monkeypatch.setattr(ray, "get", lambda ref, timeout=None: info)
+    monkeypatch.setattr(ex, "_restart", lambda *a, **k: pytest.fail("restarted into the same error"))
+    with pytest.raises(RuntimeError, match=r"^resources.gpus_per_worker: slot 0: a 0.25 share .* on n1: why$"):
+        ex.wait(timeout=0)
 
 
 # -- over the share: infeasible, cause share ----------------------------------

@@ -165,12 +165,28 @@ def test_shards_left_by_a_build_killed_after_its_rename_are_cleared(tmp_path):
     np.testing.assert_array_equal(again, states)
 
 
-def test_the_in_process_builder_keeps_to_the_threads_it_was_given(monkeypatch):
+def test_the_in_process_builder_keeps_to_the_threads_it_was_given(monkeypatch, tmp_path):
     """In a Ray worker (OMP_NUM_THREADS = its num_cpus) a trial building a cache itself
-    uses its own CPUs, not the node's."""
+    pools on its own CPUs, not the node's; elsewhere on every CPU it may use."""
+    import torch
+
     from workloads.textgraphs.lm_cache import allowed_threads, usable_cpus
 
+    threads = []
+    real = torch.set_num_threads
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: (threads.append(n), real(n)))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    assert allowed_threads() == 1
+    cached_states(TEXTS[:2], [0], tmp_path, max_length=16)
+    assert threads[0] == 1 and allowed_threads() == 1
     monkeypatch.delenv("OMP_NUM_THREADS")
-    assert allowed_threads() == usable_cpus()
+    assert allowed_threads() == usable_cpus() >= 1
+
+
+def test_the_ray_builder_on_one_machine_pools_here_and_says_so(tmp_path, local_ray):
+    """This machine's Ray: actors would share its cores and pay their start-up; the cache
+    records who really pooled."""
+    from workloads.textgraphs.lm_cache_ray import RayDataBuilder
+
+    sink = Collect()
+    _, info = cached_states(TEXTS, [0], tmp_path, max_length=16, progress=sink, builder=RayDataBuilder())
+    assert info["builder"] == "in-process" and "[one machine: pooling in this process" in sink.seen[-1][3]

@@ -258,7 +258,7 @@ class NodeClassificationTask(Task):
 
     def prepare(self, dataset_cfg, backbones, cache_dir, builder=None) -> str:
         """Read the graph and build the LM-state cache of each language model, once per sweep
-        (by ``builder``: Ray Data actors in a sweep on Ray; None: this process)."""
+        (by ``builder``: a sweep on Ray's Ray Data builder, which may pool here; None: this process)."""
         from workloads.backbones import BACKBONES
 
         data = self.load(dataset_cfg, cache_dir)

@@ -15,10 +15,10 @@ How it is built (:func:`cached_states`):
   shows in the first batch, not the last);
 * a *builder* pools them and writes the states in shards, ``<key>.shards/part-*.npz``
   (the node indices and their states, each written atomically). The in-process
-  builder (:class:`LocalBuilder`, all of the process's threads) is the default and the
-  one ``orchestrator run`` uses; a sweep on Ray passes
+  builder (:class:`LocalBuilder`, on the CPUs the process may use) is the default and
+  the one ``orchestrator run`` uses; a sweep on Ray passes
   :class:`workloads.textgraphs.lm_cache_ray.RayDataBuilder`, which spreads the same
-  work over Ray Data actors (GPUs when the sweep asks for them);
+  work over Ray Data actors (GPUs when the sweep asks for them) where they win;
 * a killed build leaves its finished shards, and the next build pools only the rest;
 * the shards are assembled into the one memory-mapped file the trials read, which is
   renamed into place only when complete;
@@ -129,11 +129,12 @@ class BuildJob:
 
 class StateBuilder(Protocol):
     """Pools ``job.texts[job.todo]`` into shard files (:func:`write_shard`), advancing
-    ``progress`` by the nodes each shard holds. Any order, any number of processes."""
+    ``progress`` by the nodes each shard holds. Any order, any number of processes.
+    Returns who pooled when not ``name`` (a builder that chose another way), else None."""
 
     name: str
 
-    def build(self, job: BuildJob, progress: Progress) -> None: ...
+    def build(self, job: BuildJob, progress: Progress) -> str | None: ...
 
 
 def write_shard(shard_dir: Path, idx: np.ndarray, states: np.ndarray) -> Path:
@@ -197,8 +198,16 @@ def allowed_threads() -> int:
 
 
 def usable_cpus() -> int:
-    """The CPUs this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    """The CPUs this process may run on: its affinity, and its cgroup's CPU quota where one
+    is set (a container limited to 2 CPUs on a 64-core node)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:  # cgroup v2: "<quota> <period>" or "max <period>"
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            cpus = min(cpus, max(1, -(-int(quota) // int(period))))
+    except (OSError, ValueError):
+        pass
+    return cpus
 
 
 def cache_file(texts: list[str], layers: list[int], cache_dir: str | Path, *, lm: str = DEFAULT_LM,
@@ -258,15 +267,14 @@ def _build(texts, layers, path: Path, *, lm, max_length, batch_size, device, mod
     job = BuildJob(texts=texts, todo=todo, layers=list(layers), lm=lm, max_length=max_length, shard_dir=shard_dir,
                    batch_size=batch_size, device=device, model=model)
     with Progress(what, len(texts), unit="nodes", sink=sink, done_before=int(done.sum())) as prog:
-        if len(todo):
-            builder.build(job, prog)
+        who = (builder.build(job, prog) or builder.name) if len(todo) else builder.name
         rate = prog.state.rate
     _assemble(shard_dir, path, len(texts), len(layers))
     meta = {"lm": lm, "layers": list(layers), "num_texts": len(texts), "max_length": max_length,
-            "builder": builder.name, "resumed_nodes": int(done.sum()), "nodes_per_s": rate}
+            "builder": who, "resumed_nodes": int(done.sum()), "nodes_per_s": rate}
     atomic_write(path.with_suffix(".json"), lambda p: p.write_text(json.dumps(meta)))
     shutil.rmtree(shard_dir, ignore_errors=True)
-    return {"builder": builder.name, "resumed_nodes": int(done.sum()), "nodes_per_s": rate}
+    return {"builder": who, "resumed_nodes": int(done.sum()), "nodes_per_s": rate}
 
 
 def _num_layers(lm: str) -> int:

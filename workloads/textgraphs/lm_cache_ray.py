@@ -137,7 +137,7 @@ class RayDataBuilder:
         size = self.pool_size(n_nodes)
         return size, "" if size else "no room for a Ray Data actor: pooling in this process"
 
-    def build(self, job: BuildJob, progress: Progress) -> None:
+    def build(self, job: BuildJob, progress: Progress) -> str | None:
         import logging
 
         import ray
@@ -150,7 +150,7 @@ class RayDataBuilder:
         if size < 1:  # an actor pool nothing can be placed for would wait forever, too
             progress.advance(0, note=why)
             LocalBuilder().build(job, progress)
-            return
+            return LocalBuilder.name
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False  # our progress, in the driver's display
         ctx.execution_options.preserve_order = False
@@ -170,6 +170,7 @@ class RayDataBuilder:
                                    "threads": self.cpus_per_actor, "use_gpu": self.use_gpu, "token": token})
         for batch in out.iter_batches(batch_size=None, batch_format="numpy"):
             progress.advance(int(batch["nodes"].sum()))
+        return None
 
 
 def _one_machine() -> bool:
