@@ -108,3 +108,30 @@ def test_sweep_on_a_two_node_cluster_uses_both_nodes(tmp_path, cache_dir, two_no
     assert sorted(sum((nodes[n] for n in ran_on), [])) == ["head_node", "worker_node"]
     page = (tmp_path / "runs" / "multi" / "report.html").read_text()
     assert all(n[:8] in page for n in nodes)  # the overview lists both nodes
+
+
+def test_the_lm_cache_is_pooled_by_ray_data_actors_on_both_nodes(tmp_path, two_node_cluster):
+    """The LM-state cache across the cluster: one Ray Data actor per node's CPU, both writing
+    shards into the one cache folder (shared storage; one host here, so it is), the states
+    equal to the in-process builder's. The size threshold is lifted: 200 texts would pool in
+    the driver otherwise."""
+    address, nodes = two_node_cluster
+    script = f"""
+import json, numpy as np, ray
+from workloads.textgraphs import load_wordnet_subset
+from workloads.textgraphs.lm_cache import cached_states
+from workloads.textgraphs.lm_cache_ray import RayDataBuilder
+ray.init(address={address!r}, log_to_driver=False)
+texts = load_wordnet_subset().texts[:200]
+lines = []
+a, info = cached_states(texts, [0, 6], {str(tmp_path / "ray")!r}, max_length=32,
+                        builder=RayDataBuilder(shard_nodes=50, min_cpu_nodes=0),
+                        progress=lambda state, final: lines.append(state.line()))
+b, _ = cached_states(texts, [0, 6], {str(tmp_path / "local")!r}, max_length=32)
+print(json.dumps({{"builder": info["builder"], "diff": float(np.abs(a - b).max()), "line": lines[-1]}}))
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600, env=ENV)
+    assert out.returncode == 0, out.stderr[-3000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["builder"] == "ray-data" and got["diff"] < 1e-5
+    assert "200/200 nodes (100%)" in got["line"] and "[2 Ray Data actors, on 2 Ray nodes]" in got["line"], got

@@ -35,6 +35,7 @@ from workloads.progress import Progress
 
 __all__ = ["Pooler", "RayDataBuilder", "check_marker", "write_marker"]
 
+ACTOR_START_S = 300  # the actor pool's start, at most (a 7B model from shared storage can take minutes)
 MARKER = ".build"  # in the shard folder: the driver's token for this build
 MIN_CPU_NODES = 8192  # a CPU build below this pools in the driver: ~30 s at the rates measured, about
 # twice the actors' start-up (docs/benchmarks/lm_cache.md; make sweep's 4,272 nodes took 37 s on
@@ -82,10 +83,13 @@ class Pooler:
         self.layers, self.shard_dir, self.batch_size = list(layers), shard_dir, batch_size
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import ray
+
         idx = np.asarray(batch["idx"], dtype=np.int64)
         states = pooled_states(self.lm, [str(t) for t in batch["text"]], self.layers, batch_size=self.batch_size)
         write_shard(self.shard_dir, idx, states)
-        return {"nodes": np.array([len(idx)], dtype=np.int64)}
+        return {"nodes": np.array([len(idx)], dtype=np.int64),
+                "ray_node": np.array([ray.get_runtime_context().get_node_id()])}
 
 
 class RayDataBuilder:
@@ -154,8 +158,12 @@ class RayDataBuilder:
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False  # our progress, in the driver's display
         ctx.execution_options.preserve_order = False
-        progress.advance(0, note=f"{size} Ray Data actor{'s' if size > 1 else ''}"
-                              f"{' on GPUs' if self.use_gpu else ''}")
+        # Every actor up before the first batch, one batch each at a time: a late actor (a model
+        # still loading on another node) still gets work, and a pool that cannot be placed fails
+        # with Ray's "Timed out while starting actors" instead of waiting forever.
+        ctx.wait_for_min_actors_s = ACTOR_START_S
+        what = f"{size} Ray Data actor{'s' if size > 1 else ''}{' on GPUs' if self.use_gpu else ''}"
+        progress.advance(0, note=what)
         token = write_marker(job.shard_dir)
         # Contiguous runs of the length order, one block per shard: each batch pads to texts like its own.
         rows = ray.data.from_items(
@@ -163,13 +171,16 @@ class RayDataBuilder:
             override_num_blocks=max(1, math.ceil(len(job.todo) / self.shard_nodes)))
         out = rows.map_batches(
             Pooler, batch_size=self.shard_nodes, batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(size=size),
+            compute=ray.data.ActorPoolStrategy(size=size, max_tasks_in_flight_per_actor=1),
             num_cpus=self.cpus_per_actor, num_gpus=self.gpus_per_actor if self.use_gpu else 0,
             fn_constructor_kwargs={"lm": job.lm, "max_length": job.max_length, "layers": job.layers,
                                    "shard_dir": os.fspath(job.shard_dir), "batch_size": job.batch_size,
                                    "threads": self.cpus_per_actor, "use_gpu": self.use_gpu, "token": token})
+        ran_on: set[str] = set()
         for batch in out.iter_batches(batch_size=None, batch_format="numpy"):
-            progress.advance(int(batch["nodes"].sum()))
+            ran_on.update(str(n) for n in batch["ray_node"])
+            progress.advance(int(batch["nodes"].sum()),
+                             note=f"{what}, on {len(ran_on)} Ray node{'s' if len(ran_on) > 1 else ''}")
         return None
 
 
