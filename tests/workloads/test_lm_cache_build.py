@@ -155,6 +155,20 @@ def test_an_actor_that_cannot_see_the_drivers_cache_folder_fails_saying_so(tmp_p
         check_marker(tmp_path / "shards", "0" * 32)
 
 
+@pytest.mark.e2e
+def test_a_ray_data_build_whose_actors_cannot_see_the_cache_folder_fails_saying_so(tmp_path, local_ray,
+                                                                                   monkeypatch):
+    """The driver's marker never reaches the actors (as on a node without the shared storage):
+    the build stops at the actors' start with the reason, and no cache file is left."""
+    from workloads.textgraphs import lm_cache_ray
+    from workloads.textgraphs.lm_cache_ray import RayDataBuilder
+
+    monkeypatch.setattr(lm_cache_ray, "write_marker", lambda shard_dir: "a token no actor can see")
+    with pytest.raises(Exception, match="storage.cache_dir must be on storage every Ray node shares"):
+        cached_states(TEXTS, [0], tmp_path, max_length=16, builder=RayDataBuilder(actors=1, shard_nodes=4))
+    assert not cache_file(TEXTS, [0], tmp_path, max_length=16).exists()
+
+
 def test_shards_left_by_a_build_killed_after_its_rename_are_cleared(tmp_path):
     states, info = cached_states(TEXTS[:3], [0], tmp_path, max_length=16)
     left = cache_file(TEXTS[:3], [0], tmp_path, max_length=16).with_suffix(".shards")

@@ -12,7 +12,7 @@ the next one pools only the nodes they lack (:func:`workloads.textgraphs.lm_cach
 Actors run on GPUs (``num_gpus`` each) when the sweep asks for GPUs, on CPUs otherwise,
 as many as the cluster has room for unless ``actors`` says. Where actors cannot win, the
 build pools in the driver's process instead (:meth:`RayDataBuilder.where`): a CPU-only
-cluster of one machine (actors share the driver's cores: 1.00x the in-process rate in
+cluster of one machine (actors share the driver's cores: 0.95x the in-process rate in
 docs/benchmarks/lm_cache.md, after ~15 s of actor start-up), a CPU build too small to pay
 that start-up, or no room for one actor. Ray is imported here only, and only a sweep on
 Ray passes this builder: ``orchestrator run`` never imports it.
