@@ -32,9 +32,11 @@ from runfolder.io import file_lock
 from runfolder.record import GpuShare
 
 class ShareUnusable(Exception):
-    """A slot's 1/k GPU share cannot be set (k CUDA contexts leave nothing of the device, a
-    broken driver): every slot of the sweep would meet it, so the sweep stops, saying why.
-    Deliberately not a RuntimeError, whose "out of memory" text would read as a trial's OOM."""
+    """A slot's 1/k GPU share cannot be set: k CUDA contexts and the margin leave nothing of
+    the device, or the fraction is not 1/k. Every slot of the sweep would meet it, so the
+    sweep stops, saying why. (A CUDA error while measuring, which may pass, is not this: it
+    propagates, and the slot restarts.) Deliberately not a RuntimeError, whose "out of
+    memory" text would read as a trial's OOM."""
 
 
 FRACTION_ENV = "GRAPH_PEFT_GPU_FRACTION"  # the slot's worker tells its trial processes their fraction here
@@ -145,14 +147,14 @@ def apply_share(fraction: float, device=None) -> GpuShare | None:
 def take_share(fraction: float) -> GpuShare | None:
     """A slot worker's share: its allocator capped (:func:`apply_share`) and ``FRACTION_ENV``
     set for its trial processes' timing lock; None for a whole GPU. Raises
-    :class:`ShareUnusable` with the reason when the share cannot be set."""
+    :class:`ShareUnusable` with the reason when the device cannot be shared that way."""
     if fraction >= 1.0:
         return None
     try:
         share = apply_share(fraction)
-    except Exception as exc:  # noqa: BLE001 - any reason the device cannot be shared k ways
+    except ValueError as exc:  # share_cap's "leave nothing", or not 1/k: the same on every slot
         raise ShareUnusable(f"a {fraction:g} share of the GPU could not be set on {platform.node()}: "
-                            f"{type(exc).__name__}: {exc}") from None
+                            f"{str(exc).splitlines()[0]}") from None
     os.environ[FRACTION_ENV] = repr(fraction)  # the trial's own timing lock reads it
     return share
 

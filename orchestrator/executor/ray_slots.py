@@ -49,7 +49,7 @@ import ray
 from orchestrator.executor.base import TRIAL_FN, Executor, failed, resource_problems
 from orchestrator.executor.ray_worker import TRAIN_ENV, Mailbox, run_slot
 from runfolder import Rung, TrialRecord
-from workloads.gpu_share import ShareUnusable, share_problems
+from workloads.gpu_share import share_problems
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +116,7 @@ class RaySlotExecutor(Executor):
         self.timeout_s, self.trial_fn, self.name = timeout_s, trial_fn, name
         self.slots: dict[int, _Slot] = {}
         self.restarts = 0
+        self.unusable: str | None = None  # why a slot could not take its GPU share (ShareUnusable)
 
     # -- life cycle ---------------------------------------------------------
     def connect(self) -> None:
@@ -165,6 +166,8 @@ class RaySlotExecutor(Executor):
 
     # -- trials -------------------------------------------------------------
     def free_slots(self) -> int:
+        if self.unusable:  # the sweep stops at the next wait: nothing more to submit
+            return 0
         return sum(1 for s in self.slots.values() if s.key is None)
 
     def submit(self, key: str, trial: dict) -> str:
@@ -181,6 +184,8 @@ class RaySlotExecutor(Executor):
         return key
 
     def wait(self, timeout: float | None = None) -> list[tuple[str, TrialRecord]]:
+        if self.unusable:  # raised now that the other slots' records of the last wait are written
+            raise RuntimeError(self.unusable)
         busy = [s for s in self.slots.values() if s.key is not None]
         if not busy:
             return []
@@ -214,13 +219,16 @@ class RaySlotExecutor(Executor):
             if s.run_ref in ready_set:  # the slot's Train run ended: its worker group failed
                 info = ray.get(s.run_ref)
                 why = info.get("error") or "the worker group stopped"
-                if why.startswith(f"{ShareUnusable.__name__}:"):  # every slot would: no trial can run
-                    raise RuntimeError(f"resources.gpus_per_worker: slot {s.index}: {why.split(': ', 1)[1]}")
+                if info.get("share_unusable"):  # every slot would meet it: no trial can run
+                    self.unusable = f"resources.gpus_per_worker: slot {s.index}: {info['share_unusable']}"
+                    continue  # its trial stays unrecorded (interrupted on resume, no budget used)
                 if s.key is not None:
                     # the worker, not the configuration, failed: the driver may run it again
                     out.append((s.key, failed(f"worker group died: {why}", info.get("traceback", ""),
                                               worker_lost=True)))
                 self._restart(s, kill=False)
+        if self.unusable and not out:
+            raise RuntimeError(self.unusable)
         now = time.monotonic()
         for s in list(self.slots.values()):
             if s.key is not None and now >= s.deadline:

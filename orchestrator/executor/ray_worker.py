@@ -17,6 +17,7 @@ import ray
 
 from orchestrator.executor.base import gpu_fraction, resolve, root_cause, run_one
 from runfolder import ExecutorInfo
+from workloads.gpu_share import ShareUnusable
 
 # Ray Train's controller polls its workers every 2 s by default; a dead worker is
 # noticed sooner with 0.25 s.
@@ -82,7 +83,7 @@ def slot_loop(config: dict) -> None:
     if config.get("gpu_fraction", 1.0) < 1.0:  # several slots on one GPU: cap this process first
         from workloads.gpu_share import take_share
 
-        share = take_share(config["gpu_fraction"])  # ShareUnusable ends the slot; the driver stops the sweep
+        share = take_share(config["gpu_fraction"])  # ShareUnusable ends the slot, and the driver the sweep
     t_ready = time.time()
     served = 0
     while True:
@@ -147,4 +148,23 @@ def run_slot(slot: int, mailbox, trial_fn: str, resources: dict, storage_path: s
             raise result.error
         return {"ok": True}
     except Exception as exc:  # noqa: BLE001 - reported to the driver, which restarts the slot
-        return {"ok": False, "error": root_cause(exc), "traceback": "".join(traceback.format_exception(exc))}
+        info = {"ok": False, "error": root_cause(exc), "traceback": "".join(traceback.format_exception(exc))}
+        unusable = next((e for e in _raised(exc) if isinstance(e, ShareUnusable)), None)
+        if unusable is not None:  # every slot would meet it: the driver stops the sweep
+            info["share_unusable"] = str(unusable)
+        return info
+
+
+def _raised(exc: BaseException):
+    """The error, its causes, and what each worker raised (Ray Train's ``WorkerGroupError``
+    holds the workers' own errors in ``worker_failures``, not in its cause chain)."""
+    seen: set[int] = set()
+    todo = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        yield e
+        todo += [getattr(e, "cause", None), e.__cause__, e.__context__,
+                 *(getattr(e, "worker_failures", None) or {}).values()]

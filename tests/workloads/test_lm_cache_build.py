@@ -196,6 +196,7 @@ def test_the_in_process_builder_keeps_to_the_threads_it_was_given(monkeypatch, t
     assert allowed_threads() == usable_cpus() >= 1
 
 
+@pytest.mark.e2e
 def test_the_ray_builder_on_one_machine_pools_here_and_says_so(tmp_path, local_ray):
     """This machine's Ray: actors would share its cores and pay their start-up; the cache
     records who really pooled."""

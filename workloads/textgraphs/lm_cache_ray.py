@@ -98,7 +98,8 @@ class RayDataBuilder:
     Args:
         actors: how many (default: as many as the cluster's free CPUs, or GPUs with
             ``use_gpu``, give room for, at most one per ``shard_nodes`` nodes). Given, the
-            build always runs on Ray Data (benchmarks, tests).
+            build always runs on Ray Data (benchmarks, tests), and every one of them must
+            start within ``ACTOR_START_S``.
         cpus_per_actor: CPUs (and torch threads) of each actor (default 1).
         use_gpu: ``gpus_per_actor`` of a GPU per actor, pooling on CUDA.
         shard_nodes: nodes per ``map_batches`` batch, hence per shard file.
@@ -155,32 +156,40 @@ class RayDataBuilder:
             progress.advance(0, note=why)
             LocalBuilder().build(job, progress)
             return LocalBuilder.name
-        ctx = ray.data.DataContext.get_current()
+        # This build's Ray Data settings, on a copy: the process's own context stays as it was.
+        ctx = ray.data.DataContext.get_current().copy()
         ctx.enable_progress_bars = False  # our progress, in the driver's display
         ctx.execution_options.preserve_order = False
         # Every actor up before the first batch, one batch each at a time: a late actor (a model
-        # still loading on another node) still gets work, and a pool that cannot be placed fails
-        # with Ray's "Timed out while starting actors" instead of waiting forever.
+        # still loading on another node) still gets work, and a pool that cannot start fails
+        # instead of waiting forever.
         ctx.wait_for_min_actors_s = ACTOR_START_S
         what = f"{size} Ray Data actor{'s' if size > 1 else ''}{' on GPUs' if self.use_gpu else ''}"
         progress.advance(0, note=what)
         token = write_marker(job.shard_dir)
-        # Contiguous runs of the length order, one block per shard: each batch pads to texts like its own.
-        rows = ray.data.from_items(
-            [{"idx": int(i), "text": job.texts[i]} for i in job.todo],
-            override_num_blocks=max(1, math.ceil(len(job.todo) / self.shard_nodes)))
-        out = rows.map_batches(
-            Pooler, batch_size=self.shard_nodes, batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(size=size, max_tasks_in_flight_per_actor=1),
-            num_cpus=self.cpus_per_actor, num_gpus=self.gpus_per_actor if self.use_gpu else 0,
-            fn_constructor_kwargs={"lm": job.lm, "max_length": job.max_length, "layers": job.layers,
-                                   "shard_dir": os.fspath(job.shard_dir), "batch_size": job.batch_size,
-                                   "threads": self.cpus_per_actor, "use_gpu": self.use_gpu, "token": token})
         ran_on: set[str] = set()
-        for batch in out.iter_batches(batch_size=None, batch_format="numpy"):
-            ran_on.update(str(n) for n in batch["ray_node"])
-            progress.advance(int(batch["nodes"].sum()),
-                             note=f"{what}, on {len(ran_on)} Ray node{'s' if len(ran_on) > 1 else ''}")
+        with ray.data.DataContext.current(ctx):
+            # Contiguous runs of the length order, one block per shard: each batch pads to texts like its own.
+            rows = ray.data.from_items(
+                [{"idx": int(i), "text": job.texts[i]} for i in job.todo],
+                override_num_blocks=max(1, math.ceil(len(job.todo) / self.shard_nodes)))
+            out = rows.map_batches(
+                Pooler, batch_size=self.shard_nodes, batch_format="numpy",
+                compute=ray.data.ActorPoolStrategy(size=size, max_tasks_in_flight_per_actor=1),
+                num_cpus=self.cpus_per_actor, num_gpus=self.gpus_per_actor if self.use_gpu else 0,
+                fn_constructor_kwargs={"lm": job.lm, "max_length": job.max_length, "layers": job.layers,
+                                       "shard_dir": os.fspath(job.shard_dir), "batch_size": job.batch_size,
+                                       "threads": self.cpus_per_actor, "use_gpu": self.use_gpu, "token": token})
+            try:
+                for batch in out.iter_batches(batch_size=None, batch_format="numpy"):
+                    ran_on.update(str(n) for n in batch["ray_node"])
+                    progress.advance(int(batch["nodes"].sum()),
+                                     note=f"{what}, on {len(ran_on)} Ray node{'s' if len(ran_on) > 1 else ''}")
+            except ray.exceptions.GetTimeoutError as exc:
+                raise RuntimeError(f"{size} Ray Data actor(s) of {self.cpus_per_actor} CPU(s)"
+                                   f"{f' and {self.gpus_per_actor:g} GPU' if self.use_gpu else ''} did not all start "
+                                   f"and load {job.lm} within {ACTOR_START_S} s: the cluster lacks room for them, "
+                                   "or the model loads slower than that") from exc
         return None
 
 
