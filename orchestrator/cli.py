@@ -103,16 +103,26 @@ def cmd_run(args) -> int:
     return 0
 
 
+def _say(msg: str) -> None:
+    console.print(msg, markup=False, highlight=False)  # plain: progress notes hold [brackets]
+
+
+def _step_lines():
+    """A long step's progress as plain lines: every 5 s on a terminal, else every 10 s."""
+    from workloads.progress import line_sink
+
+    return line_sink(_say, every_s=5 if console.is_terminal else 10)
+
+
 def cmd_pretrain(args) -> int:
     """The backbones part of ``prepare``, with what each checkpoint holds under ``-v``."""
     from orchestrator.prepare import prepare_backbones
     from orchestrator.spec import load_spec
-    from workloads.progress import line_sink, reporting
+    from workloads.progress import reporting
 
     spec = load_spec(args.spec, args.override or ())
-    say = lambda msg: console.print(msg, markup=False, highlight=False)  # noqa: E731 - notes hold [brackets]
-    with reporting(line_sink(say, every_s=5 if console.is_terminal else 10)):
-        prepare_backbones(spec, say, show=args.verbose)
+    with reporting(_step_lines()):
+        prepare_backbones(spec, _say, show=args.verbose)
     return 0
 
 
@@ -125,14 +135,12 @@ def cmd_prepare(args) -> int:
     from orchestrator.prepare import prepare
     from orchestrator.spec import load_spec
     from orchestrator.sweep import Sweep
-    from workloads.progress import line_sink
 
     spec = load_spec(args.spec, args.override or ())
-    say = lambda msg: console.print(msg, markup=False, highlight=False)  # noqa: E731 - notes hold [brackets]
     ex = Sweep(spec, console=console).make_executor(args.executor, args.address, args.num_cpus)
     with contextlib.closing(ex):
         ex.connect()
-        prepare(spec, say, line_sink(say, every_s=5 if console.is_terminal else 10), ex.state_builder())
+        prepare(spec, _say, _step_lines(), ex.state_builder())
     return 0
 
 

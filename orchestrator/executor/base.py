@@ -51,7 +51,7 @@ def root_cause(exc: BaseException) -> str:
 OOM_MARKERS = ("out of memory", "can't allocate memory", "cannot allocate memory")
 
 
-def _chain(exc: BaseException | None):
+def error_chain(exc: BaseException | None):
     """The error and every error it came from (``__cause__``, else ``__context__`` unless
     suppressed by ``raise ... from None``, as Python's own traceback shows them)."""
     while exc is not None:
@@ -64,7 +64,7 @@ def out_of_memory(exc: BaseException) -> bool:
     ``OutOfMemoryError``, Python's ``MemoryError``, or torch's CPU allocator refusing."""
     return any(isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError"
                or (isinstance(e, RuntimeError) and any(m in str(e).lower() for m in OOM_MARKERS))
-               for e in _chain(exc))
+               for e in error_chain(exc))
 
 
 def _release_cached_memory() -> None:
@@ -120,7 +120,7 @@ def resource_problems(resources: dict, have_cpus: float, have_gpus: float) -> li
 
 def cuda_out_of_memory(exc: BaseException | None) -> bool:
     """Whether a CUDA allocation failed (torch's ``OutOfMemoryError``) anywhere in the chain."""
-    return any(type(e).__name__ == "OutOfMemoryError" for e in _chain(exc))
+    return any(type(e).__name__ == "OutOfMemoryError" for e in error_chain(exc))
 
 
 def run_one(fn: Callable, trial: dict, rank: int = 0, world_size: int = 1,

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import ray
 
-from orchestrator.executor.base import gpu_fraction, resolve, root_cause, run_one
+from orchestrator.executor.base import error_chain, gpu_fraction, resolve, root_cause, run_one
 from runfolder import ExecutorInfo
-from workloads.gpu_share import ShareUnusable
+from workloads.gpu_share import ShareUnusable, take_share
 
 # Ray Train's controller polls its workers every 2 s by default; a dead worker is
 # noticed sooner with 0.25 s.
@@ -79,11 +79,9 @@ def slot_loop(config: dict) -> None:
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     mailbox = config["mailbox"]
     fn = resolve(config["trial_fn"])
-    share = None
-    if config.get("gpu_fraction", 1.0) < 1.0:  # several slots on one GPU: cap this process first
-        from workloads.gpu_share import take_share
-
-        share = take_share(config["gpu_fraction"])  # ShareUnusable ends the slot, and the driver the sweep
+    # several slots on one GPU: cap this process first (None for a whole GPU); ShareUnusable
+    # ends the slot, and the driver the sweep
+    share = take_share(config.get("gpu_fraction", 1.0))
     t_ready = time.time()
     served = 0
     while True:
@@ -156,15 +154,11 @@ def run_slot(slot: int, mailbox, trial_fn: str, resources: dict, storage_path: s
 
 
 def _raised(exc: BaseException):
-    """The error, its causes, and what each worker raised (Ray Train's ``WorkerGroupError``
-    holds the workers' own errors in ``worker_failures``, not in its cause chain)."""
-    seen: set[int] = set()
-    todo = [exc]
-    while todo:
-        e = todo.pop()
-        if e is None or id(e) in seen:
-            continue
-        seen.add(id(e))
+    """The error's chain (:func:`error_chain`) and, within it, what Ray wrapped: a task
+    error's ``cause`` and what each worker raised (Ray Train's ``WorkerGroupError`` holds the
+    workers' own errors in ``worker_failures``, not in its cause chain)."""
+    for e in error_chain(exc):
         yield e
-        todo += [getattr(e, "cause", None), e.__cause__, e.__context__,
-                 *(getattr(e, "worker_failures", None) or {}).values()]
+        for inner in (getattr(e, "cause", None), *(getattr(e, "worker_failures", None) or {}).values()):
+            if isinstance(inner, BaseException) and inner is not e:
+                yield from _raised(inner)
