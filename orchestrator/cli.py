@@ -1,4 +1,4 @@
-"""``orchestrator``: sweep, prepare its caches, run one trial, pretrain, report."""
+"""``orchestrator``: sweep, prepare its caches, run one trial, pretrain, embed, report."""
 from __future__ import annotations
 
 import argparse
@@ -163,6 +163,35 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_embed(args) -> int:
+    from orchestrator.resolve import cache_dir_for
+    from orchestrator.spec import load_spec
+    from workloads.embed import embed, featurize, load_backbone, read_smiles, save_npy
+
+    spec = load_spec(args.spec, args.override or ())
+    names = [b.name for b in spec.backbones]
+    if args.backbone not in names:
+        raise ValueError(f"--backbone: '{args.backbone}' is not a backbone of {args.spec}; it has {', '.join(names)}")
+    cfg = spec.backbones[names.index(args.backbone)]
+    out = Path(args.out)
+    if out.suffix != ".npy":
+        raise ValueError(f"--out: '{out}' must end in .npy")
+    smiles = read_smiles(Path(args.smiles))
+    graphs = featurize(smiles, cfg.arch(), where=args.smiles)  # every line parsed before any model work
+    backbone, source = load_backbone(cfg, cache_dir_for(spec))
+    device = "cuda" if args.device == "auto" and _cuda() else ("cpu" if args.device == "auto" else args.device)
+    z = embed(backbone, graphs, batch_size=args.batch_size, device=device)
+    save_npy(out, z)
+    console.print(f"embed: {len(smiles)} molecules -> {out} (float32 {list(z.shape)}; {args.backbone} from {source})")
+    return 0
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def _add_override(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--override", nargs="+", metavar="KEY.PATH=VALUE",
                    help="change the spec before it is checked, e.g. budget.trials_per_cell=1 train.epochs=2 "
@@ -226,6 +255,19 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the executor whose cache builder to use (in_process: this process, no Ray)")
     _add_override(pr)
     pr.set_defaults(fn=cmd_prepare)
+
+    em = sub.add_parser("embed", help="write the graph representation of each SMILES in a file (.npy)",
+                        description="Embed each SMILES line of FILE with a graph backbone of SPEC (its checkpoint, or "
+                        "the project's pretraining, run first if not cached) and write float32 [n, D] to OUT, row i "
+                        "for line i: the representation that task heads read (HF Graphormer: last_hidden_state[:, 0]).")
+    em.add_argument("spec")
+    em.add_argument("--backbone", required=True, help="a backbone name of SPEC")
+    em.add_argument("--smiles", required=True, metavar="FILE", help="one SMILES per line")
+    em.add_argument("--out", required=True, metavar="FILE.npy", help="where to write the embeddings")
+    em.add_argument("--batch-size", type=int, default=64, help="molecules per forward pass (default 64)")
+    em.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    _add_override(em)
+    em.set_defaults(fn=cmd_embed)
 
     st = sub.add_parser("status", help="per-cell progress of a sweep, running or finished",
                         description="Trials done, running, failed and infeasible per cell against the budget, "

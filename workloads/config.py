@@ -5,6 +5,9 @@ values Optuna proposed; ``workloads.run_trial`` consumes it.
 """
 from __future__ import annotations
 
+import os
+import re
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
@@ -45,11 +48,19 @@ class PretrainConfig(StrictModel):
 
 def default_pretrain(data):
     """Before validation: a backbone the project does not pretrain (a language model) gets
-    ``pretrain: null`` by default, and naming a recipe for it is an error."""
+    ``pretrain: null`` by default, and naming a recipe for it is an error. So does a backbone
+    built from a checkpoint, and beside ``checkpoint:`` neither ``params`` nor ``pretrain``
+    may be given (the architecture comes from the checkpoint's config)."""
     if isinstance(data, dict):
         from workloads.backbones import BACKBONES
 
         name = data.get("name", "graphormer")
+        if data.get("checkpoint") is not None:
+            given = [k for k in ("params", "pretrain") if k in data]
+            if given:
+                raise ValueError(f"'{given[0]}' cannot be given beside 'checkpoint': the architecture and weights "
+                                 "come from the checkpoint")
+            return {**data, "pretrain": None}
         if name in BACKBONES and not BACKBONES.get(name).pretrainable:
             if data.get("pretrain") is not None:
                 raise ValueError(f"backbone '{name}' is loaded as is, not pretrained by the project; "
@@ -58,32 +69,99 @@ def default_pretrain(data):
     return data
 
 
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class CheckpointConfig(StrictModel):
+    """Someone else's pretrained weights for a backbone, in a named format
+    (:mod:`workloads.checkpoints`)."""
+
+    format: str = Field(description="checkpoint format, e.g. hf_graphormer")
+    path: str = Field(description="the checkpoint folder; ${VAR} is read from the environment")
+    spatial_pos_max: int | None = Field(
+        default=None, ge=1, le=1_000_000, description="hf_graphormer: atom pairs whose shortest-path distance + 1 "
+        "reaches this are masked, as HF's collator does (null: config.json's spatial_pos_max, else 1024; "
+        "HF's GraphormerDataCollator defaults to 20)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _expand(cls, data):
+        """``${VAR}`` in ``path`` is replaced by the environment's value where the spec is read,
+        so the resolved spec, the workers and the records hold the real folder."""
+        if isinstance(data, dict) and isinstance(data.get("path"), str):
+            missing = [v for v in _ENV.findall(data["path"]) if v not in os.environ]
+            if missing:
+                raise ValueError(f"path '{data['path']}' names the environment variable {missing[0]}, which is not "
+                                 "set: set it to the checkpoint folder, or --override the checkpoint's path")
+            data = {**data, "path": _ENV.sub(lambda m: os.environ[m.group(1)], data["path"])}
+        return data
+
+    @model_validator(mode="after")
+    def _check(self):
+        from workloads.checkpoints import known_formats
+
+        if self.format not in known_formats():
+            raise ValueError(f"unknown checkpoint format '{self.format}'; known: {', '.join(known_formats())}")
+        return self
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.path).expanduser()
+
+
 class BackboneConfig(StrictModel):
     name: str = Field(default="graphormer", description="registered backbone name")
     params: dict[str, Any] = Field(default_factory=dict, description="architecture parameters")
     pretrain: PretrainConfig | None = Field(
         default_factory=PretrainConfig, description="pretraining recipe; null for random init"
     )
+    checkpoint: CheckpointConfig | None = Field(
+        default=None, description="pretrained weights in a named format; the architecture comes from them "
+        "(params and pretrain are then refused)")
 
     _pretrain = model_validator(mode="before")(default_pretrain)
 
     @model_validator(mode="after")
     def _check(self):
         """The name is a registered backbone and ``params`` its architecture's; each problem
-        is reported at its path (``name``, ``params.<field>``)."""
+        is reported at its path (``name``, ``params.<field>``, ``checkpoint.format``). The
+        checkpoint's files are checked by :meth:`checkpoint_problem` (a semantic check)."""
         from workloads.backbones import BACKBONES
 
         if self.name not in BACKBONES:
             _raise([{"type": PydanticCustomError("unknown_backbone", "unknown backbone '{name}'; known: {known}",
                                                  {"name": self.name, "known": ", ".join(BACKBONES.names())}),
                      "loc": ("name",), "input": self.name}])
+        if self.checkpoint is not None:
+            from workloads.checkpoints import format_of
+
+            if self.name not in format_of(self.checkpoint.format).backbones:
+                _raise([{"type": PydanticCustomError(
+                    "checkpoint_format", "format '{f}' does not hold a '{name}' backbone",
+                    {"f": self.checkpoint.format, "name": self.name}),
+                    "loc": ("checkpoint", "format"), "input": self.checkpoint.format}])
+            return self
         try:
             BACKBONES.get(self.name).config_cls(**self.params)
         except ValidationError as e:
             _raise(_at(("params",), e))
         return self
 
+    def checkpoint_problem(self) -> str | None:
+        """The first problem with the checkpoint's files (folder, config, weight names and
+        shapes), one line; None when it loads (or there is no checkpoint)."""
+        if self.checkpoint is None:
+            return None
+        from workloads.checkpoints import format_of
+
+        problem = format_of(self.checkpoint.format).check(self.checkpoint.folder, self.checkpoint)
+        return f"{self.checkpoint.folder}: {problem}" if problem else None
+
     def arch(self):
+        if self.checkpoint is not None:
+            from workloads.checkpoints import format_of
+
+            return format_of(self.checkpoint.format).read_config(self.checkpoint.folder, self.checkpoint)
         from workloads.backbones import BACKBONES
 
         return BACKBONES.get(self.name).config_cls(**self.params)

@@ -27,6 +27,7 @@ from runfolder.limits import Violation, violations
 from runfolder.record import DeviceInfo, Metrics, ProcessInfo, Reference, Rung, Timings, TrialRecord
 from workloads import profiling
 from workloads.backbones import BACKBONES
+from workloads.checkpoints import load_checkpoint
 from workloads.config import TrialConfig
 from workloads.peft import METHODS, TrainHooks, count_parameters
 from workloads.plugins import PLUGINS, TaskInfo
@@ -77,6 +78,8 @@ def build_model(cfg: TrialConfig, task: Task, data, ckpt: Path | None) -> tuple[
     if ckpt is not None:
         info = load_pretrained(backbone, ckpt)
         pre_info["final"] = info["history"][-1] if info.get("history") else None
+    elif cfg.backbone.checkpoint is not None and not cfg.method.random_init:
+        pre_info = load_checkpoint(backbone, cfg.backbone.checkpoint)
     model = task.make_model(backbone, data)
     method = METHODS.get(cfg.method.name)
     hooks = method.apply(model, method.parse(cfg.method.params))

@@ -17,7 +17,11 @@ from workloads.config import TrainConfig
 
 
 def semantic_errors(spec: SweepSpec) -> list[str]:
-    """Every problem of a spec whose sections each passed their models."""
+    """Every problem of a spec whose sections each passed their models. A checkpoint that
+    cannot be read comes alone: the other checks read its architecture."""
+    unreadable = check_checkpoints(spec)
+    if unreadable:
+        return unreadable
     return (check_datasets(spec) + check_backbones(spec) + check_objectives(spec) + check_methods(spec)
             + check_budget(spec) + check_constraints(spec) + check_compatibility(spec) + check_resources(spec))
 
@@ -72,6 +76,12 @@ def check_datasets(spec: SweepSpec) -> list[str]:
     names = [d.name for d in spec.datasets]
     return errors + [f"datasets[{i}].name: dataset '{n}' listed twice (first at datasets[{names.index(n)}])"
                      for i, n in enumerate(names) if n in names[:i]]
+
+
+def check_checkpoints(spec: SweepSpec) -> list[str]:
+    """Each checkpoint's folder, config and weights (names and shapes) load."""
+    return [f"backbones[{i}].checkpoint.path: {p}" for i, b in enumerate(spec.backbones)
+            if (p := b.checkpoint_problem())]
 
 
 def check_backbones(spec: SweepSpec) -> list[str]:
@@ -149,9 +159,9 @@ def check_reference(spec: SweepSpec, name: str, entry: MethodEntry) -> list[str]
             except RouteError:
                 pass  # reported by check_search
     if entry.random_init:
-        errors += [f"{where}.random_init: backbone '{b.name}' is not pretrained here (its pretrain is null or it "
-                   "has none), so random_init would change nothing" for b in spec.backbones
-                   if b.pretrain is None and any(c.method == name and c.backbone == b.name for c in spec.cells())]
+        errors += [f"{where}.random_init: backbone '{b.name}' is not pretrained (its pretrain is null or it "
+                   "has none, and no checkpoint), so random_init would change nothing" for b in spec.backbones
+                   if b.pretrain is None and b.checkpoint is None and any(c.method == name and c.backbone == b.name for c in spec.cells())]
     return errors
 
 

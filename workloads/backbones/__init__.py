@@ -9,6 +9,7 @@ from torch import nn
 
 from workloads.backbones.base import Encoded, GraphBackbone
 from workloads.backbones.graphormer import Graphormer, GraphormerConfig
+from workloads.backbones.hf_graphormer import HFGraphormer, HFGraphormerConfig
 from workloads.backbones.lm import LanguageModel, LMConfig
 from workloads.backbones.mat import MAT, MATConfig
 from workloads.backbones.node import NodeInputs, NodeModel
@@ -25,7 +26,14 @@ class BackboneSpec:
 
 
 BACKBONES: Registry[BackboneSpec] = Registry("backbone")
-BACKBONES.add("graphormer", BackboneSpec("graphormer", GraphormerConfig, Graphormer))
+
+
+def _graphormer(cfg: BaseModel) -> nn.Module:
+    """The project's Graphormer, or Hugging Face's variant for a checkpoint's config."""
+    return HFGraphormer(cfg) if isinstance(cfg, HFGraphormerConfig) else Graphormer(cfg)
+
+
+BACKBONES.add("graphormer", BackboneSpec("graphormer", GraphormerConfig, _graphormer))
 BACKBONES.add("mat", BackboneSpec("mat", MATConfig, MAT))
 BACKBONES.add("lm", BackboneSpec("lm", LMConfig, LanguageModel, kind="language_model", pretrainable=False))
 

@@ -85,9 +85,10 @@ class FeedForward(nn.Module):
         self.fc1 = nn.Linear(dim, inner)
         self.fc2 = nn.Linear(inner, dim)
         self.dropout = nn.Dropout(dropout)
+        self.act = F.gelu
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.fc2(self.dropout(F.gelu(self.fc1(x))))
+        return self.fc2(self.dropout(self.act(self.fc1(x))))
 
 
 class GraphormerLayer(nn.Module):
@@ -137,8 +138,7 @@ class Graphormer(nn.Module):
         # The structure of the batch in the current forward, for structure-aware modules
         # inside the backbone; a plain holder object they share (see graph_context).
         self.context_holder = SimpleNamespace(graph=None)
-        self.atom_encoder = AtomEncoder(d)
-        self.degree_encoder = nn.Embedding(cfg.max_degree + 1, d)
+        self._init_inputs(cfg)
         self.mask_embedding = nn.Parameter(torch.zeros(d))  # replaces masked atoms in pretraining
         self.graph_token = nn.Parameter(torch.randn(1, 1, d) * 0.02)
         self._init_structure(cfg)
@@ -147,6 +147,29 @@ class Graphormer(nn.Module):
         self.slots = nn.ModuleDict()  # see add_token_slot
         self._slot_visible: dict[str, bool] = {}
         self.input_prompt: nn.Module | None = None  # see add_input_prompt
+
+    def _init_inputs(self, cfg: GraphTransformerConfig) -> None:
+        """The modules that embed atoms (a variant brings its own, with :meth:`encode_atoms`
+        and :meth:`encode_degree`)."""
+        self.atom_encoder = AtomEncoder(cfg.hidden_dim)
+        self.degree_encoder = nn.Embedding(cfg.max_degree + 1, cfg.hidden_dim)
+
+    def encode_atoms(self, batch) -> Tensor:
+        """[N, D] each atom's feature embedding (before the input prompt and the degree)."""
+        return self.atom_encoder(batch.x)
+
+    def encode_degree(self, batch) -> Tensor:
+        """[N, D] each atom's degree (centrality) embedding."""
+        deg = degree(batch.edge_index[1], batch.num_nodes, dtype=torch.long).clamp(max=self.cfg.max_degree)
+        return self.degree_encoder(deg)
+
+    def embed_sequence(self, x: Tensor) -> Tensor:
+        """What the token sequence [B, T, D] goes through before the first layer."""
+        return x
+
+    def finish(self, x: Tensor) -> Tensor:
+        """What every token's state goes through after the last layer."""
+        return self.final_ln(x)
 
     def _init_structure(self, cfg: GraphormerConfig) -> None:
         """The modules that encode structure into attention (a subclass brings its own)."""
@@ -234,13 +257,12 @@ class Graphormer(nn.Module):
         return full
 
     def forward(self, batch, node_mask: Tensor | None = None) -> Encoded:
-        h = self.atom_encoder(batch.x)
+        h = self.encode_atoms(batch)
         if self.input_prompt is not None:
             h = self.input_prompt(h)
         if node_mask is not None:
             h = torch.where(node_mask.unsqueeze(-1), self.mask_embedding.expand_as(h), h)
-        deg = degree(batch.edge_index[1], batch.num_nodes, dtype=torch.long).clamp(max=self.cfg.max_degree)
-        h = h + self.degree_encoder(deg)
+        h = h + self.encode_degree(batch)
         nodes, mask = to_dense_batch(h, batch.batch)  # [B, n, D], [B, n]
         b, n, _ = nodes.shape
         parts = [self.graph_token.expand(b, 1, -1)]
@@ -254,7 +276,7 @@ class Graphormer(nn.Module):
                 hidden.append(spans[name])
             pos += t.shape[1]
         k = pos
-        x = torch.cat(parts + [nodes], dim=1)
+        x = self.embed_sequence(torch.cat(parts + [nodes], dim=1))
         self.context_holder.graph = GraphContext(batch, mask, k)
         bias = self.attention_bias(batch, n, num_slots=k - 1)
         keys = torch.cat([mask.new_ones(b, k), mask], dim=1)  # keys that exist
@@ -266,7 +288,7 @@ class Graphormer(nn.Module):
             bias[:, :, lo:hi, lo:hi] = own
         for layer in self.layers:
             x = layer(x, bias)
-        x = self.final_ln(x)
+        x = self.finish(x)
         return Encoded(x[:, 0], x[:, k:], mask, {name: x[:, lo:hi] for name, (lo, hi) in spans.items()})
 
 

@@ -1,6 +1,7 @@
 """Loading a molecular dataset: build it once (featurize, split), then load from the cache."""
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,10 +69,15 @@ def _cache_path(cfg: BaseDatasetConfig, source: MoleculeDataSource, cache_dir: P
 _LOADED: dict[str, GraphSplits] = {}
 
 
-def load_dataset(cfg: BaseDatasetConfig, cache_dir: Path, coordinates: str = "2d") -> GraphSplits:
+def load_dataset(cfg: BaseDatasetConfig, cache_dir: Path, coordinates: str = "2d",
+                 path_hops: int = 0) -> GraphSplits:
     """Build on first use, then load from the cache (keyed by config, data content,
     featurizer); within one process, from memory after the first load. With
-    ``coordinates="3d"`` the splits' ``dist`` holds conformer distances (cached apart)."""
+    ``coordinates="3d"`` the splits' ``dist`` holds conformer distances (cached apart).
+    With ``path_hops`` L > 0 each graph also carries ``path_edges`` [n*n, L], the bonds of
+    HF Graphormer's multi-hop paths (cached apart, computed once per molecule)."""
+    if path_hops:
+        return _with_paths(cfg, cache_dir, coordinates, path_hops)
     source = source_of(cfg)
     path = _cache_path(cfg, source, cache_dir)
     if coordinates == "3d":
@@ -105,3 +111,37 @@ def _with_3d(flat: GraphSplits) -> dict:
         blob[split], n = with_conformer_distances(getattr(flat, split))
         fallback += n
     return blob | {"coordinates": "3d", "conformer_fallback_2d": fallback}
+
+
+def _with_paths(cfg: BaseDatasetConfig, cache_dir: Path, coordinates: str, hops: int) -> GraphSplits:
+    """The splits of ``load_dataset(cfg, cache_dir, coordinates)`` with ``path_edges`` added."""
+    from workloads.backbones.hf_graphormer import path_edges
+    from workloads.progress import Progress
+
+    base = load_dataset(cfg, cache_dir, coordinates)
+    path = _cache_path(cfg, base.source, cache_dir)
+    path = path.with_name(path.stem + ("-3d" if coordinates == "3d" else "") + f"-paths{hops}.pt")
+    key = str(path.resolve())
+    if key in _LOADED:
+        LOAD_COUNTS["dataset_reuses"] += 1
+        return _LOADED[key]
+    if path.exists():
+        blob = torch.load(path, weights_only=False)
+        LOAD_COUNTS["dataset_reads"] += 1
+    else:
+        blob = {k: getattr(base, k) for k in ("y_mean", "y_std", "num_invalid", "num_missing_label", "coordinates",
+                                              "conformer_fallback_2d", "dist_from_hops")}
+        total = len(base.train) + len(base.valid) + len(base.test)
+        with Progress(f"multi-hop paths {cfg.name}", total, unit="molecules") as progress:
+            for split in ("train", "valid", "test"):
+                out = []
+                for g in getattr(base, split):
+                    progress.advance(1)
+                    c = copy.copy(g)  # shallow: the other attributes stay shared
+                    c.path_edges = torch.from_numpy(path_edges(g.edge_index.numpy(), g.num_nodes, hops))
+                    out.append(c)
+                blob[split] = out
+        atomic_torch_save(path, blob)
+        log.info("multi-hop paths (%d hops) for %s -> %s", hops, cfg.name, path)
+    _LOADED[key] = GraphSplits(source=base.source, **blob)
+    return _LOADED[key]

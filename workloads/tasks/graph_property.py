@@ -51,7 +51,9 @@ class GraphPropertyTask(Task):
         from workloads.backbones.base import coordinates_of
         from workloads.datasets import load_dataset
 
-        return load_dataset(dataset_cfg, cache_dir, coordinates_of(backbone.arch()) if backbone else "2d")
+        arch = backbone.arch() if backbone else None
+        return load_dataset(dataset_cfg, cache_dir, coordinates_of(arch) if arch else "2d",
+                            path_hops=getattr(arch, "path_hops", 0))
 
     def prepare(self, dataset_cfg, backbones, cache_dir, builder=None) -> str:
         s = self.load(dataset_cfg, cache_dir).summary()
@@ -68,7 +70,7 @@ class GraphPropertyTask(Task):
 
         # the backbone's contract names the per-molecule attributes its attention reads
         graph = data.train[0] if data.train else None
-        missing = [f for f in type(backbone).featurization if graph is not None and getattr(graph, f, None) is None]
+        missing = [f for f in backbone.featurization if graph is not None and getattr(graph, f, None) is None]
         if missing:
             raise ValueError(f"backbone {type(backbone).__name__} reads {', '.join(missing)}, which the "
                              f"featurized '{data.source.name}' graphs do not carry")
