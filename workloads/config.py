@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from runfolder.limits import Limit
@@ -56,7 +56,7 @@ def default_pretrain(data):
 
         name = data.get("name", "graphormer")
         if data.get("checkpoint") is not None:
-            given = [k for k in ("params", "pretrain") if k in data]
+            given = [k for k in ("params", "pretrain") if data.get(k)]  # an empty or null one (a dump) is no choice
             if given:
                 raise ValueError(f"'{given[0]}' cannot be given beside 'checkpoint': the architecture and weights "
                                  "come from the checkpoint")
@@ -83,26 +83,27 @@ class CheckpointConfig(StrictModel):
         "reaches this are masked, as HF's collator does (null: config.json's spatial_pos_max, else 1024; "
         "HF's GraphormerDataCollator defaults to 20)")
 
-    @model_validator(mode="before")
+    @field_validator("path", mode="before")
     @classmethod
-    def _expand(cls, data):
+    def _expand(cls, path):
         """``${VAR}`` in ``path`` is replaced by the environment's value where the spec is read,
         so the resolved spec, the workers and the records hold the real folder."""
-        if isinstance(data, dict) and isinstance(data.get("path"), str):
-            missing = [v for v in _ENV.findall(data["path"]) if v not in os.environ]
+        if isinstance(path, str):
+            missing = [v for v in _ENV.findall(path) if not os.environ.get(v)]  # unset or empty
             if missing:
-                raise ValueError(f"path '{data['path']}' names the environment variable {missing[0]}, which is not "
-                                 "set: set it to the checkpoint folder, or --override the checkpoint's path")
-            data = {**data, "path": _ENV.sub(lambda m: os.environ[m.group(1)], data["path"])}
-        return data
+                raise ValueError(f"'{path}': environment variable {missing[0]} is not set "
+                                 "(set it, or --override the checkpoint's path)")
+            path = _ENV.sub(lambda m: os.environ[m.group(1)], path)
+        return path
 
-    @model_validator(mode="after")
-    def _check(self):
+    @field_validator("format")
+    @classmethod
+    def _known(cls, name):
         from workloads.checkpoints import known_formats
 
-        if self.format not in known_formats():
-            raise ValueError(f"unknown checkpoint format '{self.format}'; known: {', '.join(known_formats())}")
-        return self
+        if name not in known_formats():
+            raise ValueError(f"unknown checkpoint format '{name}'; known: {', '.join(known_formats())}")
+        return name
 
     @property
     def folder(self) -> Path:

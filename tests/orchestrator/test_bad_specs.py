@@ -1,14 +1,25 @@
 """A corpus of malformed specs (tests/specs/bad/*.yaml, each with one defect and the
 words its error must hold on its first line), run through `orchestrator sweep` as a
 user would: exit code 2, one readable line naming the file and the YAML path,
-nothing created, no trial run (and no Ray started)."""
+nothing created, no trial run (and no Ray started).
+
+Specs with checkpoints point at fixture folders as ``${GRAPH_PEFT_FIXTURES}/...`` (set here to
+tests/fixtures; the malformed ones are made by scripts/make_bad_checkpoints.py); the same
+variable in an ``# expect:`` line stands for that folder."""
 from pathlib import Path
 
 import pytest
 
 from orchestrator.cli import main
 
-CORPUS = sorted((Path(__file__).resolve().parents[1] / "specs" / "bad").glob("*.yaml"))
+TESTS = Path(__file__).resolve().parents[1]
+CORPUS = sorted((TESTS / "specs" / "bad").glob("*.yaml"))
+FIXTURES = TESTS / "fixtures"
+FIXTURES_ENV = "GRAPH_PEFT_FIXTURES"
+
+
+def _tree(folder: Path) -> dict:
+    return {p: p.stat().st_mtime_ns for p in folder.rglob("*")}
 
 
 def test_the_corpus_is_large():
@@ -17,7 +28,7 @@ def test_the_corpus_is_large():
 
 @pytest.mark.parametrize("spec", CORPUS, ids=[p.stem for p in CORPUS])
 def test_bad_spec_one_line_nothing_created(spec, tmp_path, monkeypatch, capsys):
-    expect = spec.read_text().splitlines()[0].removeprefix("# expect: ")
+    expect = spec.read_text().splitlines()[0].removeprefix("# expect: ").replace("${%s}" % FIXTURES_ENV, str(FIXTURES))
     if spec.stem == "gpu_on_cpu_machine":
         import torch
 
@@ -28,6 +39,9 @@ def test_bad_spec_one_line_nothing_created(spec, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(work)  # relative paths in the spec (runs/, data files) resolve here
     cache = tmp_path / "cache"
     monkeypatch.setenv("GRAPH_PEFT_CACHE", str(cache))  # featurized data, checkpoints would go here
+    monkeypatch.setenv(FIXTURES_ENV, str(FIXTURES))
+    monkeypatch.delenv("GRAPH_PEFT_NO_SUCH_VARIABLE", raising=False)  # checkpoint_env_var_unset's
+    fixtures = _tree(FIXTURES)
     assert main(["sweep", str(spec), "--num-cpus", "2"]) == 2
     captured = capsys.readouterr()
     err = captured.err.strip()
@@ -37,12 +51,39 @@ def test_bad_spec_one_line_nothing_created(spec, tmp_path, monkeypatch, capsys):
     assert list(work.iterdir()) == []  # no run folder, nothing
     assert not cache.exists() or not any(cache.rglob("*"))  # no featurized data, no checkpoint
     assert captured.out == ""  # no progress line: no work started
+    assert _tree(FIXTURES) == fixtures  # checkpoint folders only read
     import sys
 
     if "ray" in sys.modules:
         import ray
 
         assert not ray.is_initialized()
+
+
+@pytest.mark.parametrize("folder", ["hf_graphormer/prenorm_multihop", "hf_graphormer/postnorm_multihop_bin",
+                                    "hf_graphormer/prenorm_multihop_model", "hf_graphormer_bad/valid"])
+def test_a_good_checkpoint_spec_passes_validation(folder, tmp_path, monkeypatch):
+    """The malformed folders' source (hf_graphormer_bad/valid) and the HF fixtures load: every
+    bad case above fails for its one defect. The path is expanded from the environment."""
+    import json
+
+    from orchestrator.spec import load_spec
+
+    monkeypatch.setenv(FIXTURES_ENV, str(FIXTURES))
+    monkeypatch.chdir(tmp_path)
+    spec_file = tmp_path / "good.yaml"
+    spec_file.write_text(f"""name: ok
+datasets: [{{name: freesolv, max_molecules: 100}}]
+backbones: [{{name: graphormer, checkpoint: {{format: hf_graphormer, path: "${{{FIXTURES_ENV}}}/{folder}"}}}}]
+methods: {{lora: {{search: {{r: {{type: categorical, choices: [2, 4]}}}}}}}}
+budget: {{trials_per_cell: 1}}
+""")
+    spec = load_spec(spec_file)
+    b = spec.backbones[0]
+    assert b.checkpoint.path == str(FIXTURES / folder) and b.pretrain is None
+    assert b.checkpoint_problem() is None
+    assert b.arch().hidden_dim == json.loads((FIXTURES / folder / "config.json").read_text())["embedding_dim"]
+    assert list(tmp_path.iterdir()) == [spec_file]
 
 
 GOOD = """name: ok
@@ -145,3 +186,32 @@ def test_an_alias_in_an_override_is_refused(value, where, tmp_path, monkeypatch,
     assert err == (f"error: {spec}: --override budget.seeds: YAML anchors and aliases are not allowed in a "
                    f"sweep spec ({where})"), err
     assert list(work.iterdir()) == []
+
+
+PAPER = Path(__file__).resolve().parents[2] / "sweeps" / "paper.yaml"
+
+
+@pytest.mark.parametrize("value", [None, ""])
+def test_paper_spec_without_the_weights_says_so_in_one_line(value, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    if value is None:
+        monkeypatch.delenv("GRAPHORMER_BASE", raising=False)
+    else:
+        monkeypatch.setenv("GRAPHORMER_BASE", value)
+    assert main(["sweep", str(PAPER)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "GRAPHORMER_BASE is not set" in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_paper_spec_is_valid_with_a_checkpoint(monkeypatch):
+    from orchestrator.spec import load_spec
+
+    folder = Path(__file__).resolve().parents[1] / "fixtures" / "hf_graphormer" / "prenorm_multihop"
+    monkeypatch.setenv("GRAPHORMER_BASE", str(folder))
+    spec = load_spec(PAPER)
+    (b,) = spec.backbones
+    assert b.checkpoint.path == str(folder) and b.pretrain is None and b.arch().hidden_dim == 32
+    assert len(spec.datasets) == 9 and {"g_adapter_proximal", "lora", "adapter", "full"} <= set(spec.methods)
+    over = load_spec(PAPER, [f"backbones.graphormer.checkpoint.path={folder}"])
+    assert over.backbones[0].checkpoint.path == str(folder)

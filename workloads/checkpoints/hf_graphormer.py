@@ -238,3 +238,37 @@ def _read_config(folder: str, spatial_pos_max: int | None) -> HFGraphormerConfig
 
 
 FORMATS.add("hf_graphormer", HFGraphormerFormat())
+
+
+def save_hf_checkpoint(model, folder: Path) -> Path:
+    """Write ``model`` (an :class:`HFGraphormer`) as a ``GraphormerModel`` ``save_pretrained``
+    folder: ``config.json`` and ``model.safetensors`` under HF's names, the inverse of
+    :func:`read_config` and :data:`NAMES`. For benchmarks and tests that need a checkpoint of
+    a given size (costs do not depend on weight values); not a substitute for the fixtures
+    made by the reference code."""
+    from safetensors.torch import save_file
+
+    from workloads.util import atomic_write_json
+
+    cfg = model.cfg
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    hf = {
+        "model_type": "graphormer", "architectures": ["GraphormerModel"],
+        "embedding_dim": cfg.hidden_dim, "hidden_size": cfg.hidden_dim, "num_hidden_layers": cfg.num_layers,
+        "num_attention_heads": cfg.num_heads, "ffn_embedding_dim": cfg.ffn_dim, "dropout": cfg.dropout,
+        "attention_dropout": cfg.attn_dropout, "activation_dropout": cfg.activation_dropout,
+        "num_atoms": cfg.num_atoms, "num_edges": cfg.num_edges, "num_in_degree": cfg.num_in_degree,
+        "num_out_degree": cfg.num_out_degree, "num_spatial": cfg.num_spatial, "num_edge_dis": cfg.num_edge_dis,
+        "edge_type": cfg.edge_type, "multi_hop_max_dist": cfg.multi_hop_max_dist,
+        "spatial_pos_max": cfg.spatial_pos_max, "pre_layernorm": cfg.pre_layernorm,
+        "encoder_normalize_before": cfg.encoder_normalize_before, "activation_fn": cfg.activation_fn,
+    }
+    state = {}
+    for k, v in model.state_dict().items():
+        if k == "mask_embedding" or k.startswith(("slots.", "input_prompt.")):
+            continue
+        state[_hf_name(k)] = v.detach().reshape(_hf_shape(k, tuple(v.shape))).contiguous().cpu()
+    save_file(state, str(folder / "model.safetensors"))
+    atomic_write_json(folder / "config.json", hf)
+    return folder
