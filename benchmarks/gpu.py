@@ -1,4 +1,4 @@
-"""``make gpu-check``: what only a CUDA GPU shows, measured in one go (within about 8 minutes
+"""``make gpu-check``: what only a CUDA GPU shows, measured in one go (within about 10 minutes
 on one GPU) and written to docs/benchmarks/gpu.md and gpu.json, naming the GPU.
 
 1. **Every method on CUDA**: a fixed subset of the quick sweep (``sweeps/quick.yaml``: both
@@ -12,10 +12,17 @@ on one GPU) and written to docs/benchmarks/gpu.md and gpu.json, naming the GPU.
 4. **The LM-state cache on the GPU**: nodes/s of the Ray Data builder with GPU actors and of
    the in-process builder on CUDA, over WordNet texts (all of WordNet when Debian's
    ``wordnet-base`` is installed, else the shipped subset).
+5. **graphormer-base on CUDA**: the graphormer-base tables of docs/benchmarks/memory.md
+   (HF Graphormer, 12 layers, 768 wide, 32 heads, random weights loaded through the
+   ``hf_graphormer`` checkpoint path; every graph method and plug-in variant at batch 32
+   and 128: training peak, trainable parameters, bytes a task stores, latency, each beside
+   full fine-tuning), measured by memory.py's own code (``benchmarks.memory.run``) on CUDA,
+   beside the CPU peaks memory.json holds.
 
 Without CUDA it prints one line and exits 0 (``gpu.md`` keeps saying it has not been
 measured). ``--dry-run`` runs the same steps on the CPU with small settings into a temp
-folder, to check the script on a machine without a GPU.
+folder, to check the script on a machine without a GPU (step 5: a tiny HF Graphormer, two
+variants).
 
     .venv/bin/python benchmarks/gpu.py            # on a machine with a CUDA GPU
     .venv/bin/python benchmarks/gpu.py --dry-run  # the same steps on the CPU, small, temp output
@@ -154,7 +161,63 @@ def render(r: dict) -> str:
     lines += ["", "## LM-state cache", "",
               f"{lc['nodes']:,} texts of {lc['source']}, MiniLM at {lc['max_length']} tokens, {lc['layers']} layers:", ""]
     lines += [f"- {k}: {v:,.0f} nodes/s" for k, v in lc.items() if isinstance(v, float)]
+    if r.get("graphormer_base"):
+        lines += ["", render_base(r["graphormer_base"])]
     lines.append("")
+    return "\n".join(lines)
+
+
+def base_row(dry_run: bool, say=print) -> dict:
+    """memory.md's graphormer-base tables, measured on CUDA by memory.py's code (dry run: on
+    the CPU, a tiny HF Graphormer, two variants); with the CPU peaks of memory.json beside them."""
+    import json
+
+    from benchmarks import memory
+
+    if dry_run:
+        res = memory.run(["graphormer-base"], ["cpu"], only=["full", "lora"], say=say,
+                         hf_arch={"hidden_dim": 32, "num_layers": 2, "num_heads": 4, "ffn_dim": 32,
+                                  "edge_type": "multi_hop", "multi_hop_max_dist": 5})
+    else:
+        res = memory.run(["graphormer-base"], ["cuda"], say=say)
+    cpu_peaks = {}
+    try:
+        saved = json.loads((OUT / "memory.json").read_text())
+        for g in saved.get("groups", []):
+            if g["backbone"] == "graphormer-base":
+                for row in g["rows"]:
+                    if "cpu" in row:
+                        cpu_peaks[f"{g['batch_size']}/{row['variant']}"] = row["cpu"]["peak_train_bytes"]
+    except (OSError, ValueError, KeyError):
+        pass
+    return {"groups": res["groups"], "checkpoints": res["checkpoints"], "total_s": res["total_s"],
+            "cpu_peaks": cpu_peaks, "device": "cpu (dry run, tiny model)" if dry_run else "cuda"}
+
+
+def render_base(base: dict) -> str:
+    from benchmarks import memory
+
+    ck = base["checkpoints"].get("graphormer-base", {})
+    lines = ["## graphormer-base on CUDA (the memory.md tables)", "",
+             f"HF Graphormer from a random `hf_graphormer` checkpoint ({ck.get('checkpoint_params', 0):,} parameters: "
+             + ", ".join(f"{k} {v}" for k, v in (ck.get("arch") or {}).items())
+             + "), every graph method and plug-in variant, "
+             f"`benchmarks/memory.py`'s code on {base['device']} ({base['total_s'] / 60:.1f} min). Columns as in "
+             "[memory.md](memory.md); here every figure is the CUDA one (training peak: "
+             "`torch.cuda.max_memory_allocated` over the training steps; latency on the GPU).", ""]
+    for g in base["groups"]:
+        lines += [f"### batch {g['batch_size']} ({g['steps']} training steps)", "", memory.table(g["rows"]).rstrip()]
+        both = []
+        for row in g["rows"]:
+            here = row.get("cuda") or row.get("cpu")
+            both.append((row["variant"], here["peak_train_bytes"],
+                         base["cpu_peaks"].get(f"{g['batch_size']}/{row['variant']}")))
+        if any(c for _, _, c in both):
+            lines += ["", "| method variant | peak here (MB) | CPU peak, memory.json (MB) | here / CPU |",
+                      "|---|--:|--:|--:|"]
+            lines += [f"| {v} | {p / MB:,.1f} | {c / MB:,.1f} | {p / c:.2f} |" if c else
+                      f"| {v} | {p / MB:,.1f} | – | – |" for v, p, c in both]
+        lines.append("")
     return "\n".join(lines)
 
 
@@ -165,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cpus-per-trial", type=int, default=2)
     p.add_argument("--lm-nodes", type=int, default=50_000)
     p.add_argument("--dry-run", action="store_true", help="the same steps on the CPU, small, temp output")
+    p.add_argument("--only-base", action="store_true",
+                   help="step 5 alone (graphormer-base): print its section, write nothing")
     p.add_argument("--out", type=Path, default=OUT)
     args = p.parse_args(argv)
     import torch
@@ -180,6 +245,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from runfolder.io import atomic_write_json, atomic_write_text
 
+    if args.only_base:
+        print(render_base(base_row(args.dry_run, say=lambda msg: print(msg, file=sys.stderr, flush=True))))
+        return 0
+
     if gpu:  # the packing is per GPU: one GPU, whatever the machine has (set before Ray starts)
         os.environ.setdefault("CUDA_VISIBLE_DEVICES", "0")
     extra: list[str] = []
@@ -194,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
         packed = run_sweep(sweep_overrides("gpu-packed", work, args.epochs, gpu, args.k, args.k, cpus), extra)
         cpu = run_sweep(sweep_overrides("gpu-cpu", work, args.epochs, False, 1, args.k, cpus), extra)
         lm = lm_cache_rates(args.lm_nodes, "cuda" if gpu else "cpu", work / "cache")
+        # last: it trains in this process, whose CUDA context and cache must not sit beside the sweeps' slots
+        base = base_row(args.dry_run, say=lambda msg: print(msg, file=sys.stderr, flush=True))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     props = torch.cuda.get_device_properties(0) if gpu else None
@@ -201,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
          "gpu_memory_gib": props.total_memory / 2**30 if gpu else 0.0,
          "cpus": len(os.sched_getaffinity(0)), "torch": torch.__version__,
          "date": time.strftime("%Y-%m-%d"), "host": platform.node(), "k": args.k, "epochs": args.epochs,
-         "one_at_a_time": one, "packed": packed, "cpu": cpu, "lm_cache": lm,
+         "one_at_a_time": one, "packed": packed, "cpu": cpu, "lm_cache": lm, "graphormer_base": base,
          "packing_speedup": packed["trials_per_hour"] / one["trials_per_hour"],
          "wall_s": time.perf_counter() - t0, "dry_run": args.dry_run}
     args.out.mkdir(parents=True, exist_ok=True)

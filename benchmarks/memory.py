@@ -40,6 +40,7 @@ memory.json, each table naming the command and commit that produced it.
     .venv/bin/python benchmarks/memory.py --backbones graphormer-base   # that row alone (about 20 min)
     .venv/bin/python benchmarks/memory.py --backbones small,large       # the two small rows (about 5 min)
     .venv/bin/python benchmarks/memory.py --quick    # smoke check: small model, batch 8, 2 methods
+    .venv/bin/python benchmarks/memory.py --render   # memory.md again from memory.json, nothing measured
 """
 from __future__ import annotations
 
@@ -644,7 +645,16 @@ def main() -> None:
                     help="comma-separated cpu,cuda; auto: cpu, plus cuda when torch sees a GPU")
     ap.add_argument("--out", type=Path, default=None,
                     help="folder for memory.md and memory.json (default docs/benchmarks; --quick, --variants: none)")
+    ap.add_argument("--render", action="store_true",
+                    help="measure nothing: rewrite memory.md from memory.json (after a change to the page's text)")
     args = ap.parse_args()
+    if args.render:
+        from workloads.util import atomic_write_text
+
+        folder = args.out or ROOT / "docs" / "benchmarks"
+        atomic_write_text(folder / "memory.md", render(json.loads((folder / "memory.json").read_text())))
+        print(f"wrote {folder / 'memory.md'} from {folder / 'memory.json'}")
+        return
     if args.steps is not None and args.steps < 2:
         ap.error("--steps must be at least 2 (the first step has no gradients or optimizer state)")
     backbones = [b.strip() for b in args.backbones.split(",") if b.strip()]

@@ -41,7 +41,7 @@ NAMES: list[tuple[str, str]] = [
     (r"lm_head_transform_weight\.(weight|bias)", r"head_transform.\1"),
     (r"layer_norm\.(weight|bias)", r"final_ln.\1"),
 ]
-PREFIXES = ("encoder.", "")  # GraphormerForGraphClassification nests the model under "encoder."
+PREFIXES = ("encoder.", "graphormer.", "")  # ForGraphClassification nests the model under "encoder."; "graphormer." is its base_model_prefix
 # the task head is the task's own; HF creates graph_encoder.final_layer_norm with pre_layernorm but
 # its forward never applies it (modeling_graphormer.py, GraphormerGraphEncoder), so neither does the backbone
 LEFT_OUT = re.compile(r"classifier\..*|(encoder\.)?lm_output_learned_bias|(encoder\.)?graph_encoder\.final_layer_norm\..*")
