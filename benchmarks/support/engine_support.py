@@ -12,9 +12,10 @@ import time
 import numpy as np
 import torch
 
-from reports.stats import holm, mean_ci, paired_test, verdict
+from reports.stats import holm, mean_ci, paired_test, tost, verdict
 
 ALPHA = 0.05
+PAPER_DROP = 0.0117  # ENGINE's reported worst accuracy cost of early exit: 1.17% relative to no exit
 
 
 # --- the testbeds ----------------------------------------------------------------------------
@@ -143,18 +144,29 @@ def _epochs(r: dict) -> str:
     return f"{np.mean(r['epochs']):.1f} ({np.mean(r['best_epochs']) + 1:.1f}){capped}"
 
 
+def _claim(verdicts: list[str]) -> str:
+    """"yes" when every test shows the claim, "no" when one shows the reverse, otherwise "not
+    shown": a test that does not reject shows neither."""
+    if verdicts and all(v == "better" for v in verdicts):
+        return "**yes**"
+    if any(v == "worse" for v in verdicts):
+        return "**no: the reverse is shown**"
+    return "**not shown**"
+
+
 def shows(planned: list[dict]) -> list[str]:
     """What the testbed can show, from the planned tests: the LM's depth matters (the layer-0
-    gap is "better") and the graph adds to the text (every graph row − text_mlp is "better")."""
+    gap is "better") and the graph adds to the text (every graph row − text_mlp is "better");
+    where no test rejects either way, "not shown"."""
     gap, vs_text = planned[0], [t for t in planned if t["label"].endswith("− text_mlp")]
-    depth = gap["verdict"] == "better"
-    graph = bool(vs_text) and all(t["verdict"] == "better" for t in vs_text)
     verdicts = "; ".join(f"{t['label']}: {t['verdict']} ({t['mean_diff']:+.4f}, p_Holm {p_text(t['p_holm'])})"
                          for t in vs_text)
-    return ["What this testbed shows, by the tests above:", "",
-            f"* the LM's depth matters (gnn on layer 0 worse than on the last layer): **{'yes' if depth else 'no'}**;",
-            f"* the graph adds to the text (every graph method better than `text_mlp`): **{'yes' if graph else 'no'}** "
-            f"({verdicts}).", ""]
+    depth, graph = _claim([gap["verdict"]]), _claim([t["verdict"] for t in vs_text])
+    return ["What this testbed shows, by the tests above (not shown: the test does not reject, which shows "
+            "neither the claim nor its opposite):", "",
+            f"* the LM's depth matters (gnn on layer 0 worse than on the last layer): {depth} "
+            f"({gap['mean_diff']:+.4f}, p_Holm {p_text(gap['p_holm'])});",
+            f"* the graph adds to the text (every graph method better than `text_mlp`): {graph} ({verdicts}).", ""]
 
 
 def render(res: dict) -> str:
@@ -315,7 +327,23 @@ def _exits(tb: dict) -> list[str]:
         out += ["", f"The authors' rule runs at {ci_text(head['speedup'], 2, '×')} the speed of no early exit and "
                 f"changes test accuracy by {t['mean_diff']:+.4f} ({rel:+.2f}% relative): {v}"
                 + (f" (p_Holm {p_text(t['p_holm'])}, n={t['n']})" if t["p_holm"] is not None else "")
-                + ". The paper reports up to 5× with at most a 1.17% relative drop, on a 32-layer 7B LM; this LM "
-                "has 6 layers."]
+                + ". " + equivalence(head, base) + " The paper reports up to 5× with at most a 1.17% relative drop, "
+                "on a 32-layer 7B LM; this LM has 6 layers."]
     out.append("")
     return out
+
+
+def equivalence(rule: dict, base: dict) -> str:
+    """Is the rule's accuracy within the paper's margin of no early exit's? Paired TOST
+    (``reports.stats.tost``, Schuirmann 1987) of rule − no exit over the seeds, margin ±1.17% of
+    no exit's mean accuracy; equivalent at 0.05 exactly when the 90% t interval of the mean
+    change lies inside ±margin."""
+    margin = PAPER_DROP * base["test"]["mean"]
+    eq = tost(rule["accuracy_by_seed"], base["accuracy_by_seed"], margin, alpha=ALPHA)
+    if eq.p is None:
+        return f"Equivalence within the paper's 1.17% relative margin: no test (n={eq.n})."
+    ci = paired_test(rule["accuracy_by_seed"], base["accuracy_by_seed"], direction="maximize", confidence=0.90)
+    return (f"Equivalence within the paper's margin, 1.17% of no exit's accuracy (±{margin:.4f}), by TOST (paired "
+            f"t over {eq.n} seeds, both one-sided tests at 0.05): 90% interval of the change "
+            f"[{ci.low:+.4f}, {ci.high:+.4f}], p {p_text(eq.p)}: "
+            f"**{'equivalent' if eq.equivalent else 'not shown equivalent'}**.")
