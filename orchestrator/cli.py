@@ -252,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="Ray cluster to join (default: $RAY_ADDRESS, else start Ray locally)")
     pr.add_argument("--num-cpus", type=int, default=None, help="CPUs for a local Ray (default: all)")
     pr.add_argument("--executor", choices=EXECUTORS.names(), default=DEFAULT_EXECUTOR,
-                    help="the executor whose cache builder to use (in_process: this process, no Ray)")
+                    help="the executor whose cache builder to use (inprocess: this process, no Ray)")
     _add_override(pr)
     pr.set_defaults(fn=cmd_prepare)
 

@@ -22,7 +22,9 @@ from workloads.progress import StepState
 
 @dataclass
 class CellProgress:
-    budget: int = 0
+    budget: int | None = 0  # trials (None: no cap, the epochs decide)
+    epochs: int | None = None  # the cell's epoch budget (budget.epochs_per_cell), if any
+    epochs_spent: int = 0
     done: int = 0
     running: int = 0
     stopped: int = 0
@@ -35,6 +37,7 @@ class CellProgress:
     def add(self, record: TrialRecord) -> None:
         if not record.counts:
             return  # cut short, re-run: does not count
+        self.epochs_spent += record.epochs_spent
         if record.status == "ok":
             self.done += 1
             score = record.score
@@ -53,6 +56,21 @@ class CellProgress:
     def ended(self) -> int:
         return self.done + self.stopped + self.failed + self.infeasible
 
+    def budget_text(self) -> str:
+        """``4`` (trials), ``37/60 epochs`` or ``37/60 epochs, ≤ 8 trials``."""
+        if self.epochs is None:
+            return str(self.budget)
+        cap = f", ≤ {self.budget} trials" if self.budget is not None else ""
+        return f"{self.epochs_spent}/{self.epochs} epochs{cap}"
+
+    def left(self, epochs_per_trial: float | None) -> float:
+        """Trials left, estimated from the epochs a trial has spent on average where epochs decide."""
+        by_trials = max(0, self.budget - self.ended) if self.budget is not None else math.inf
+        if self.epochs is None:
+            return by_trials
+        per = epochs_per_trial or 1.0
+        return min(by_trials, max(0, self.epochs - self.epochs_spent) / per)
+
 
 def _duration(s: float | None) -> str:
     if s is None or not math.isfinite(s):
@@ -68,8 +86,8 @@ def status_table(cells: dict[str, CellProgress], title: str, caption: str = "") 
     for cell, c in cells.items():
         arrow = "↑" if c.direction == "maximize" else "↓"
         best = f"{c.metric} {c.best:.4f} {arrow}" if c.best is not None else "–"
-        t.add_row(cell, str(c.done), str(c.running), str(c.stopped), str(c.failed), str(c.infeasible), str(c.budget),
-                  best)
+        t.add_row(cell, str(c.done), str(c.running), str(c.stopped), str(c.failed), str(c.infeasible),
+                  c.budget_text(), best)
     return t
 
 
@@ -90,8 +108,10 @@ class LiveProgress:
         self.steps[state.what] = state
 
     def remaining_s(self) -> float | None:
-        left = sum(max(0, c.budget - c.ended) for c in self.cells.values())
-        if not self.durations:
+        ended = sum(c.ended for c in self.cells.values())
+        per = sum(c.epochs_spent for c in self.cells.values()) / ended if ended else None
+        left = sum(c.left(per) for c in self.cells.values())
+        if not self.durations or not math.isfinite(left):
             return None
         return sum(self.durations) / len(self.durations) * left / max(1, self.slots)
 
@@ -120,7 +140,7 @@ def sweep_status(run_path: str | Path) -> tuple[dict[str, CellProgress], str]:
     spec = parse_spec(yaml.safe_load(run.spec_file.read_text()), str(run.spec_file))
     cells: dict[str, CellProgress] = defaultdict(CellProgress)
     for c in spec.cells():
-        cells[c.id].budget = spec.budget_of(c)
+        cells[c.id].budget, cells[c.id].epochs = spec.budget_of(c), spec.epochs_of(c)
     for r in run.trial_records():
         cells[r.cell or "?"].add(r)
     note = _running_from_storage(spec, run, cells)

@@ -108,6 +108,15 @@ class Studies:
         """Numbers of the cell's RUNNING trials, whichever driver owns them."""
         return {t.number for t in self.by_cell[cell.id].get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
 
+    def running_epochs(self, cell: Cell) -> dict[int, int]:
+        """The cell's RUNNING trials, each with the epochs it has reported so far (the last rung
+        it reached, ``rung:<epoch>`` in its user attributes; 0 before its first rung)."""
+        out = {}
+        for t in self.by_cell[cell.id].get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            rungs = [int(k.split(":")[1]) for k in t.user_attrs if k.startswith("rung:") and k.count(":") == 1]
+            out[t.number] = max(rungs, default=0)
+        return out
+
     def any_running(self) -> bool:
         return any(self.running(c) for c in self.cells)
 

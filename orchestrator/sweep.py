@@ -79,7 +79,7 @@ class Sweep:
         self.studies = Studies(spec, self.run)
         self.recovery = Recovery(spec, self.run, self.studies, self.say)
         self.studies.on_stale = self.recovery.on_stale
-        self.budget = SharedBudget(self.run, self.studies, spec.budget_of)
+        self.budget = SharedBudget(self.run, self.studies, spec.budget_of, spec.epochs_of)
         self.rungs = Rungs(spec, self.studies, directions) if spec.budget.stopping.type != "none" else None
         self.storage_url = self.studies.url
         self.confirm = Confirmations(spec, self.run, self.cells, directions, self._search_over, self.say)
@@ -106,7 +106,7 @@ class Sweep:
             old = parse_spec(yaml.safe_load(f.read_text()), str(f))
             if old.content_hash(exclude_budget=True) != self.spec.content_hash(exclude_budget=True):
                 raise SpecError(
-                    f"{f}: this run was started from a different spec (only 'budget.trials_per_cell' may change on "
+                    f"{f}: this run was started from a different spec (only 'budget.trials_per_cell' and 'budget.epochs_per_cell' may change on "
                     f"resume); use a new 'name' or remove {self.run.path}"
                 )
         self.run.write_spec(dump_resolved(self.spec))
@@ -165,7 +165,9 @@ class Sweep:
             ex.connect()  # the caches are built on the cluster before the slots take it
             self.prepare(ex.state_builder())
             ex.start()
-            self.say(f"sweep {self.spec.name}: {len(self.cells)} studies, {self._total} trials to run")
+            per = self.spec.budget.epochs_per_cell
+            self.say(f"sweep {self.spec.name}: {len(self.cells)} studies, "
+                     + (f"{per} training epochs each to spend" if per else f"{self._total} trials to run"))
             with Heartbeat(self.studies, hb, lambda: [p.trial_id for p in dict(self._inflight).values()]):
                 settled = time.monotonic()
                 while self._step(ex, hb):
@@ -204,7 +206,7 @@ class Sweep:
 
     def _search_over(self, cell: Cell) -> bool:
         """Every trial of the cell's budget has a record that counts, and none runs."""
-        return (len(self.budget.counted(cell)) >= self.spec.budget_of(cell)
+        return (self.budget.exhausted(cell)
                 and not self.studies.running(cell) and not any(p.cell.id == cell.id for p in self._inflight.values()))
 
     def _mine(self) -> dict[str, set[int]]:
@@ -216,7 +218,7 @@ class Sweep:
     def _start_progress(self) -> None:
         self.progress = LiveProgress(self.spec.name, self.spec.resources.max_concurrent_trials)
         for c in self.cells:
-            self.progress.cells[c.id] = CellProgress(budget=self.spec.budget_of(c))
+            self.progress.cells[c.id] = CellProgress(budget=self.spec.budget_of(c), epochs=self.spec.epochs_of(c))
         for r in self.run.trial_records():  # a resumed sweep starts from what is done
             if r.cell in self.progress.cells:
                 self.progress.cells[r.cell].add(r)

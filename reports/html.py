@@ -322,9 +322,14 @@ def _overview_html(ov: dict, title_cells: dict) -> str:
     devices = ", ".join(f"{d} ({n})" for d, n in ov["devices"].items()) or str(env.get("device", "?"))
     over = f"{ov['overhead_s'] / 60:.1f} min" if ov["overhead_s"] is not None else "not recorded"
     progress = "?"
-    if ov.get("budget"):
+    if ov.get("budget") or ov.get("epochs_budget"):
         short, n = ov["cells_below_budget"], ov["n_cells"]
-        progress = (f"{ov['budget']} trials per cell; " + (
+        spent = sorted(ov.get("epochs_spent", {}).values())
+        per = " and ".join(x for x in (f"{ov['budget']} trials" if ov.get("budget") else "",
+                                        f"{ov['epochs_budget']} training epochs" if ov.get("epochs_budget") else "") if x)
+        per += " per cell" + (f" (epochs spent per cell: {spent[0]}–{spent[-1]}, median {spent[len(spent) // 2]})"
+                              if ov.get("epochs_budget") and spent else "")
+        progress = (f"{per}; " + (
             f"{short} of {n} cells below it so far (a sweep still running, or stopped: this report "
             "shows what had finished when it was written)" if short else f"complete in {n} of {n} cells"))
     items = [("sweep", ov.get("sweep") or "?"), ("spec hash", ov["spec_hash"] or "?"), ("budget", progress),
@@ -430,13 +435,15 @@ console.error = function (...a) { noteError(a.join(' ')); consoleError.apply(con
 
 def render(records: list[TrialRecord], title: str, env: dict | None, spec_header: str | None = None,
            spec_path: str = "SPEC", budget: int | None = None, sweep: str | None = None,
-           n_cells: int | None = None, *, families: dict[str, dict], limits: dict | None = None) -> str:
+           n_cells: int | None = None, *, families: dict[str, dict], limits: dict | None = None,
+           epochs_budget: int | None = None) -> str:
     """The page. ``families``: each task family's title and full fine-tuning reference, as
     :meth:`runfolder.RunDir.read_families` gives them (empty: titles are the families'
     names, and no group has a reference line). ``limits``: the spec's constraints
     (``{objective: {"min": ..., "max": ...}}``), drawn on each plane and listed."""
     summary = summarize(records, families)
-    ov = overview(records, env, spec_header, budget=budget, sweep=sweep, n_cells=n_cells)
+    ov = overview(records, env, spec_header, budget=budget, sweep=sweep, n_cells=n_cells,
+                  epochs_budget=epochs_budget)
     methods = sorted({r.method for r in records if r.method})
     colors = {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(methods)}
     best_of_cell = {}
@@ -547,7 +554,7 @@ def build_report(run_path: str | Path) -> Path:
         spec_path = str(run.spec_file.relative_to(Path.cwd()))
     except ValueError:
         pass
-    header = budget = sweep = n_cells = None
+    header = budget = sweep = n_cells = epochs_budget = None
     limits: dict = {}
     if run.spec_file.exists():  # the resolved spec (strict YAML the driver wrote), its header comments first
         import yaml
@@ -556,12 +563,14 @@ def build_report(run_path: str | Path) -> Path:
         header = text.split("\n", 1)[0]
         resolved = yaml.safe_load(text) or {}
         budget, sweep = (resolved.get("budget") or {}).get("trials_per_cell"), resolved.get("name")
+        epochs_budget = (resolved.get("budget") or {}).get("epochs_per_cell")
         limits = resolved.get("constraints") or {}
         found = re.search(r"^# cells: (\d+)$", text, re.M)
         n_cells = int(found.group(1)) if found else None
     families = run.read_families()
     page = render(records, f"Sweep report: {run.path.name}", run.read_env(), header, spec_path,
-                  budget=budget, sweep=sweep, n_cells=n_cells, families=families, limits=limits)
+                  budget=budget, sweep=sweep, n_cells=n_cells, families=families, limits=limits,
+                  epochs_budget=epochs_budget)
     write_exports(records, run.path, families)
     return atomic_write_text(run.report_file, page)
 

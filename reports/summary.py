@@ -205,11 +205,13 @@ def _node(r: TrialRecord) -> str:
 
 
 def overview(records: list[TrialRecord], env: dict | None = None, spec_header: str | None = None,
-             budget: int | None = None, sweep: str | None = None, n_cells: int | None = None) -> dict:
+             budget: int | None = None, sweep: str | None = None, n_cells: int | None = None,
+             epochs_budget: int | None = None) -> dict:
     """The sweep at a glance: when, where, and per cell how many trials finished, were
     stopped early, failed or were infeasible (against the budget per cell, where known);
     compute time and orchestration overhead."""
     cells: dict[str, Counter] = defaultdict(Counter)
+    epochs: Counter = Counter()  # per cell: training epochs its search spent (TrialRecord.epochs_spent)
     one_trial: dict[str, bool] = {}  # cells of a reference that searches nothing: a budget of one
     confirmed = 0
     for r in records:
@@ -217,6 +219,7 @@ def overview(records: list[TrialRecord], env: dict | None = None, spec_header: s
             confirmed += 1
             continue
         cells[r.cell or "?"][r.status if r.status in ("ok", "infeasible", "interrupted", "stopped") else "failed"] += 1
+        epochs[r.cell or "?"] += r.epochs_spent
         # (a failed or cut-short record carries no reference: any one of the cell's records that does says it)
         one_trial[r.cell or "?"] = one_trial.get(r.cell or "?", False) or (r.reference is not None and not r.params)
     compute = sum(float(r.timings.total_s or 0.0) for r in records)
@@ -239,11 +242,15 @@ def overview(records: list[TrialRecord], env: dict | None = None, spec_header: s
         "env": env,
         "sweep": sweep,
         "budget": budget,
+        "epochs_budget": epochs_budget,
+        "epochs_spent": {c: epochs[c] for c in sorted(cells)},
         # trials that used budget (all but the interrupted ones: TrialRecord.counts) short of it, per cell
         # (cells of the sweep without any record yet, where the count of its cells is known, included)
         "n_cells": max(n_cells or 0, len(cells)),
         "cells_below_budget": sum(1 for c, v in cells.items()
-                                  if budget and sum(v.values()) - v.get("interrupted", 0)
-                                  < (1 if one_trial.get(c) else budget))
-        + (max(0, (n_cells or 0) - len(cells)) if budget else 0),
+                                  if (budget and sum(v.values()) - v.get("interrupted", 0)
+                                      < (1 if one_trial.get(c) else budget))
+                                  or (epochs_budget and not one_trial.get(c) and epochs[c] < epochs_budget
+                                      and not (budget and sum(v.values()) - v.get("interrupted", 0) >= budget)))
+        + (max(0, (n_cells or 0) - len(cells)) if (budget or epochs_budget) else 0),
     }

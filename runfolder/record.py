@@ -72,6 +72,8 @@ class Rung(_Part):
 
     epoch: int
     values: dict[str, float]
+    noise: dict[str, float] = Field(default_factory=dict, description="each measured cost's standard error "
+                                    "(latency: of its median); a rung decision treats differences within it as ties")
 
 
 class Memory(_Part):
@@ -100,6 +102,9 @@ class Timing(_Part):
     num_threads: int
     unit: str = "graph"
     ms_per_unit: float
+    se_ms_per_unit: float | None = Field(
+        default=None, description="standard error of the median per unit (1.253 · 1.4826 · MAD / √repeats): "
+        "the spread two trials' latencies must exceed to count as different at a rung")
     lock_wait_s: float | None = Field(
         default=None, description="seconds waited for the GPU's timing lock before timing (a GPU shared by "
         "several slots: neighbours never time at once); None: no lock (a CPU, or a whole GPU)")
@@ -231,6 +236,8 @@ class TrialRecord(_Part):
     memory: Memory | None = None
     latency: Latency | None = None
     seeds: list[SeedResult] = Field(default_factory=list)
+    epochs_trained: int | None = Field(default=None, description="training epochs the trial ran, summed over its "
+                                       "seeds (what it spent of budget.epochs_per_cell)")
     trainable_params: int | None = None
     total_params: int | None = None
     pretrained: dict[str, Any] | None = None
@@ -347,6 +354,18 @@ class TrialRecord(_Part):
     def counts(self) -> bool:
         """Whether the trial used budget (every end but a cut-short one)."""
         return self.status != "interrupted"
+
+    @property
+    def epochs_spent(self) -> int:
+        """What the trial spent of its cell's epoch budget: the epochs it trained over its seeds,
+        at least one for any trial that counts (a failure costs a start), none if cut short.
+        A record written before ``epochs_trained`` existed: its seeds' histories."""
+        if not self.counts:
+            return 0
+        n = self.epochs_trained
+        if n is None:
+            n = sum(len(s.history) for s in self.seeds) or (len(self.metrics.history) if self.metrics else 0)
+        return max(1, n)
 
     @property
     def stopped_at(self) -> int | None:

@@ -27,20 +27,22 @@ CELL = "freesolv__graphormer__linear_probe"
 STOPPING = {"type": "mo_asha", "min_epochs": 1, "reduction_factor": 2}
 
 
-def _spec(tmp_path, cache_dir, budget, epochs, stopping=None):
+def _spec(tmp_path, cache_dir, budget, epochs, stopping=None, epochs_budget=None):
     d = tiny_spec(tmp_path, cache_dir, {"linear_probe": {"search": {"lr": {
         "type": "float", "low": 0.001, "high": 0.01, "log": True}}}}, name="shared",
         train={"epochs": epochs, "batch_size": 32},
-        budget={"trials_per_cell": budget, **({"stopping": stopping} if stopping else {})},
+        budget={**({"epochs_per_cell": epochs_budget} if epochs_budget else {"trials_per_cell": budget}),
+                **({"stopping": stopping} if stopping else {})},
         storage={"root": str(tmp_path / "runs"), "cache_dir": str(cache_dir), "heartbeat_s": 1})
     f = tmp_path / "spec.yaml"
     f.write_text(yaml.safe_dump(d))
     return [sys.executable, "-m", "orchestrator.cli", "sweep", str(f), "--executor", "inprocess"]
 
 
-def _check(tmp_path, budget):
-    """Exactly the budget completed, no number twice, every record whole, and Optuna's
-    storage and the records agree trial by trial."""
+def _check(tmp_path, budget, epochs_budget=None, concurrency=2, epochs=None):
+    """Exactly the budget completed (an epoch budget: spent, and overspent by at most what the
+    trials running when it ran out trained), no number twice, every record whole, and
+    Optuna's storage and the records agree trial by trial."""
     run = tmp_path / "runs" / "shared"
     files = glob.glob(str(run / "trials" / CELL / "trial-*.json"))
     recs = [load_record(open(f).read(), f) for f in files]  # every record parses (and validates)
@@ -63,8 +65,28 @@ def _check(tmp_path, budget):
             assert t.user_attrs.get("stopped_at") == r.stopped_at
         else:
             assert r.status == "interrupted"
-    assert sum(t.state == TrialState.COMPLETE for t in study.trials) == budget
+    if epochs_budget is None:
+        assert sum(t.state == TrialState.COMPLETE for t in study.trials) == budget
+    else:
+        spent = sum(r.epochs_spent for r in recs)
+        assert epochs_budget <= spent <= epochs_budget + concurrency * epochs, (spent, epochs_budget)
+        assert all(r.epochs_trained == (len(r.metrics.history)) for r in recs if r.status in ("ok", "stopped"))
     return recs
+
+
+def test_two_drivers_share_one_epoch_budget_and_stopping_buys_trials(tmp_path, cache_dir):
+    """An epoch budget: both drivers count the same epochs; the epochs stopped trials saved
+    went to new configurations (more trials than the budget holds whole ones)."""
+    cmd = _spec(tmp_path, cache_dir, budget=None, epochs=4, stopping=STOPPING, epochs_budget=24)
+    procs = [subprocess.Popen(cmd, stdout=open(tmp_path / f"d{i}.log", "w"), stderr=subprocess.STDOUT)
+             for i in range(2)]
+    for i, p in enumerate(procs):
+        assert p.wait(600) == 0, (tmp_path / f"d{i}.log").read_text()[-3000:]
+    recs = _check(tmp_path, None, epochs_budget=24, concurrency=2, epochs=4)
+    ended = [r for r in recs if r.counts]
+    assert any(r.status == "stopped" for r in ended)
+    assert len(ended) > 24 // 4, [(r.status, r.epochs_spent) for r in ended]
+    assert len({r.process.pid for r in ended}) == 2
 
 
 @pytest.mark.parametrize("stopping", [None, STOPPING], ids=["no-stopping", "mo_asha"])
@@ -83,13 +105,15 @@ def test_two_drivers_share_one_budget(tmp_path, cache_dir, stopping):
         assert any(r.status == "stopped" for r in recs), [(r.status, r.process.pid) for r in recs]
 
 
-@pytest.mark.parametrize("stopping", [None, STOPPING], ids=["no-stopping", "mo_asha"])
-def test_driver_killed_five_times_at_random_resumes_exactly(tmp_path, cache_dir, stopping):
+@pytest.mark.parametrize("stopping, epochs_budget", [(None, None), (STOPPING, None), (STOPPING, 40)],
+                         ids=["no-stopping", "mo_asha", "mo_asha-epochs"])
+def test_driver_killed_five_times_at_random_resumes_exactly(tmp_path, cache_dir, stopping, epochs_budget):
     """With early stopping too: a driver killed mid-rung leaves its decisions in the storage,
-    where they stand; the trial it was running is interrupted and its budget re-run."""
+    where they stand; the trial it was running is interrupted and its budget re-run. With an
+    epoch budget, the epochs counted after the kills are those of the trials that ended."""
     rng = random.Random(20261125)  # seeded: a failure replays with the same kill times
     budget = 14
-    cmd = _spec(tmp_path, cache_dir, budget=budget, epochs=5, stopping=stopping)
+    cmd = _spec(tmp_path, cache_dir, budget=budget, epochs=5, stopping=stopping, epochs_budget=epochs_budget)
     trials = str(tmp_path / "runs" / "shared" / "trials" / "*" / "*.json")
     kills = 0
     for attempt in range(5):
@@ -108,7 +132,7 @@ def test_driver_killed_five_times_at_random_resumes_exactly(tmp_path, cache_dir,
     assert kills == 5
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-3000:]
-    recs = _check(tmp_path, budget)
+    recs = _check(tmp_path, budget, epochs_budget=epochs_budget, concurrency=1, epochs=5)
     assert all(r.values is None or len(r.values) == 3 for r in recs)
     if stopping:
         assert any(r.status == "stopped" for r in recs)

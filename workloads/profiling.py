@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import math
 import resource
 import statistics
 import sys
@@ -253,12 +254,17 @@ def measure_latency(
                 times.append(time.perf_counter() - t0)
     times.sort()
     median = statistics.median(times)
+    # the median's standard error from a robust spread (MAD, scaled to a normal's sigma; the median's
+    # efficiency factor 1.253): 0 from a single repeat, where no spread is known
+    mad = statistics.median(abs(t - median) for t in times)
+    se = 1.253 * 1.4826 * mad / math.sqrt(len(times)) if len(times) > 1 else 0.0
     return Timing(
         device=str(device) if not cuda else f"cuda:{torch.cuda.get_device_name(device)}",
         method="median wall time of a no-grad forward over timed repeats after warm-up",
         batch_size=batch_size,
         median_s=median,
         ms_per_unit=1000.0 * median / batch_size,
+        se_ms_per_unit=1000.0 * se / batch_size,
         p90_s=times[min(len(times) - 1, int(0.9 * len(times)))],
         repeats=repeats,
         warmup=warmup,

@@ -133,8 +133,8 @@ def train_seed(
     """Train one seed: build, train with validation selection, test, profile.
 
     With ``rung``, after each epoch of ``cfg.rungs`` rank 0 reports a :class:`Rung` (the
-    validation score, the memory peak measured so far, the latency timed now on the
-    current weights, undeployed) and stops training early when ``rung`` answers False
+    best validation score so far, the memory peak measured so far, the latency timed now on
+    the current weights as deployed, with their noise) and stops training early when ``rung`` answers False
     (every rank stops). A stopped seed is neither tested nor profiled again: what it
     showed is its rung values, and it is never on a front."""
     task = task_of(cfg.dataset)
@@ -169,7 +169,7 @@ def train_seed(
         best_val, best_epoch, best_state = float("nan"), -1, None
         history, rungs, stopped = [], [], False
         cost_limits = cfg.cost_limits
-        rung_latency: float | None = None
+        rung_latency: tuple[float, float] | None = None
         memory_checked = MEMORY_OBJECTIVE not in cost_limits
 
         def check_memory() -> None:
@@ -257,13 +257,14 @@ def train_seed(
             if (rung is not None or cost_limits) and epoch + 1 in cfg.rungs:
                 go, over, values = True, None, {}
                 if rank == 0:
-                    values = _rung_values(cfg, task, data, model, device, val, meter, rung_latency)
+                    values, noise = _rung_values(cfg, task, data, model, device, best_val, meter, rung_latency,
+                                                 hooks.deploy)
                     if not _exits_early(model):  # its latency does not move with its weights: timed once
-                        rung_latency = values[task.latency_objective]
+                        rung_latency = (values[task.latency_objective], noise[task.latency_objective])
                     # a cost past its limit ends the trial before it asks to go on
                     over = violations(cost_limits, values) or None
                     if over is None:
-                        rungs.append(Rung(epoch=epoch + 1, values=values))
+                        rungs.append(Rung(epoch=epoch + 1, values=values, noise=noise))
                         go = rung is None or bool(rung(rungs[-1]))
                 go, over = _agree((go, over), world_size)
                 if over:
@@ -326,23 +327,29 @@ def _exits_early(model: nn.Module) -> bool:
     return bool(info and info.get("early_exit"))
 
 
-def _rung_values(cfg: TrialConfig, task: Task, data, model: nn.Module, device: torch.device, val: float,
-                 meter: profiling.PeakMeter, latency_ms: float | None = None) -> dict[str, float]:
-    """What a trial reports at a rung: its validation score, its memory peak measured so
-    far, and its latency timed now, on the current weights (undeployed), with
-    ``profile.rung_latency_repeats`` timed calls after one warm-up (a ranking signal paid
-    for at every rung; the final latency takes ``latency_repeats``). ``latency_ms``: the
-    latency timed at an earlier rung, reused where the work per call does not depend on
-    the weights (every method but one that exits early)."""
-    if latency_ms is None:
+def _rung_values(cfg: TrialConfig, task: Task, data, model: nn.Module, device: torch.device, best_val: float,
+                 meter: profiling.PeakMeter, latency: tuple[float, float] | None = None,
+                 deploy: Callable[[nn.Module], nn.Module] | None = None) -> tuple[dict[str, float], dict[str, float]]:
+    """What a trial reports at a rung, and each cost's noise: its best validation score so far
+    (what its final objective would be if it ended here: the final objective is the best
+    epoch's), its memory peak measured so far (deterministic: noise 0), and its latency timed
+    now on the model as deployed (``deploy``: LoRA merged, as at the end), with
+    ``profile.rung_latency_repeats`` timed calls after one warm-up, and the standard error of
+    that median. ``latency``: (ms, se) timed at an earlier rung, reused where the work per
+    call does not depend on the weights (every method but one that exits early)."""
+    if latency is None:
         model.eval()  # the next epoch sets training mode again
         # the latency batch's loader draws from the global generator: a rung must not shift training
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.no_grad():
-            batch, units = task.latency_batch(data, cfg.profile.latency_batch_size, device, model=model)
-            latency_ms = profiling.measure_latency(
-                lambda: model(batch), batch_size=units, device=device, warmup=1,
-                repeats=cfg.profile.rung_latency_repeats, unit=task.unit).ms_per_unit
-    return {"score": val, MEMORY_OBJECTIVE: meter.peak_bytes / 2**20, task.latency_objective: latency_ms}
+            timed = deploy(model) if deploy is not None else model
+            batch, units = task.latency_batch(data, cfg.profile.latency_batch_size, device, model=timed)
+            t = profiling.measure_latency(
+                lambda: timed(batch), batch_size=units, device=device, warmup=1,
+                repeats=cfg.profile.rung_latency_repeats, unit=task.unit)
+            latency = (t.ms_per_unit, t.se_ms_per_unit or 0.0)
+            del timed
+    values = {"score": best_val, MEMORY_OBJECTIVE: meter.peak_bytes / 2**20, task.latency_objective: latency[0]}
+    return values, {MEMORY_OBJECTIVE: 0.0, task.latency_objective: latency[1]}
 
 
 def mean_std(xs: list[float]) -> tuple[float, float]:
@@ -455,6 +462,7 @@ def run_trial(
                 return TrialRecord(**common)
             v = e.violation
             return TrialRecord(**common, **where(), rungs=e.rungs, objectives=e.measured,
+                               epochs_trained=sum(len(s["history"]) for s in per_seed) + 1,  # + the one it stopped in
                                timings=Timings(total_s=time.perf_counter() - t_start)).mark_infeasible(
                 "limit", f"over a limit: {e}", objective=v.objective, limit=v.limit, measured=v.measured,
                 bound=v.bound)
@@ -463,7 +471,7 @@ def run_trial(
     if per_seed[0]["stopped"]:  # stopped at a rung: its first seed's epochs and rungs, not tested
         s0, ds = per_seed[0], cfg.dataset
         return TrialRecord(
-            **common, **where(), status="stopped", rungs=s0["rungs"],
+            **common, **where(), status="stopped", rungs=s0["rungs"], epochs_trained=len(s0["history"]),
             metrics=Metrics(metric=task.metric(ds), direction=task.direction(ds), val_score=s0["val_score"],
                             val_scores=[s0["val_score"]], best_epoch=s0["best_epoch"], history=s0["history"]),
             memory=s0["memory"], trainable_params=s0["trainable_params"], total_params=s0["total_params"],
@@ -475,6 +483,7 @@ def run_trial(
     record = TrialRecord(
         **common, **{k: v for k, v in parts.items() if k != "task"}, reference=reference,
         status="ok", rungs=per_seed[0]["rungs"], **where(),
+        epochs_trained=sum(len(s.get("history") or ()) for s in per_seed),
         device=DeviceInfo(type=device.type, name=parts["memory"]["device"], host=platform.node(),
                           torch_threads=torch.get_num_threads()),
         timings=Timings(train_s=sum(s["train_s"] for s in per_seed), total_s=time.perf_counter() - t_start),

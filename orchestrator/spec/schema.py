@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal, Mapping
 
 import yaml
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from orchestrator.search import SearchParam
 from orchestrator.spec.routing import route
@@ -82,10 +82,19 @@ class Stopping(StrictModel):
     scope: Literal["cell", "dataset"] = Field(
         default="cell", description="cell: a variant's trials are compared among themselves; dataset: every "
         "variant of a dataset × backbone (the front the report draws)")
+    cost_tolerance: float = Field(
+        default=0.05, ge=0, lt=1, description="at a rung, two trials' costs (memory, latency) that differ by "
+        "less than this fraction, or than twice the standard error of their timed difference, are ties")
 
 
 class Budget(StrictModel):
-    trials_per_cell: int = Field(default=4, ge=1, le=100_000, description="finished trials per study (failed ones count; ones a crash cut short do not)")
+    trials_per_cell: int | None = Field(
+        default=None, ge=1, le=100_000, description="finished trials per study (failed ones count; ones a crash cut "
+        "short do not); with epochs_per_cell an optional cap; default 4 when neither is given")
+    epochs_per_cell: int | None = Field(
+        default=None, ge=1, le=1_000_000_000, description="training epochs a study may spend, summed over its trials "
+        "and their seeds, stopped and failed ones included (a trial costs at least one), counted as work happens: a "
+        "study asks for new configurations until it is spent, so epochs that early stopping saves buy new trials")
     sampler: Literal["tpe", "nsga2", "random"] = "tpe"
     n_startup_trials: int = Field(default=4, ge=1, le=100_000, description="random trials before TPE models the front")
     seeds: int = Field(
@@ -102,6 +111,15 @@ class Budget(StrictModel):
         "those runs; 0: off")
     confirm_max: int = Field(default=3, ge=1, le=1000, description="at most this many of a cell's Pareto-optimal "
                              "configurations are confirmed, best validation score first")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_trials(cls, data):
+        """Four trials per cell when no budget is given (as before ``epochs_per_cell`` existed, so a
+        resolved spec of an older run reads the same)."""
+        if isinstance(data, dict) and data.get("trials_per_cell") is None and data.get("epochs_per_cell") is None:
+            data = {**data, "trials_per_cell": 4}
+        return data
 
 
 class Resources(StrictModel):
@@ -180,11 +198,18 @@ class SweepSpec(StrictModel):
             if compatible(d, b.name, entry.method_name(m), entry.plugins)
         ]
 
-    def budget_of(self, cell: "Cell") -> int:
-        """Trials the cell runs: ``budget.trials_per_cell``, or one for a reference baseline
-        that searches nothing (its one configuration, at fixed settings)."""
+    def budget_of(self, cell: "Cell") -> int | None:
+        """Trials the cell runs at most: ``budget.trials_per_cell`` (None: no cap, the epochs
+        decide), or one for a reference baseline that searches nothing (its one configuration,
+        at fixed settings)."""
         entry = self.methods[cell.method]
         return 1 if entry.is_reference(cell.method) and not entry.search else self.budget.trials_per_cell
+
+    def epochs_of(self, cell: "Cell") -> int | None:
+        """Training epochs the cell may spend (``budget.epochs_per_cell``); None for a cell
+        bounded by trials alone (a reference baseline that searches nothing)."""
+        entry = self.methods[cell.method]
+        return None if entry.is_reference(cell.method) and not entry.search else self.budget.epochs_per_cell
 
     def resolved(self) -> dict:
         """The spec with defaults filled in, as written to the run folder: secrets masked
@@ -195,8 +220,9 @@ class SweepSpec(StrictModel):
 
     def content_hash(self, exclude_budget: bool = False) -> str:
         d = self.resolved()
-        if exclude_budget:  # what may change on resume: how many trials, not what a trial means
+        if exclude_budget:  # what may change on resume: how many trials or epochs, not what a trial means
             d["budget"].pop("trials_per_cell")
+            d["budget"].pop("epochs_per_cell")
         return stable_hash(d)
 
     def run_dir(self, base: Path | None = None) -> Path:

@@ -58,12 +58,25 @@ def check_constraints(spec: SweepSpec) -> list[str]:
 
 
 def check_budget(spec: SweepSpec) -> list[str]:
-    """Early stopping has a rung before the last epoch (else it would never decide)."""
-    st = spec.budget.stopping
+    """Early stopping has a rung before the last epoch (else it would never decide). An epoch
+    budget holds at least one whole trial, and every variant it bounds alone can spend it on
+    new configurations (a variant that searches nothing would repeat one configuration on
+    the same seeds). An epoch budget always ends: every trial spends at least one epoch."""
+    b, st = spec.budget, spec.budget.stopping
+    errors = []
     if st.type != "none" and st.min_epochs >= spec.train.epochs:
-        return [f"budget.stopping.min_epochs: {st.min_epochs} is not below train.epochs ({spec.train.epochs}): "
-                "no rung before the last epoch, so nothing could be stopped"]
-    return []
+        errors.append(f"budget.stopping.min_epochs: {st.min_epochs} is not below train.epochs ({spec.train.epochs}): "
+                      "no rung before the last epoch, so nothing could be stopped")
+    if b.epochs_per_cell is not None:
+        whole = spec.train.epochs * b.seeds
+        if b.epochs_per_cell < whole:
+            errors.append(f"budget.epochs_per_cell: {b.epochs_per_cell} is below one trial's epochs ({whole}: "
+                          f"train.epochs {spec.train.epochs} × budget.seeds {b.seeds})")
+        if b.trials_per_cell is None:
+            errors += [f"methods.{name}: searches nothing, so budget.epochs_per_cell would train its one configuration "
+                       "again and again on the same seeds; search a parameter, or cap it with budget.trials_per_cell"
+                       for name, entry in spec.methods.items() if not entry.search and not entry.is_reference(name)]
+    return errors
 
 
 def check_datasets(spec: SweepSpec) -> list[str]:

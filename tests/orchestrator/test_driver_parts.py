@@ -71,6 +71,58 @@ def test_stopped_and_infeasible_trials_use_budget(tmp_path):
     assert run.read_trial(cell.id, 1).infeasible.measured == 2.0
 
 
+def test_an_epoch_budget_counts_work_as_it_happens(tmp_path):
+    """Ended trials spend what their records say (stopped and failed ones included, at least
+    one epoch), running ones the last rung they reached; a trial is admitted while the
+    trials numbered before it leave epochs, so two drivers decide alike."""
+    spec = parse_spec(tiny_spec(tmp_path, tmp_path / "cache", {"lora": {"search": {"r": {
+        "type": "categorical", "choices": [2, 4]}}}}, budget={"epochs_per_cell": 10}, train={"epochs": 4}))
+    run = RunDir(spec.run_dir())
+    run.path.mkdir(parents=True)
+    studies = Studies(spec, run)
+    studies.open()
+    budget = SharedBudget(run, studies, spec.budget_of, spec.epochs_of)
+    [cell] = studies.cells
+    assert spec.budget_of(cell) is None and spec.epochs_of(cell) == 10
+    study = studies.by_cell[cell.id]
+    t0, t1, t2 = study.ask(), study.ask(), study.ask()
+    assert budget.epochs_used(cell) == 0 and budget.admits(cell, t2.number)  # running, nothing reported yet
+    done = _ok(cell, 0)
+    done.epochs_trained = 4
+    run.write_trial(cell.id, 0, done)
+    study.tell(t0, [1.0, 2.0, 0.1])
+    stopped = _ok(cell, 1)
+    stopped.status, stopped.epochs_trained = "stopped", 1
+    run.write_trial(cell.id, 1, stopped)
+    study.tell(t1, [1.0, 2.0, 0.1])
+    t2.set_user_attr("rung:3", [0.5, 2.0, 0.1])  # the running trial reached its rung at epoch 3
+    assert budget.epochs_used(cell) == 4 + 1 + 3 and budget.remaining(cell) == 2
+    assert not budget.exhausted(cell)  # 5 epochs ended of 10
+    t3 = study.ask()
+    assert budget.admits(cell, t3.number)  # 8 spent before it
+    failed = TrialRecord(status="failed", error="boom")
+    failed.assign(cell=cell.id, dataset=cell.dataset, backbone=cell.backbone, method=cell.method, number=3,
+                  params={}, objective_names=["score", "train_memory_mb", "latency_ms_per_graph"])
+    run.write_trial(cell.id, 3, failed)
+    study.tell(t3, state=TrialState.FAIL)
+    assert run.read_trial(cell.id, 3).epochs_spent == 1  # a failure costs a start
+    t4 = study.ask()
+    assert budget.epochs_used(cell, below=t4.number) == 9 and budget.admits(cell, t4.number)
+    t5 = study.ask()  # t4 runs, reported nothing: 9 spent before t5, one epoch left
+    assert budget.admits(cell, t5.number)
+    t4.set_user_attr("rung:1", [0.5, 2.0, 0.1])
+    t6 = study.ask()
+    assert not budget.admits(cell, t6.number)  # 10 spent before it
+    done2 = _ok(cell, 2)
+    done2.epochs_trained = 4
+    run.write_trial(cell.id, 2, done2)
+    study.tell(t2, [1.0, 2.0, 0.1])
+    assert budget.exhausted(cell)  # 4 + 1 + 4 + 1 ended
+    # a record written before epochs_trained existed: its seeds' histories
+    old = _ok(cell, 9)
+    assert old.epochs_spent == 1
+
+
 @pytest.mark.parametrize("status, state", [("ok", TrialState.COMPLETE), ("infeasible", TrialState.COMPLETE),
                                            ("failed", TrialState.FAIL), ("stopped", TrialState.COMPLETE)])
 def test_the_tell_policy(status, state):

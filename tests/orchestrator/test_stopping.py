@@ -13,7 +13,7 @@ from rich.console import Console
 
 from orchestrator.executor import InProcessExecutor
 from orchestrator.spec import SpecError, parse_spec
-from orchestrator.stopping import crowding_distance, goes_on, non_dominated_fronts, ranking, rung_epochs
+from orchestrator.stopping import crowding_distance, goes_on, non_dominated_fronts, ranking, rung_epochs, tolerances
 from orchestrator.sweep import Sweep
 from tests.conftest import tiny_spec
 
@@ -257,3 +257,55 @@ def test_scope_dataset_keeps_one_trial_of_every_variant_going(tmp_path):
     assert report(bitfit, 5.0)  # ranks last of 3 (RMSE 5), but is bitfit's first at this rung
     assert not report(bitfit, 6.0)  # ranked: 4th of 4 > ceil(4/2)
     assert not report(probe, 7.0)  # probe has gone on already: ranked, last of 5
+
+
+def test_timing_noise_picks_no_survivor():
+    """One variant: memory constant, latencies that differ only within their noise. Without the
+    noise, the fastest-timed trial is an end of the front (infinite crowding distance) and goes
+    on whatever its score; with it, latency ties and the best scores go on."""
+    dirs = ["maximize", "minimize", "minimize"]
+    rung = {0: [0.70, 5.0, 1.00], 1: [0.60, 5.0, 0.97], 2: [0.72, 5.0, 1.02], 3: [0.71, 5.0, 1.01],
+            4: [0.50, 5.0, 0.99], 5: [0.69, 5.0, 1.03]}
+    se = {k: [float("nan"), 0.0, 0.02] for k in rung}  # a latency median's standard error of 0.02 ms
+    survivors = lambda noise: {k for k in rung if goes_on(rung, k, dirs, 3, noise)}  # noqa: E731
+    assert 1 in survivors(None)  # the fastest-timed, second-worst score: noise picked it
+    assert survivors(se) == {2, 3}  # the two best scores, latency a tie
+    # a real latency difference still counts: trial 1 twice as fast is a point of its own on the front
+    rung[1][2] = 0.5
+    assert 1 in survivors(se)
+
+
+def test_tolerances_are_twice_the_se_of_the_difference_and_a_relative_floor():
+    v = np.array([[0.5, 10.0, 1.0], [0.6, 10.0, 1.1]])
+    se = np.array([[np.nan, 0.0, 0.03], [np.nan, 0.0, 0.04]])
+    tol = tolerances(v, se, relative=0.0)
+    assert tol[0, 1, 2] == pytest.approx(2 * 0.05) and tol[0, 1, 0] == 0.0 and tol[0, 1, 1] == 0.0
+    tol = tolerances(v, se, relative=0.05)
+    assert tol[0, 1, 1] == pytest.approx(0.5) and tol[0, 1, 2] == pytest.approx(0.1) and tol[0, 1, 0] == 0.0
+    # with tolerances, fronts never lose a point, even where dominance is not transitive
+    pts = np.array([[0.0, 0.0], [0.05, -0.05], [0.1, -0.1]])
+    fronts = non_dominated_fronts(pts, ["minimize", "minimize"], np.full((3, 3, 2), 0.06))
+    assert sorted(i for f in fronts for i in f) == [0, 1, 2]
+
+
+def test_a_rung_reports_the_best_score_so_far_and_the_deployed_latency(tmp_path, cache_dir, monkeypatch):
+    """LoRA at a rung is timed merged, as at the end; the score is the best epoch's so far."""
+    import workloads.peft.lora as lora
+    from workloads import run_trial
+    from workloads.config import TrialConfig
+
+    merged = []
+    real = lora.merged_copy
+    monkeypatch.setattr(lora, "merged_copy", lambda m: merged.append(1) or real(m))
+    d = tiny_spec(tmp_path, cache_dir, {"lora": {"params": {"r": 2}}})
+    cfg = TrialConfig(dataset=d["datasets"][0], backbone=d["backbones"][0],
+                      method={"name": "lora", "params": {"r": 2}}, train={"epochs": 4, "batch_size": 32, "lr": 0.05},
+                      profile=d["profile"], cache_dir=str(cache_dir), rungs=[1, 2, 3], device="cpu")
+    record = run_trial(cfg, rung=lambda r: True)
+    assert merged and len(merged) >= 2  # timed merged at the first rung, and at the end
+    scores = [g.values["score"] for g in record.rungs]
+    history = [e.val_score for e in record.metrics.history]
+    for g in record.rungs:  # RMSE: lower is better
+        assert g.values["score"] == pytest.approx(min(history[:g.epoch]))
+        assert g.noise["latency_ms_per_graph"] >= 0 and g.noise["train_memory_mb"] == 0
+    assert scores == sorted(scores, reverse=True)  # the best so far never gets worse
