@@ -149,9 +149,10 @@ def cmd_status(args) -> int:
 
     cells, note = sweep_status(args.run_dir)
     done = sum(c.ended for c in cells.values())
-    budget = sum(c.budget for c in cells.values())
+    caps = [c.budget for c in cells.values()]
+    of = f" of {sum(caps)}" if all(b is not None for b in caps) else ""  # an epoch budget: trials are not fixed
     out = console if console.is_terminal else Console(highlight=False, width=160)  # a pipe: no squeezed columns
-    out.print(status_table(cells, f"{Path(args.run_dir).resolve().name}: {done} of {budget} trials ended", note))
+    out.print(status_table(cells, f"{Path(args.run_dir).resolve().name}: {done}{of} trials ended", note))
     return 0
 
 

@@ -14,11 +14,13 @@ Invariants:
   both it and TPE rank a trial with a positive constraint below every feasible one and
   among the infeasible by how far over they were. Its values are the objectives it
   measured before it stopped, and :data:`PENALTY` (the worst value) for those it did not.
-* A ``stopped`` trial (stopped early at a rung) is told COMPLETE with its values at that
-  rung, and its trial carries ``stopped_at`` (the epoch). Every sampler here copes with
-  that: NSGA-II reads only COMPLETE trials, and pruned multi-objective trials without
-  values have crashed samplers. What a sampler learns is what the rung showed: the
-  configuration's score and costs after fewer epochs, which ranked low among its peers.
+* A ``stopped`` trial (stopped early at a rung) is told PRUNED, and its trial carries
+  ``stopped_at`` (the epoch) beside its rung values (``rung:<epoch>``). So a user reading the
+  storage (``study.best_trials``, optuna-dashboard's Pareto front) never meets a 1-epoch
+  value among finished ones, and a sampler is never told rung values as if they were final:
+  TPE (Optuna 5) ranks pruned trials after every completed one (its "bad" group unless too
+  few trials completed), NSGA-II reads completed trials only, random ignores both. What a
+  sampler learns is that the configuration ranked low among its peers at a rung.
 * A trial is retried only when its worker died under it (``worker_lost``), at most
   ``resources.max_retries`` times, in the same Optuna trial; a trial that raised is
   never retried (it would raise again).
@@ -69,8 +71,10 @@ def infeasible_values(record: TrialRecord, directions: list[str]) -> list[float]
 def tell(study: optuna.Study, trial: Trial, record: TrialRecord, directions: list[str]) -> bool:
     """Tell Optuna how a recorded trial ended; False when another driver told it first."""
     try:
-        if record.status in ("ok", "stopped") and record.values:
+        if record.status == "ok" and record.values:
             study.tell(trial, record.values)
+        elif record.status == "stopped":
+            study.tell(trial, state=TrialState.PRUNED)
         elif record.status == "infeasible":
             trial.set_constraint(*constraint(record))  # before tell: samplers read it when the trial completes
             study.tell(trial, infeasible_values(record, directions))
@@ -86,6 +90,7 @@ def annotate(trial, record: TrialRecord) -> None:
     try:
         if record.status == "stopped":
             trial.set_user_attr("stopped_at", record.stopped_at)
+            return
         if record.values is not None:
             return
         trial.set_user_attr("error", record.error)

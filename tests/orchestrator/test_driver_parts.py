@@ -94,7 +94,7 @@ def test_an_epoch_budget_counts_work_as_it_happens(tmp_path):
     stopped = _ok(cell, 1)
     stopped.status, stopped.epochs_trained = "stopped", 1
     run.write_trial(cell.id, 1, stopped)
-    study.tell(t1, [1.0, 2.0, 0.1])
+    study.tell(t1, state=TrialState.PRUNED)
     t2.set_user_attr("rung:3", [0.5, 2.0, 0.1])  # the running trial reached its rung at epoch 3
     assert budget.epochs_used(cell) == 4 + 1 + 3 and budget.remaining(cell) == 2
     assert not budget.exhausted(cell)  # 5 epochs ended of 10
@@ -124,7 +124,7 @@ def test_an_epoch_budget_counts_work_as_it_happens(tmp_path):
 
 
 @pytest.mark.parametrize("status, state", [("ok", TrialState.COMPLETE), ("infeasible", TrialState.COMPLETE),
-                                           ("failed", TrialState.FAIL), ("stopped", TrialState.COMPLETE)])
+                                           ("failed", TrialState.FAIL), ("stopped", TrialState.PRUNED)])
 def test_the_tell_policy(status, state):
     study = optuna.create_study(directions=["minimize", "maximize"])
     trial = study.ask()
@@ -139,8 +139,8 @@ def test_the_tell_policy(status, state):
     assert t.state == state
     if status == "ok":
         assert t.values == [1.0, 2.0]
-    if status == "stopped":  # its values at the rung it reached
-        assert t.values == [3.0, 4.0]
+    if status == "stopped":  # pruned: no values in Optuna's view; the record keeps its rung values
+        assert t.values is None and r.values == [3.0, 4.0]
     if status == "infeasible":  # what it measured, the worst value for the rest, and how far past its limit
         assert t.values == [policy.PENALTY, 0.5] and t.constraints == {"m": 0.5}
     assert not policy.tell(study, trial, r, ["minimize", "maximize"])  # told once; a second tell is refused
@@ -195,5 +195,5 @@ def test_recovery_keeps_where_a_written_stopped_trial_stopped_and_a_failed_ones_
     run.write_trial(cell.id, failed.number, TrialRecord.failure("ValueError: no"))
     Recovery(spec, run, studies, [].append).settle({})
     t = {t.number: t for t in study.get_trials(deepcopy=False)}
-    assert t[stopped.number].state == TrialState.COMPLETE and t[stopped.number].user_attrs["stopped_at"] == 2
+    assert t[stopped.number].state == TrialState.PRUNED and t[stopped.number].user_attrs["stopped_at"] == 2
     assert t[failed.number].state == TrialState.FAIL and t[failed.number].user_attrs["error"] == "ValueError: no"

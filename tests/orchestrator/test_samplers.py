@@ -1,6 +1,6 @@
 """Every sampler a spec can name (TPE with and without constant liar, NSGA-II, random)
 keeps proposing valid configurations in a study that holds what the driver tells it:
-finished trials, trials stopped early (COMPLETE with their rung values), trials over a
+finished trials, trials stopped early (PRUNED, their rung values beside them), trials over a
 limit or out of memory (COMPLETE with a positive constraint), failed ones, and trials
 still running. NSGA-II runs past its first generation, so its constrained elite
 selection reads them all."""
@@ -75,3 +75,6 @@ def test_every_sampler_with_stopped_and_infeasible_trials(tmp_path, sampler, slo
     infeasible = [t for t in study.trials if any(v > 0 for v in t.constraints.values())]
     assert infeasible and all(t.state == optuna.trial.TrialState.COMPLETE for t in infeasible)
     assert any(t.user_attrs.get("stopped_at") == 1 for t in study.trials)
+    pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    assert pruned and all(t.user_attrs.get("stopped_at") == 1 and t.values is None for t in pruned)
+    assert study.best_trials and not any(t.state == optuna.trial.TrialState.PRUNED for t in study.best_trials)
