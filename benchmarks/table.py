@@ -40,7 +40,7 @@ from orchestrator.spec import parse_spec  # noqa: E402
 from orchestrator.stopping import rung_epochs  # noqa: E402
 from orchestrator.sweep import Sweep  # noqa: E402
 from reports.cd_diagram import write_cd_diagram  # noqa: E402
-from reports.meta import DatasetInput, PooledVerdict, claim_verdicts, pooled_claim  # noqa: E402
+from reports.meta import SHARED_MOLECULES, DatasetInput, PooledVerdict, claim_verdicts, pooled_claim  # noqa: E402
 from reports.stats import friedman_nemenyi, holm, paired_test, verdict  # noqa: E402
 from reports.summary import summarize  # noqa: E402
 from reports.verdicts import seed_scores, verdict_text  # noqa: E402
@@ -70,7 +70,7 @@ METHODS = {
     "constant": {},
     "ecfp_rf": {},
 }
-BLOCKS = {"b3db_regression": "b3db"}  # datasets sharing molecules count as one block in the claims' pooling
+BLOCKS = SHARED_MOLECULES  # datasets sharing molecules count as one block in the claims' pooling
 # (label, A, B): "A beats B", as the papers claim it; tested in both directions
 CLAIMS = [
     ("G-Adapter (with the proximal term) beats full fine-tuning (G-Adapter, Gui et al. 2024)",

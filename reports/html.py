@@ -22,6 +22,7 @@ import plotly.io as pio
 from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
+from reports.pooled import pooled_versus_full
 from reports.summary import PARAMS_PLANE, REFERENCE_RULE, family_title, overview, rerun_command, summarize
 from reports.verdicts import interval, rows_against, verdict_text
 from runfolder import RunDir, TrialRecord, atomic_write_text
@@ -529,10 +530,39 @@ model included, with early exit where the method has it). Exports: <code>results
 {env_html}
 <div id="filter"><b>Method variants shown:</b> {filt}</div>
 {_overview_html(ov, best_of_cell)}
+{_pooled_html(pooled_versus_full(summary))}
 {''.join(sections)}
 <script>{SCRIPT}</script>
 </body></html>
 """
+
+
+def _pooled_html(pooled: dict) -> str:
+    """Each variant against full fine-tuning across datasets (:mod:`reports.pooled`)."""
+    if not pooled:
+        return ""
+    parts = ["<section id='pooled'><h2>Across datasets: each variant against full fine-tuning</h2>",
+             "<p class='note'>Over the datasets whose comparisons used confirmation runs: each dataset's paired "
+             "test-score differences in units of its gap between the constant predictor and its best variant "
+             "(positive: the variant is better), datasets sharing molecules as one block, pooled by a "
+             "random-effects model with modified Hartung–Knapp intervals; one-sided tests for and against, Holm "
+             "over both; 'detectable' is the smallest pooled effect this design finds with 80% power.</p>"]
+    for key, verdicts in pooled.items():
+        rows = []
+        for v in verdicts:
+            c, p = v.claim, v.claim.pooled
+            if p is None:
+                rows.append(f"<tr><td>{E(c.label)}</td><td>{len(c.blocks)}</td><td colspan='4'>no test (fewer "
+                            "than 2 blocks)</td></tr>")
+                continue
+            det = f"{v.detectable:.3f}" if v.detectable is not None else "–"
+            rows.append(f"<tr><td>{E(c.label)}</td><td>{len(c.blocks)}</td><td>{p.effect:+.3f} "
+                        f"[{p.low:+.3f}, {p.high:+.3f}]</td><td>{p.tau2:.4f}</td>"
+                        f"<td><b>{E(v.verdict)}</b> (p_Holm for {v.p_for_holm:.2g}, against {v.p_against_holm:.2g})"
+                        f"</td><td>{det}</td></tr>")
+        parts.append(f"<h3>{E(key)}</h3><table><tr><th>claim</th><th>blocks</th><th>pooled effect (95%)</th>"
+                     "<th>τ²</th><th>verdict</th><th>detectable</th></tr>" + "".join(rows) + "</table>")
+    return "\n".join(parts) + "</section>"
 
 
 def build_report(run_path: str | Path) -> Path:

@@ -43,6 +43,11 @@ HK = ("modified", "standard")
 _GL_X, _GL_W = np.polynomial.legendre.leggauss(96)
 
 
+# Datasets that share molecules: one block in a pooled claim (their effects averaged), so the same
+# molecules are not counted as independent evidence twice.
+SHARED_MOLECULES = {"b3db": "b3db", "b3db_regression": "b3db"}
+
+
 @dataclass(frozen=True)
 class DatasetInput:
     """One dataset's evidence for a claim "a beats b"."""

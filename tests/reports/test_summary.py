@@ -413,3 +413,36 @@ def test_confirmations_are_used_only_when_every_variant_has_one():
     # lora has the better validation mean among the confirmations: it is the best, the target of the tests
     assert both["rows"][0].variant == "lora" and both["rows"][1].vs_best.verdict == "worse"
     assert statistics.fmean(both["chosen"]["full"].metrics.test_scores) == 2.0
+
+
+def test_the_report_pools_each_variant_against_full_fine_tuning_across_datasets(tmp_path):
+    """Three datasets with confirmation runs, lora better than full on each: pooled, the claim
+    'lora beats full' is reproduced; with the search's runs only (no confirmations) nothing
+    is pooled; b3db and b3db_regression count as one block."""
+    from reports.html import _pooled_html
+    from reports.pooled import pooled_versus_full
+
+    def conf(ds, method, tests):
+        return _confirmed(_trial(ds, method, 0, tests, 10))
+
+    def _confirmed(r):
+        r.seeds, r.confirms = [], 0
+        return r
+
+    records = []
+    for ds, shift in (("freesolv", 0.0), ("solubility", 0.1), ("b3db_regression", 0.05), ("CHEMBL214_Ki", 0.2)):
+        base = [1.0 + shift + 0.02 * k for k in range(5)]
+        records += [_trial(ds, "full", 0, base[:3], 100), _trial(ds, "lora", 0, base[:3], 10),
+                    _ref(ds, "constant", [3.0] * 5),
+                    conf(ds, "full", base), conf(ds, "lora", [x - 0.5 + 0.01 * (k % 2) for k, x in enumerate(base)]),
+                    _confirmed(_ref(ds, "constant", [3.0] * 5))]
+    families = {"molecules": {"title": "Molecules", "full_reference": ["full"]}}
+    pooled = pooled_versus_full(_summarize(records, families))
+    [(key, [v])] = pooled.items()
+    assert key == "molecules / g" and v.claim.label == "lora beats full" and len(v.claim.blocks) == 4
+    assert v.verdict == "reproduced" and v.claim.pooled.effect > 0
+    assert "lora beats full" in _pooled_html(pooled) and "reproduced" in _pooled_html(pooled)
+    searched_only = [r for r in records if r.confirms is None]
+    assert pooled_versus_full(_summarize(searched_only, families)) == {}
+    one_block = [r for r in records if r.dataset_name in ("b3db_regression",)]
+    assert pooled_versus_full(_summarize(one_block, families)) == {}
