@@ -82,6 +82,16 @@ class CheckpointConfig(StrictModel):
         default=None, ge=1, le=1_000_000, description="hf_graphormer: atom pairs whose shortest-path distance + 1 "
         "reaches this are masked, as HF's collator does (null: config.json's spatial_pos_max, else 1024; "
         "HF's GraphormerDataCollator defaults to 20)")
+    conformer_seed: int | None = Field(
+        default=None, ge=0, le=2**31 - 1, description="mat_authors: the seed of each molecule's conformer, whose "
+        "distances the model reads (the authors' code draws it unseeded; null: 0)")
+
+    @model_validator(mode="after")
+    def _options_of_the_format(self):
+        for option, fmt in (("spatial_pos_max", "hf_graphormer"), ("conformer_seed", "mat_authors")):
+            if getattr(self, option) is not None and self.format != fmt:
+                raise ValueError(f"'{option}' is an option of the {fmt} format, not of {self.format}")
+        return self
 
     @field_validator("path", mode="before")
     @classmethod

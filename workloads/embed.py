@@ -15,7 +15,7 @@ from workloads.backbones import BACKBONES
 from workloads.backbones.base import coordinates_of
 from workloads.checkpoints import load_checkpoint
 from workloads.config import BackboneConfig
-from workloads.datasets.featurize import smiles_to_data, with_conformer_distances
+from workloads.datasets.featurize import smiles_to_data, with_authors_conformer_distances, with_conformer_distances
 
 
 class EmbedError(ValueError):
@@ -47,6 +47,9 @@ def featurize(smiles: list[str], arch, where: str = "<smiles>") -> list:
         graphs.append(g)
     if coordinates_of(arch) == "3d":
         graphs, _ = with_conformer_distances(graphs)
+    seed = getattr(arch, "mat_conformer_seed", None)
+    if seed is not None:
+        graphs, _ = with_authors_conformer_distances(graphs, seed)
     hops = getattr(arch, "path_hops", 0)
     if hops:
         from workloads.backbones.hf_graphormer import path_edges

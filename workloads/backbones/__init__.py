@@ -12,6 +12,7 @@ from workloads.backbones.graphormer import Graphormer, GraphormerConfig
 from workloads.backbones.hf_graphormer import HFGraphormer, HFGraphormerConfig
 from workloads.backbones.lm import LanguageModel, LMConfig
 from workloads.backbones.mat import MAT, MATConfig
+from workloads.backbones.mat_authors import MATAuthors, MATAuthorsConfig
 from workloads.backbones.node import NodeInputs, NodeModel
 from workloads.registry import Registry
 
@@ -33,8 +34,13 @@ def _graphormer(cfg: BaseModel) -> nn.Module:
     return HFGraphormer(cfg) if isinstance(cfg, HFGraphormerConfig) else Graphormer(cfg)
 
 
+def _mat(cfg: BaseModel) -> nn.Module:
+    """The project's MAT, or the MAT authors' variant for a checkpoint's config."""
+    return MATAuthors(cfg) if isinstance(cfg, MATAuthorsConfig) else MAT(cfg)
+
+
 BACKBONES.add("graphormer", BackboneSpec("graphormer", GraphormerConfig, _graphormer))
-BACKBONES.add("mat", BackboneSpec("mat", MATConfig, MAT))
+BACKBONES.add("mat", BackboneSpec("mat", MATConfig, _mat))
 BACKBONES.add("lm", BackboneSpec("lm", LMConfig, LanguageModel, kind="language_model", pretrainable=False))
 
 

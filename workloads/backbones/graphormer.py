@@ -163,6 +163,10 @@ class Graphormer(nn.Module):
         deg = degree(batch.edge_index[1], batch.num_nodes, dtype=torch.long).clamp(max=self.cfg.max_degree)
         return self.degree_encoder(deg)
 
+    def graph_token_state(self, b: int) -> Tensor:
+        """[B, 1, D] the graph token's input state (a variant computes its own)."""
+        return self.graph_token.expand(b, 1, -1)
+
     def embed_sequence(self, x: Tensor) -> Tensor:
         """What the token sequence [B, T, D] goes through before the first layer."""
         return x
@@ -170,6 +174,12 @@ class Graphormer(nn.Module):
     def finish(self, x: Tensor) -> Tensor:
         """What every token's state goes through after the last layer."""
         return self.final_ln(x)
+
+    def readout(self, x: Tensor, mask: Tensor, k: int) -> Tensor:
+        """[B, D] the graph representation from the final states ``x`` [B, k + n_max, D]
+        (k special tokens: the graph token, then slot tokens; then the atoms, ``mask``
+        [B, n_max] the real ones): the graph token's state."""
+        return x[:, 0]
 
     def _init_structure(self, cfg: GraphormerConfig) -> None:
         """The modules that encode structure into attention (a subclass brings its own)."""
@@ -265,7 +275,7 @@ class Graphormer(nn.Module):
         h = h + self.encode_degree(batch)
         nodes, mask = to_dense_batch(h, batch.batch)  # [B, n, D], [B, n]
         b, n, _ = nodes.shape
-        parts = [self.graph_token.expand(b, 1, -1)]
+        parts = [self.graph_token_state(b)]
         spans, hidden = {}, []
         pos = 1
         for name, module in self.slots.items():
@@ -289,7 +299,8 @@ class Graphormer(nn.Module):
         for layer in self.layers:
             x = layer(x, bias)
         x = self.finish(x)
-        return Encoded(x[:, 0], x[:, k:], mask, {name: x[:, lo:hi] for name, (lo, hi) in spans.items()})
+        slots = {name: x[:, lo:hi] for name, (lo, hi) in spans.items()}
+        return Encoded(self.readout(x, mask, k), x[:, k:], mask, slots)
 
 
 def pair_index(sizes: Tensor) -> tuple[Tensor, Tensor, Tensor]:

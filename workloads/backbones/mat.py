@@ -29,6 +29,9 @@ Deviations, said plainly:
 * Everything else around attention is the Graphormer module's own (pre-LayerNorm
   layers, extra-token slots, input prompts, adapter sites, the structure context),
   so every method and plug-in applies unchanged.
+
+The authors' own computation, for their published weights, is the variant
+:class:`workloads.backbones.mat_authors.MATAuthors` (checkpoint format ``mat_authors``).
 """
 from __future__ import annotations
 

@@ -5,7 +5,8 @@ mapping (the checkpoint's own config to the backbone's architecture model), the 
 mapping (its tensors to the backbone's parameter names), and the input encoding the
 weights expect (the backbone variant the mapped config builds). Its proof is an
 equivalence test against outputs of the reference code, made in a throwaway
-environment by a committed script (``scripts/make_hf_graphormer_fixtures.py``).
+environment by a committed script (``scripts/make_hf_graphormer_fixtures.py``,
+``scripts/make_mat_fixtures.py``).
 
 A checkpoint's tensors are read once per process and kept under the weight file's
 content hash (:func:`load_checkpoint`), as the project's own pretrained checkpoints are.
@@ -60,7 +61,7 @@ def format_of(name: str) -> CheckpointFormat:
 
 
 def _register_builtin() -> None:
-    from workloads.checkpoints import hf_graphormer  # noqa: F401  (registers itself)
+    from workloads.checkpoints import hf_graphormer, mat_authors  # noqa: F401  (each registers itself)
 
 
 def known_formats() -> list[str]:

@@ -67,6 +67,55 @@ def conformer_distances(mol, seed: int = 0) -> np.ndarray | None:
     return np.sqrt(((xyz[:, None, :] - xyz[None, :, :]) ** 2).sum(-1)).astype(np.float32)
 
 
+def authors_conformer_distances(mol, seed: int = 0) -> np.ndarray | None:
+    """[n, n] float32 distances between the heavy atoms of the conformer the MAT authors'
+    ``load_data_from_smiles`` makes (github.com/ardigen/MAT, ``src/featurization/data_utils.py``):
+    hydrogens added, ``AllChem.EmbedMolecule(mol, maxAttempts=5000)`` (RDKit's default ETKDG),
+    ``AllChem.UFFOptimizeMolecule``, hydrogens removed, scikit-learn's ``pairwise_distances`` of
+    the positions. Theirs is unseeded; here ``randomSeed=seed``. ``None`` where embedding fails
+    (their code then featurizes the molecule with its hydrogens and 2D coordinates; see
+    :mod:`workloads.backbones.mat_authors`) or the atoms do not come back as they were."""
+    from rdkit.Chem import AllChem
+    from sklearn.metrics import pairwise_distances
+
+    mh = Chem.AddHs(mol)
+    try:
+        if AllChem.EmbedMolecule(mh, maxAttempts=5000, randomSeed=seed) != 0:
+            return None
+        AllChem.UFFOptimizeMolecule(mh)
+    except Exception:  # noqa: BLE001  (theirs is a bare except around these two calls)
+        return None
+    heavy = Chem.RemoveHs(mh)
+    if heavy.GetNumAtoms() != mol.GetNumAtoms():
+        return None
+    return pairwise_distances(heavy.GetConformer().GetPositions()).astype(np.float32)
+
+
+def with_authors_conformer_distances(graphs: list[Data], seed: int = 0) -> tuple[list[Data], int]:
+    """Copies of ``graphs`` with ``mat_dist`` [n*n] (:func:`authors_conformer_distances`), and how
+    many took their 2D ``dist`` instead (embedding failed, no SMILES, or RDKit's atoms do not match
+    the graph's)."""
+    from workloads.progress import Progress
+
+    out, fallback = [], 0
+    progress = Progress("MAT conformers (ETKDG + UFF)", len(graphs), unit="molecules")
+    for g in graphs:
+        progress.advance(1)
+        smiles = getattr(g, "smiles", None)
+        mol = Chem.MolFromSmiles(smiles) if smiles else None
+        dist = authors_conformer_distances(mol, seed) if mol is not None and mol.GetNumAtoms() == g.num_nodes \
+            else None
+        c = copy.copy(g)  # a shallow copy: the other attributes stay shared
+        if dist is None:
+            fallback += 1
+            c.mat_dist = g.dist
+        else:
+            c.mat_dist = torch.from_numpy(dist.reshape(-1))
+        out.append(c)
+    progress.close(note=f"{fallback} fell back to 2D")
+    return out, fallback
+
+
 def with_conformer_distances(graphs: list[Data], seed: int = 0) -> tuple[list[Data], int]:
     """Copies of ``graphs`` whose ``dist`` holds 3D conformer distances, and how many
     kept their 2D depiction distances because embedding failed (or no SMILES was

@@ -10,7 +10,7 @@ import torch
 from torch_geometric.data import Data
 
 from workloads.datasets.entry import BaseDatasetConfig
-from workloads.datasets.featurize import FEATURIZER_VERSION, with_conformer_distances
+from workloads.datasets.featurize import FEATURIZER_VERSION, with_authors_conformer_distances, with_conformer_distances
 from workloads.datasets.contract import MoleculeDataSource
 from workloads.datasets.sources import source_of
 from workloads.util import LOAD_COUNTS, atomic_torch_save, stable_hash
@@ -33,6 +33,8 @@ class GraphSplits:
     coordinates: str = "2d"  # what ``dist`` holds: 2D depiction or 3D conformer distances
     conformer_fallback_2d: int = 0  # with 3D: molecules that failed to embed and kept 2D distances
     dist_from_hops: int = 0  # OGB sets without SMILES: molecules whose distances are scaled hop counts
+    mat_conformer_seed: int | None = None  # with the MAT authors' conformers (``mat_dist``): their seed
+    mat_conformer_fallback_2d: int = 0  # ... and how many molecules kept their 2D ``dist`` instead
 
     @property
     def task(self) -> str:
@@ -56,6 +58,9 @@ class GraphSplits:
             "coordinates": self.coordinates,
             **({"conformer_fallback_2d": self.conformer_fallback_2d} if self.coordinates == "3d" else {}),
             **({"dist_from_hops": self.dist_from_hops} if self.dist_from_hops else {}),
+            **({"mat_conformer_seed": self.mat_conformer_seed,
+                "mat_conformer_fallback_2d": self.mat_conformer_fallback_2d}
+               if self.mat_conformer_seed is not None else {}),
         }
 
 
@@ -70,14 +75,20 @@ _LOADED: dict[str, GraphSplits] = {}
 
 
 def load_dataset(cfg: BaseDatasetConfig, cache_dir: Path, coordinates: str = "2d",
-                 path_hops: int = 0) -> GraphSplits:
+                 path_hops: int = 0, mat_conformer_seed: int | None = None) -> GraphSplits:
     """Build on first use, then load from the cache (keyed by config, data content,
     featurizer); within one process, from memory after the first load. With
     ``coordinates="3d"`` the splits' ``dist`` holds conformer distances (cached apart).
     With ``path_hops`` L > 0 each graph also carries ``path_edges`` [n*n, L], the bonds of
-    HF Graphormer's multi-hop paths (cached apart, computed once per molecule)."""
+    HF Graphormer's multi-hop paths (cached apart, computed once per molecule). With
+    ``mat_conformer_seed`` each graph also carries ``mat_dist`` [n*n], the distances of the
+    MAT authors' conformer under that seed (cached apart, computed once per molecule)."""
+    if path_hops and mat_conformer_seed is not None:
+        raise ValueError("one dataset view at a time: path_hops or mat_conformer_seed")
     if path_hops:
         return _with_paths(cfg, cache_dir, coordinates, path_hops)
+    if mat_conformer_seed is not None:
+        return _with_mat_conformers(cfg, cache_dir, coordinates, mat_conformer_seed)
     source = source_of(cfg)
     path = _cache_path(cfg, source, cache_dir)
     if coordinates == "3d":
@@ -143,5 +154,32 @@ def _with_paths(cfg: BaseDatasetConfig, cache_dir: Path, coordinates: str, hops:
                 blob[split] = out
         atomic_torch_save(path, blob)
         log.info("multi-hop paths (%d hops) for %s -> %s", hops, cfg.name, path)
+    _LOADED[key] = GraphSplits(source=base.source, **blob)
+    return _LOADED[key]
+
+
+def _with_mat_conformers(cfg: BaseDatasetConfig, cache_dir: Path, coordinates: str, seed: int) -> GraphSplits:
+    """The splits of ``load_dataset(cfg, cache_dir, coordinates)`` with ``mat_dist`` added
+    (:func:`~workloads.datasets.featurize.with_authors_conformer_distances`)."""
+    base = load_dataset(cfg, cache_dir, coordinates)
+    path = _cache_path(cfg, base.source, cache_dir)
+    path = path.with_name(path.stem + ("-3d" if coordinates == "3d" else "") + f"-matconf{seed}.pt")
+    key = str(path.resolve())
+    if key in _LOADED:
+        LOAD_COUNTS["dataset_reuses"] += 1
+        return _LOADED[key]
+    if path.exists():
+        blob = torch.load(path, weights_only=False)
+        LOAD_COUNTS["dataset_reads"] += 1
+    else:
+        blob = {k: getattr(base, k) for k in ("y_mean", "y_std", "num_invalid", "num_missing_label", "coordinates",
+                                              "conformer_fallback_2d", "dist_from_hops")}
+        graphs = base.train + base.valid + base.test
+        done, fallback = with_authors_conformer_distances(graphs, seed)
+        a, b = len(base.train), len(base.train) + len(base.valid)
+        blob |= {"train": done[:a], "valid": done[a:b], "test": done[b:],
+                 "mat_conformer_seed": seed, "mat_conformer_fallback_2d": fallback}
+        atomic_torch_save(path, blob)
+        log.info("MAT authors' conformers (seed %d, %d fell back to 2D) for %s -> %s", seed, fallback, cfg.name, path)
     _LOADED[key] = GraphSplits(source=base.source, **blob)
     return _LOADED[key]

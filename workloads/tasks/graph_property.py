@@ -53,7 +53,8 @@ class GraphPropertyTask(Task):
 
         arch = backbone.arch() if backbone else None
         return load_dataset(dataset_cfg, cache_dir, coordinates_of(arch) if arch else "2d",
-                            path_hops=getattr(arch, "path_hops", 0))
+                            path_hops=getattr(arch, "path_hops", 0),
+                            mat_conformer_seed=getattr(arch, "mat_conformer_seed", None))
 
     def prepare(self, dataset_cfg, backbones, cache_dir, builder=None) -> str:
         s = self.load(dataset_cfg, cache_dir).summary()
@@ -62,6 +63,10 @@ class GraphPropertyTask(Task):
             s3 = self.load(dataset_cfg, cache_dir, b).summary()
             if s3["coordinates"] == "3d" and not note:
                 note = f"; 3D conformers, {s3['conformer_fallback_2d']} fell back to 2D"
+            if "mat_conformer_seed" in s3:
+                more = (f"; MAT authors' conformers (seed {s3['mat_conformer_seed']}), "
+                        f"{s3['mat_conformer_fallback_2d']} fell back to 2D")
+                note += more if more not in note else ""
         return (f"{s['num_train']}/{s['num_valid']}/{s['num_test']} train/valid/test "
                 f"({s['num_invalid_smiles']} unparsable SMILES skipped{note})")
 
