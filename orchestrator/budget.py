@@ -10,10 +10,11 @@ Invariants:
   free their budget again.
 * Epochs are counted as work happens: a finished trial spends what its record says it
   trained (:attr:`runfolder.TrialRecord.epochs_spent`: over its seeds, stopped and failed
-  trials included, at least one), a running trial what it has reported so far (the last rung
-  it reached). A cell therefore goes on asking for new configurations until its epochs are
-  spent, so the epochs early stopping saves buy new trials; it overspends by at most the
-  epochs its running trials still train after it ran out.
+  trials included, at least one), a running trial what it is committed to (``committed``:
+  the epochs up to its next rung decision, or its whole training where no rung is left). A
+  cell therefore goes on asking for new configurations until its epochs are spent, so the
+  epochs early stopping saves buy new trials; a trial that goes on past a rung may overspend
+  it by its epochs after that rung.
 * Records are written by every driver into the shared run folder, so they are the
   common ledger; a record, once read, is cached by trial number (a record is written
   once and never changes its status afterwards). A resumed sweep counts the same epochs.
@@ -33,10 +34,13 @@ from orchestrator.studies import Studies
 
 class SharedBudget:
     def __init__(self, run: RunDir, studies: Studies, per_cell: int | None | Callable[[Cell], int | None],
-                 epochs: Callable[[Cell], int | None] | None = None) -> None:
+                 epochs: Callable[[Cell], int | None] | None = None,
+                 committed: Callable[[Cell, int], int] | None = None) -> None:
         self.run, self.studies = run, studies
         self.per_cell: Callable[[Cell], int | None] = per_cell if callable(per_cell) else (lambda cell: per_cell)
         self.epochs: Callable[[Cell], int | None] = epochs or (lambda cell: None)
+        # a running trial's epochs, from the last rung it reached (0: none yet): at least one
+        self.committed: Callable[[Cell, int], int] = committed or (lambda cell, reached: max(1, reached))
         self._seen: dict[str, dict[int, int]] = {}  # per cell: trial number -> epochs spent (0: does not count)
         self._counts: dict[str, dict[int, bool]] = {}
         self._full: set[str] = set()  # cells without budget left when last looked at (until refresh)
@@ -63,13 +67,13 @@ class SharedBudget:
         return len(nums if below is None else {n for n in nums if n < below})
 
     def epochs_used(self, cell: Cell, below: int | None = None) -> int:
-        """Epochs spent: by counted trials (their records) and by running ones (so far), all or only
-        those numbered below ``below``."""
+        """Epochs spent: by counted trials (their records) and by running ones (what they are
+        committed to), all or only those numbered below ``below``."""
         ledger = self._ledger(cell)
         counted = self._counts[cell.id]
         spent = {n: e for n, e in ledger.items() if counted.get(n)}
-        for n, e in self.studies.running_epochs(cell).items():
-            spent.setdefault(n, e)
+        for n, reached in self.studies.running_epochs(cell).items():
+            spent.setdefault(n, self.committed(cell, reached))
         return sum(e for n, e in spent.items() if below is None or n < below)
 
     def remaining(self, cell: Cell) -> int:

@@ -53,7 +53,8 @@ def non_dominated_fronts(vectors: np.ndarray, directions: Sequence[str],
     pts = _minimised(np.asarray(vectors, dtype=float), directions)
     n = len(pts)
     tol = np.zeros((n, n, pts.shape[1])) if tolerance is None else tolerance
-    diff = pts[:, None, :] - pts[None, :, :]  # diff[i, j] = i - j (lower is better)
+    same = pts[:, None, :] == pts[None, :, :]  # equal values (inf and inf included) differ by 0, not NaN
+    diff = np.where(same, 0.0, pts[:, None, :] - pts[None, :, :])  # diff[i, j] = i - j (lower is better)
     leq = (diff <= tol).all(-1)
     lt = (diff < -tol).any(-1)
     dominates = leq & lt  # dominates[i, j]: i dominates j

@@ -109,8 +109,8 @@ class Studies:
         return {t.number for t in self.by_cell[cell.id].get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
 
     def running_epochs(self, cell: Cell) -> dict[int, int]:
-        """The cell's RUNNING trials, each with the epochs it has reported so far (the last rung
-        it reached, ``rung:<epoch>`` in its user attributes; 0 before its first rung)."""
+        """The cell's RUNNING trials, each with the last rung epoch it reached (``rung:<epoch>``
+        in its user attributes; 0 before its first rung)."""
         out = {}
         for t in self.by_cell[cell.id].get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             rungs = [int(k.split(":")[1]) for k in t.user_attrs if k.startswith("rung:") and k.count(":") == 1]

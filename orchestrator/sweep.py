@@ -79,7 +79,7 @@ class Sweep:
         self.studies = Studies(spec, self.run)
         self.recovery = Recovery(spec, self.run, self.studies, self.say)
         self.studies.on_stale = self.recovery.on_stale
-        self.budget = SharedBudget(self.run, self.studies, spec.budget_of, spec.epochs_of)
+        self.budget = SharedBudget(self.run, self.studies, spec.budget_of, spec.epochs_of, spec.committed_epochs)
         self.rungs = Rungs(spec, self.studies, directions) if spec.budget.stopping.type != "none" else None
         self.storage_url = self.studies.url
         self.confirm = Confirmations(spec, self.run, self.cells, directions, self._search_over, self.say)
@@ -273,6 +273,10 @@ class Sweep:
         """Complete the record with what only the driver knows, write it, then tell Optuna."""
         self._finished += 1
         self.confirm.refresh()  # its cell's search may have ended: its confirmations become due
+        self.budget.refresh()  # it may have spent less than it was committed to: its cell may have budget again
+        if record.epochs_trained is None and record.status == "failed":  # the rungs it reached, as the driver saw them
+            reached = [int(k.split(":")[1]) for k in p.trial.user_attrs if k.startswith("rung:") and k.count(":") == 1]
+            record.epochs_trained = max(reached, default=0) or None
         record.assign(cell=p.cell.id, dataset=p.cell.dataset, backbone=p.cell.backbone, method=p.cell.method,
                       number=p.trial.number, params=p.trial.params, objective_names=self.spec.cell_objectives(p.cell))
         record.received(submitted_unix=p.submitted_unix, received_unix=time.time(),
@@ -284,7 +288,8 @@ class Sweep:
             self.progress.durations.append(record.wall_s)
         policy.annotate(p.trial, record)
         policy.tell(p.study, p.trial, record, directions(self.spec, p.cell))
-        head = f"[{self._finished}/{self._total}] {p.cell.id} #{p.trial.number}"
+        head = (f"[{self._finished}] " if self.spec.budget.epochs_per_cell else
+                f"[{self._finished}/{self._total}] ") + f"{p.cell.id} #{p.trial.number}"
         if values is None:
             params = f" {p.trial.params}" if record.status == "infeasible" else ""  # the configuration that did not fit
             self.say(f"{head}{params} {record.status}: {record.error}")

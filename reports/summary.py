@@ -204,6 +204,11 @@ def _node(r: TrialRecord) -> str:
     return f"{host} ({ex.node_ip}, node {ex.node_id[:8]})" if ex and ex.node_id else host
 
 
+def _complete(trials: int, epochs: int, cap: int | None, epochs_budget: int | None) -> bool:
+    """A cell's search is over when either of its budgets is used up."""
+    return (cap is not None and trials >= cap) or (epochs_budget is not None and epochs >= epochs_budget)
+
+
 def overview(records: list[TrialRecord], env: dict | None = None, spec_header: str | None = None,
              budget: int | None = None, sweep: str | None = None, n_cells: int | None = None,
              epochs_budget: int | None = None) -> dict:
@@ -243,14 +248,13 @@ def overview(records: list[TrialRecord], env: dict | None = None, spec_header: s
         "sweep": sweep,
         "budget": budget,
         "epochs_budget": epochs_budget,
-        "epochs_spent": {c: epochs[c] for c in sorted(cells)},
+        "epochs_spent": {c: epochs[c] for c in sorted(cells) if not one_trial.get(c)},  # cells the epochs bound
         # trials that used budget (all but the interrupted ones: TrialRecord.counts) short of it, per cell
         # (cells of the sweep without any record yet, where the count of its cells is known, included)
         "n_cells": max(n_cells or 0, len(cells)),
         "cells_below_budget": sum(1 for c, v in cells.items()
-                                  if (budget and sum(v.values()) - v.get("interrupted", 0)
-                                      < (1 if one_trial.get(c) else budget))
-                                  or (epochs_budget and not one_trial.get(c) and epochs[c] < epochs_budget
-                                      and not (budget and sum(v.values()) - v.get("interrupted", 0) >= budget)))
+                                  if (budget or epochs_budget) and not _complete(
+                                      sum(v.values()) - v.get("interrupted", 0), epochs[c], 1 if one_trial.get(c)
+                                      else budget, None if one_trial.get(c) else epochs_budget))
         + (max(0, (n_cells or 0) - len(cells)) if (budget or epochs_budget) else 0),
     }

@@ -103,7 +103,7 @@ class CheckpointConfig(StrictModel):
             if missing:
                 raise ValueError(f"'{path}': environment variable {missing[0]} is not set "
                                  "(set it, or --override the checkpoint's path)")
-            path = _ENV.sub(lambda m: os.environ[m.group(1)], path)
+            path = os.path.expanduser(_ENV.sub(lambda m: os.environ[m.group(1)], path))
         return path
 
     @field_validator("format")

@@ -43,9 +43,11 @@ class LimitExceeded(Exception):
     """A measured cost passed one of the trial's hard limits (``TrialConfig.limits``):
     training stops where it was measured."""
 
-    def __init__(self, violation: Violation, measured: dict[str, float], where: str, rungs: list[Rung]) -> None:
+    def __init__(self, violation: Violation, measured: dict[str, float], where: str, rungs: list[Rung],
+                 epochs: int = 0) -> None:
         super().__init__(f"{violation.message()}, measured {where}")
         self.violation, self.measured, self.where, self.rungs = violation, measured, where, rungs
+        self.epochs = epochs  # epochs trained by the seed it stopped in (its finished seeds aside)
 
 
 def _agree(flag, world_size: int):
@@ -181,7 +183,7 @@ def train_seed(
             over = _agree(violations(cost_limits, {MEMORY_OBJECTIVE: mb}) if rank == 0 else None, world_size)
             if over:
                 raise LimitExceeded(over[0], {MEMORY_OBJECTIVE: mb},
-                                    f"over the first {measured_steps} training steps (seed {seed})", rungs)
+                                    f"over the first {measured_steps} training steps (seed {seed})", rungs, epochs=1)
 
         t_train = time.perf_counter()
         for epoch in range(cfg.train.epochs):
@@ -268,7 +270,7 @@ def train_seed(
                         go = rung is None or bool(rung(rungs[-1]))
                 go, over = _agree((go, over), world_size)
                 if over:
-                    raise LimitExceeded(over[0], values, f"at epoch {epoch + 1} (seed {seed})", rungs)
+                    raise LimitExceeded(over[0], values, f"at epoch {epoch + 1} (seed {seed})", rungs, epochs=epoch + 1)
                 if not go:
                     stopped = True
                     say(f"[{cfg.trial_id} seed {seed}] stopped after epoch {epoch} (rung {epoch + 1})")
@@ -462,7 +464,7 @@ def run_trial(
                 return TrialRecord(**common)
             v = e.violation
             return TrialRecord(**common, **where(), rungs=e.rungs, objectives=e.measured,
-                               epochs_trained=sum(len(s["history"]) for s in per_seed) + 1,  # + the one it stopped in
+                               epochs_trained=sum(len(s["history"]) for s in per_seed) + e.epochs,  # + the seed it stopped in
                                timings=Timings(total_s=time.perf_counter() - t_start)).mark_infeasible(
                 "limit", f"over a limit: {e}", objective=v.objective, limit=v.limit, measured=v.measured,
                 bound=v.bound)

@@ -205,6 +205,16 @@ class SweepSpec(StrictModel):
         entry = self.methods[cell.method]
         return 1 if entry.is_reference(cell.method) and not entry.search else self.budget.trials_per_cell
 
+    def committed_epochs(self, cell: "Cell", reached: int) -> int:
+        """The epochs a running trial that last reached rung epoch ``reached`` (0: none) is
+        committed to: up to its next rung decision, else its whole training over every seed."""
+        from orchestrator.stopping import rung_epochs
+
+        st, epochs = self.budget.stopping, self.train.epochs
+        rungs = rung_epochs(st.min_epochs, st.reduction_factor, epochs) if st.type != "none" else []
+        nxt = next((r for r in rungs if r > reached), None)
+        return nxt if nxt is not None else epochs * self.budget.seeds
+
     def epochs_of(self, cell: "Cell") -> int | None:
         """Training epochs the cell may spend (``budget.epochs_per_cell``); None for a cell
         bounded by trials alone (a reference baseline that searches nothing)."""

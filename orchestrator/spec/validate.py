@@ -73,9 +73,15 @@ def check_budget(spec: SweepSpec) -> list[str]:
             errors.append(f"budget.epochs_per_cell: {b.epochs_per_cell} is below one trial's epochs ({whole}: "
                           f"train.epochs {spec.train.epochs} × budget.seeds {b.seeds})")
         if b.trials_per_cell is None:
+            from workloads.peft import METHODS
+
             errors += [f"methods.{name}: searches nothing, so budget.epochs_per_cell would train its one configuration "
                        "again and again on the same seeds; search a parameter, or cap it with budget.trials_per_cell"
                        for name, entry in spec.methods.items() if not entry.search and not entry.is_reference(name)]
+            errors += [f"methods.{name}: a reference fitted outside the training loop spends no epochs, so "
+                       "budget.epochs_per_cell cannot bound its search; cap it with budget.trials_per_cell"
+                       for name, entry in spec.methods.items() if entry.search
+                       and (ref := METHODS.get(entry.method_name(name)).reference) is not None and ref.fit is not None]
     return errors
 
 

@@ -73,20 +73,23 @@ def test_stopped_and_infeasible_trials_use_budget(tmp_path):
 
 def test_an_epoch_budget_counts_work_as_it_happens(tmp_path):
     """Ended trials spend what their records say (stopped and failed ones included, at least
-    one epoch), running ones the last rung they reached; a trial is admitted while the
-    trials numbered before it leave epochs, so two drivers decide alike."""
+    one epoch), running ones what they are committed to (up to their next rung, or their whole
+    training past the last); a trial is admitted while the trials numbered before it leave
+    epochs, so two drivers decide alike."""
     spec = parse_spec(tiny_spec(tmp_path, tmp_path / "cache", {"lora": {"search": {"r": {
-        "type": "categorical", "choices": [2, 4]}}}}, budget={"epochs_per_cell": 10}, train={"epochs": 4}))
+        "type": "categorical", "choices": [2, 4]}}}}, train={"epochs": 4, "batch_size": 32},
+        budget={"epochs_per_cell": 10, "stopping": {"type": "mo_asha", "min_epochs": 1, "reduction_factor": 2}}))
     run = RunDir(spec.run_dir())
     run.path.mkdir(parents=True)
     studies = Studies(spec, run)
     studies.open()
-    budget = SharedBudget(run, studies, spec.budget_of, spec.epochs_of)
+    budget = SharedBudget(run, studies, spec.budget_of, spec.epochs_of, spec.committed_epochs)
     [cell] = studies.cells
     assert spec.budget_of(cell) is None and spec.epochs_of(cell) == 10
+    assert [spec.committed_epochs(cell, r) for r in (0, 1, 2)] == [1, 2, 4]  # rungs at epochs 1 and 2 of 4
     study = studies.by_cell[cell.id]
     t0, t1, t2 = study.ask(), study.ask(), study.ask()
-    assert budget.epochs_used(cell) == 0 and budget.admits(cell, t2.number)  # running, nothing reported yet
+    assert budget.epochs_used(cell) == 3 and budget.admits(cell, t2.number)  # each committed to its first rung
     done = _ok(cell, 0)
     done.epochs_trained = 4
     run.write_trial(cell.id, 0, done)
@@ -95,11 +98,11 @@ def test_an_epoch_budget_counts_work_as_it_happens(tmp_path):
     stopped.status, stopped.epochs_trained = "stopped", 1
     run.write_trial(cell.id, 1, stopped)
     study.tell(t1, state=TrialState.PRUNED)
-    t2.set_user_attr("rung:3", [0.5, 2.0, 0.1])  # the running trial reached its rung at epoch 3
-    assert budget.epochs_used(cell) == 4 + 1 + 3 and budget.remaining(cell) == 2
+    t2.set_user_attr("rung:2", [0.5, 2.0, 0.1])  # it went on past its last rung: committed to all 4 epochs
+    assert budget.epochs_used(cell) == 4 + 1 + 4 and budget.remaining(cell) == 1
     assert not budget.exhausted(cell)  # 5 epochs ended of 10
     t3 = study.ask()
-    assert budget.admits(cell, t3.number)  # 8 spent before it
+    assert budget.admits(cell, t3.number)  # 9 before it
     failed = TrialRecord(status="failed", error="boom")
     failed.assign(cell=cell.id, dataset=cell.dataset, backbone=cell.backbone, method=cell.method, number=3,
                   params={}, objective_names=["score", "train_memory_mb", "latency_ms_per_graph"])
@@ -107,20 +110,15 @@ def test_an_epoch_budget_counts_work_as_it_happens(tmp_path):
     study.tell(t3, state=TrialState.FAIL)
     assert run.read_trial(cell.id, 3).epochs_spent == 1  # a failure costs a start
     t4 = study.ask()
-    assert budget.epochs_used(cell, below=t4.number) == 9 and budget.admits(cell, t4.number)
-    t5 = study.ask()  # t4 runs, reported nothing: 9 spent before t5, one epoch left
-    assert budget.admits(cell, t5.number)
-    t4.set_user_attr("rung:1", [0.5, 2.0, 0.1])
-    t6 = study.ask()
-    assert not budget.admits(cell, t6.number)  # 10 spent before it
+    assert budget.epochs_used(cell, below=t4.number) == 10 and not budget.admits(cell, t4.number)
+    study.tell(t4, state=TrialState.FAIL)
     done2 = _ok(cell, 2)
     done2.epochs_trained = 4
     run.write_trial(cell.id, 2, done2)
     study.tell(t2, [1.0, 2.0, 0.1])
     assert budget.exhausted(cell)  # 4 + 1 + 4 + 1 ended
-    # a record written before epochs_trained existed: its seeds' histories
-    old = _ok(cell, 9)
-    assert old.epochs_spent == 1
+    # a record written before epochs_trained existed: its seeds' histories, at least one
+    assert _ok(cell, 9).epochs_spent == 1
 
 
 @pytest.mark.parametrize("status, state", [("ok", TrialState.COMPLETE), ("infeasible", TrialState.COMPLETE),

@@ -312,3 +312,10 @@ def test_a_rung_reports_the_best_score_so_far_and_the_deployed_latency(tmp_path,
         assert g.values["score"] == pytest.approx(min(history[:g.epoch]))
         assert g.noise["latency_ms_per_graph"] >= 0 and g.noise["train_memory_mb"] == 0
     assert scores == sorted(scores, reverse=True)  # the best so far never gets worse
+
+
+def test_nan_scores_rank_by_their_costs():
+    """A trial whose score is NaN is the worst on its score; among such trials the costs decide
+    (equal infinities differ by 0, not NaN)."""
+    nan = float("nan")
+    assert ranking(np.array([[nan, 3.0], [nan, 1.0], [nan, 2.0]]), ["maximize", "minimize"]) == [1, 2, 0]

@@ -139,3 +139,11 @@ def test_input_encoding_is_hfs():
     masked = np.isinf(s["batch_attn_bias"][:, 1:, 1:])
     pos = s["batch_spatial_pos"]
     assert (masked == (pos >= int(s["spatial_pos_max"]))).all()
+
+
+def test_a_home_relative_checkpoint_path_is_expanded_where_the_spec_is_read(monkeypatch):
+    monkeypatch.setenv("HOME", str(FIXTURES))
+    cfg = BackboneConfig(name="graphormer", checkpoint={"format": "hf_graphormer", "path": "~/prenorm_single"})
+    assert cfg.checkpoint.path == str(FIXTURES / "prenorm_single") and cfg.checkpoint_problem() is None
+    model = BACKBONES.get("graphormer").build(cfg.arch())
+    assert load_checkpoint(model, cfg.checkpoint)["checkpoint"] == str(FIXTURES / "prenorm_single")

@@ -25,7 +25,8 @@ Inputs, from OGB ``smiles2graph`` features (as HF's ``preprocess_item`` encodes 
 
 * the graph token's row and column get its learned "virtual distance" per head;
 * pairs with :math:`d_{ij} + 1 \\ge` ``spatial_pos_max`` are masked (−∞), as HF's collator
-  does (default 20; unreachable pairs are therefore always masked).
+  does (its default is 20, which masks unreachable pairs too; a checkpoint's own default is
+  its config's ``spatial_pos_max``, 1024 in HF's config, which masks nothing).
 
 Layers are pre- or post-LayerNorm as ``pre_layernorm`` says, with a LayerNorm on the
 embeddings when ``encoder_normalize_before``. After the last layer every token goes

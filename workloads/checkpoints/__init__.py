@@ -107,7 +107,7 @@ def load_checkpoint(backbone: nn.Module, checkpoint) -> dict:
     """Load ``checkpoint`` (a :class:`~workloads.config.CheckpointConfig`) into ``backbone``;
     returns what the record keeps of it."""
     fmt = format_of(checkpoint.format)
-    folder = Path(checkpoint.path)
+    folder = checkpoint.folder
     wfile = fmt.weights_file(folder)
     key = content_hash(wfile)
     if key in _READ:

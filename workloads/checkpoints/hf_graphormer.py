@@ -44,7 +44,8 @@ NAMES: list[tuple[str, str]] = [
 PREFIXES = ("encoder.", "graphormer.", "")  # ForGraphClassification nests the model under "encoder."; "graphormer." is its base_model_prefix
 # the task head is the task's own; HF creates graph_encoder.final_layer_norm with pre_layernorm but
 # its forward never applies it (modeling_graphormer.py, GraphormerGraphEncoder), so neither does the backbone
-LEFT_OUT = re.compile(r"classifier\..*|(encoder\.)?lm_output_learned_bias|(encoder\.)?graph_encoder\.final_layer_norm\..*")
+LEFT_OUT = re.compile(r"classifier\..*|((encoder|graphormer)\.)?lm_output_learned_bias"
+                      r"|((encoder|graphormer)\.)?graph_encoder\.final_layer_norm\..*")
 
 # the HF fields the backbone cannot compute, with the value it needs
 UNSUPPORTED = {"layerdrop": 0.0, "q_noise": 0.0, "embed_scale": None, "kdim": None, "vdim": None,
