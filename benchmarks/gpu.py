@@ -181,7 +181,9 @@ def base_row(dry_run: bool, say=print) -> dict:
     else:
         res = memory.run(["graphormer-base"], ["cuda"], say=say)
     cpu_peaks = {}
-    try:
+    try:  # the CPU's peaks of the same configurations (a dry run's tiny model has none)
+        if dry_run:
+            raise OSError("dry run")
         saved = json.loads((OUT / "memory.json").read_text())
         for g in saved.get("groups", []):
             if g["backbone"] == "graphormer-base":
@@ -191,6 +193,7 @@ def base_row(dry_run: bool, say=print) -> dict:
     except (OSError, ValueError, KeyError):
         pass
     return {"groups": res["groups"], "checkpoints": res["checkpoints"], "total_s": res["total_s"],
+            "latency": res["latency"].get("graphormer-base", {}),
             "cpu_peaks": cpu_peaks, "device": "cpu (dry run, tiny model)" if dry_run else "cuda"}
 
 
@@ -204,9 +207,12 @@ def render_base(base: dict) -> str:
              + "), every graph method and plug-in variant, "
              f"`benchmarks/memory.py`'s code on {base['device']} ({base['total_s'] / 60:.1f} min). Columns as in "
              "[memory.md](memory.md); here every figure is the CUDA one (training peak: "
-             "`torch.cuda.max_memory_allocated` over the training steps; latency on the GPU).", ""]
+             "`torch.cuda.max_memory_allocated` over the training steps; latency: the round-robin pass on the "
+             "GPU, synchronized around each forward).", ""]
     for g in base["groups"]:
-        lines += [f"### batch {g['batch_size']} ({g['steps']} training steps)", "", memory.table(g["rows"]).rstrip()]
+        dev = "cuda" if any("cuda" in row for row in g["rows"]) else "cpu"
+        lines += [f"### batch {g['batch_size']} ({g['steps']} training steps)", "",
+                  memory.table(g["rows"], base.get("latency", {}).get(dev)).rstrip()]
         both = []
         for row in g["rows"]:
             here = row.get("cuda") or row.get("cpu")

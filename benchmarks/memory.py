@@ -91,6 +91,7 @@ DATASET = {"name": "b3db", "max_molecules": 700}
 EVAL_GRAPHS = 32  # validation and test graphs kept (evaluation is not part of the training peak)
 # inference latency: no-grad forwards of the EVAL_GRAPHS test graphs (the deployed model: LoRA merged)
 LATENCY = {"latency_batch_size": EVAL_GRAPHS, "latency_warmup": 1, "latency_repeats": 3}
+LATENCY_ROUNDS = 7  # rounds of the interleaved latency pass (the tables' latency column)
 PARAM_BYTES = 4  # every parameter here is fp32: a task stores its trainable parameters at 4 bytes each
 MB = 2**20
 
@@ -180,13 +181,10 @@ def quiet_profiler_stderr():
                     print(line, file=sys.stderr)
 
 
-def measure(data, backbone: dict, batch_size: int, variant: dict, steps: int, device) -> dict:
-    """Train one seed for ``steps`` full steps (all measured) and return its figures;
-    ``backbone`` is the trial's backbone entry (:func:`backbone_entry`)."""
+def trial_config(backbone: dict, batch_size: int, variant: dict, steps: int, device):
     from workloads.config import TrialConfig
-    from workloads.train import train_seed
 
-    cfg = TrialConfig.model_validate({
+    return TrialConfig.model_validate({
         "trial_id": f"mem-{variant['label']}-{batch_size}",
         "dataset": DATASET,
         "backbone": backbone,
@@ -196,6 +194,56 @@ def measure(data, backbone: dict, batch_size: int, variant: dict, steps: int, de
         "profile": {**LATENCY, "memory_steps": steps},
         "device": device.type,
     })
+
+
+def latency_pass(data, backbone: dict, vs: list[dict], rounds: int, device) -> dict:
+    """ms per graph of each variant's deployed model (LoRA merged), a no-grad forward of the
+    EVAL_GRAPHS test graphs, built as ``train_seed`` builds it (``build_model``, the checkpoint
+    loaded; latency does not depend on weight values, so untrained). Timed round-robin: each
+    round times every variant once, after one untimed round, so load from other processes
+    that drifts during the pass falls on every variant alike; median and min over rounds."""
+    import torch
+
+    from workloads.tasks import task_of
+    from workloads.train import build_model
+    from workloads.util import seeded
+
+    sub = dataclasses.replace(data, test=data.test[:EVAL_GRAPHS])
+    models, batches = {}, {}
+    for v in vs:
+        cfg = trial_config(backbone, EVAL_GRAPHS, v, 2, device)
+        task = task_of(cfg.dataset)
+        with seeded(0):
+            model, hooks, _ = build_model(cfg, task, sub, None)
+        model.to(device).eval()
+        if hooks.deploy is not None:
+            model = hooks.deploy(model).eval()
+        models[v["label"]] = model
+        batches[v["label"]] = task.latency_batch(sub, EVAL_GRAPHS, device, model=model)
+    times: dict[str, list[float]] = {label: [] for label in models}
+    gc.collect()
+    with torch.no_grad():
+        for r in range(rounds + 1):
+            for label, model in models.items():
+                batch, units = batches[label]
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                t0 = time.perf_counter()
+                model(batch)
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                if r:
+                    times[label].append(1000 * (time.perf_counter() - t0) / units)
+    return {label: {"median_ms_per_graph": statistics.median(ts), "min_ms_per_graph": min(ts), "rounds": rounds,
+                    "graphs": batches[label][1], "ms_per_graph": ts} for label, ts in times.items()}
+
+
+def measure(data, backbone: dict, batch_size: int, variant: dict, steps: int, device) -> dict:
+    """Train one seed for ``steps`` full steps (all measured) and return its figures;
+    ``backbone`` is the trial's backbone entry (:func:`backbone_entry`)."""
+    from workloads.train import train_seed
+
+    cfg = trial_config(backbone, batch_size, variant, steps, device)
     # Exactly `steps` full batches (drop_last holds: more graphs than one batch).
     sub = dataclasses.replace(data, train=data.train[: steps * batch_size],
                               valid=data.valid[:EVAL_GRAPHS], test=data.test[:EVAL_GRAPHS])
@@ -225,10 +273,13 @@ def measure(data, backbone: dict, batch_size: int, variant: dict, steps: int, de
 
 
 def run(backbones: list[str], devices: list[str], *, steps: int | None = None, quick: bool = False,
-        only: list[str] | None = None, hf_arch: dict | None = None, say=print) -> dict:
+        only: list[str] | None = None, hf_arch: dict | None = None, latency_rounds: int = LATENCY_ROUNDS,
+        trials: bool = True, say=print) -> dict:
     """Measure every (backbone, batch size) of ``backbones`` for every variant on each of
     ``devices``; ``only``: those variant labels; ``hf_arch``: another HF architecture (a
-    dry run's tiny one). The groups, each backbone's checkpoint and data, and the variants."""
+    dry run's tiny one); ``latency_rounds``: rounds of each backbone's interleaved latency
+    pass (:func:`latency_pass`, per device; 0: none); ``trials``: False measures only that
+    pass. The groups, each backbone's checkpoint, data and latency, and the variants."""
     import torch
 
     vs = variants(quick)
@@ -240,9 +291,11 @@ def run(backbones: list[str], devices: list[str], *, steps: int | None = None, q
     grid = [("small", 8)] if quick else [(b, bs) for b in backbones for bs in BATCH_SIZES[b]]
     steps_of = {b: steps or STEPS[b] for b, _ in grid}
     n_total, n_done, t_start = len(grid) * len(vs) * len(devices), 0, time.perf_counter()
-    say(f"{n_total} measurements: {len(grid)} backbone x batch, {len(vs)} variants, devices {devices}")
+    say(f"{n_total} measurements: {len(grid)} backbone x batch, {len(vs)} variants, devices {devices}"
+        if trials else f"the latency of {len(vs)} variants on {', '.join(dict.fromkeys(b for b, _ in grid))}, "
+        f"devices {devices}")
     tmp = tempfile.TemporaryDirectory(prefix="memory-ckpt-")
-    checkpoints, data_info, groups = {}, {}, []
+    checkpoints, data_info, groups, latency = {}, {}, [], {}
     try:
         entries, datas = {}, {}
         for b in dict.fromkeys(b for b, _ in grid):
@@ -262,7 +315,7 @@ def run(backbones: list[str], devices: list[str], *, steps: int | None = None, q
             g0 = datas[b].train[0]
             data_info[b] = {"train_graphs": len(datas[b].train),
                             "path_hops": int(g0.path_edges.shape[1]) if hasattr(g0, "path_edges") else 0}
-        for b, bs in grid:
+        for b, bs in grid if trials else ():
             rows = []
             for v in vs:
                 row = {"variant": v["label"], "method": v["method"], "params": v.get("params", {}),
@@ -282,9 +335,17 @@ def run(backbones: list[str], devices: list[str], *, steps: int | None = None, q
                            "train_graphs": data_info[b]["train_graphs"],
                            "source": "hf_graphormer checkpoint" if b in HF_BACKBONES else "params",
                            "rows": rows})
+        for b in dict.fromkeys(b for b, _ in grid) if latency_rounds else ():
+            for dev in devices:
+                device = torch.device("cuda", torch.cuda.current_device()) if dev == "cuda" else torch.device("cpu")
+                t0 = time.perf_counter()
+                lat = latency_pass(datas[b], entries[b], vs, latency_rounds, device)
+                latency.setdefault(b, {})[dev] = lat
+                say(f"{b}: latency on {dev}, {latency_rounds} interleaved rounds ({time.perf_counter() - t0:.0f}s): "
+                    + ", ".join(f"{k} {x['median_ms_per_graph']:.1f}" for k, x in lat.items()) + " ms/graph")
     finally:
         tmp.cleanup()
-    return {"groups": groups, "checkpoints": checkpoints, "data": data_info, "variants": vs,
+    return {"groups": groups, "checkpoints": checkpoints, "data": data_info, "variants": vs, "latency": latency,
             "total_s": time.perf_counter() - t_start}
 
 
@@ -319,8 +380,9 @@ def stored_bytes(fig: dict) -> int:
     return fig.get("stored_bytes", PARAM_BYTES * fig["trainable_params"])
 
 
-def table(rows: list[dict]) -> str:
-    """One table: the CPU figures where measured, else the CUDA ones; each beside full's."""
+def table(rows: list[dict], latency: dict | None = None) -> str:
+    """One table: the CPU figures where measured, else the CUDA ones; each beside full's.
+    ``latency``: the interleaved pass's figures by variant (else the trial record's)."""
     full = next((r for r in rows if r["variant"] == "full" and r.get("cpu")), None)
     full_cuda = next((r for r in rows if r["variant"] == "full" and r.get("cuda")), None)
     lines = ["| method variant | trainable params | × full | task stores (MB) | × full | training peak (MB) | "
@@ -330,7 +392,11 @@ def table(rows: list[dict]) -> str:
         cpu, cuda = r.get("cpu"), r.get("cuda")
         main = cpu or cuda  # the CPU figures when measured, else the CUDA ones
         ref = ((full or {}).get("cpu") if cpu else (full_cuda or {}).get("cuda")) or {}
-        lat, ref_lat = main.get("latency_ms_per_graph"), ref.get("latency_ms_per_graph")
+        if latency:
+            lat = (latency.get(r["variant"]) or {}).get("median_ms_per_graph")
+            ref_lat = (latency.get("full") or {}).get("median_ms_per_graph")
+        else:
+            lat, ref_lat = main.get("latency_ms_per_graph"), ref.get("latency_ms_per_graph")
         lines.append(
             f"| {r['variant']} | {_params(main['trainable_params'])} | "
             f"{_ratio(main['trainable_params'], ref.get('trainable_params'))} | "
@@ -445,7 +511,7 @@ def claim(out: dict, key: str) -> list[str]:
         def said(x: dict) -> str:
             return (f"at batch {x['bs']} full fine-tuning peaks at {x['fp'] / MB:,.0f} MB, of which the gradients "
                     f"and AdamW moments of its {x['n']:,} trainable parameters (12 bytes each, beside the 4 bytes "
-                    f"of the weights every method holds) are {x['state'] / MB:,.0f} MB ({x['state'] / 1e9:.2f} GB, "
+                    f"of the weights every method holds) are {x['state'] / MB:,.0f} MB ({x['state'] / 1e9:.2f}·10^9 bytes, "
                     f"{x['state'] / x['fp']:.0%} of the peak) and the tensors it saves for backward "
                     f"{x['act'] / MB:,.0f} MB ({x['act'] / x['fp']:.0%}). The PEFT variants (linear_probe aside) "
                     f"peak at {x['ratios'][0]:.2f}× ({x['lo']['variant']}) to {x['ratios'][-1]:.2f}× "
@@ -459,21 +525,28 @@ def claim(out: dict, key: str) -> list[str]:
         gap = statistics.median(shows["below"])
         text += (f"The median saving, {gap / MB:,.0f} MB, is "
                  f"{gap / shows['state']:.0%} of full fine-tuning's gradients and optimizer state: "
-                 + ("what PEFT saves here is mostly that state, the saving the papers claim."
-                    if 0.6 <= gap / shows["state"] <= 1.4 else
-                    "the rest of the difference is in the tensors saved for backward."))
+                 + ("what PEFT saves here is that state, the saving the papers claim."
+                    if 0.8 <= gap / shows["state"] <= 1.25 else
+                    "PEFT saves that state, the saving the papers claim, and tensors saved for backward besides "
+                    "(a frozen linear layer's backward needs its weight, not its saved input)."
+                    if gap > shows["state"] else
+                    "PEFT saves that state, the saving the papers claim, less what its own modules save for "
+                    "backward."))
         paras.append(text)
         swamped = max(per, key=lambda x: x["median"])
         if swamped is not shows:
             grows = swamped["act"] / max(shows["act"], 1)
+            swamp = swamped["median"] >= 0.8 and swamped["act"] > 0.5 * swamped["fp"]
             paras.append(
-                f"**{b}: where activations swamp it.** {said(swamped)[0].upper()}{said(swamped)[1:]}. The "
+                f"**{b}: {'where activations swamp it' if swamp else 'as the batch grows'}.** "
+                f"{said(swamped)[0].upper()}{said(swamped)[1:]}. The "
                 f"gradients and optimizer state PEFT does not keep are the same {swamped['state'] / MB:,.0f} MB, "
                 f"but the tensors saved for backward, which every method that backpropagates through the backbone "
                 f"keeps (adapters, LoRA, prompts and GPF all need the gradient at their inputs), are {grows:.1f}× "
                 f"those at batch {shows['bs']}: PEFT now peaks {1 - swamped['median']:.0%} below full (median) "
-                f"instead of {1 - shows['median']:.0%}, and memory is set by the batch's activations "
-                f"({swamped['act'] / swamped['fp']:.0%} of full's peak), not by the number of trainable parameters.")
+                f"instead of {1 - shows['median']:.0%}"
+                + (f", and memory is set by the batch's activations ({swamped['act'] / swamped['fp']:.0%} of "
+                   "full's peak), not by the number of trainable parameters." if swamp else "."))
         rows = per[0]["rows"]
         full = next(r[key] for r in rows if r["variant"] == "full")
         st = sorted((r for r in rows if r["variant"] != "full"), key=lambda r: stored_bytes(r[key]))
@@ -482,23 +555,43 @@ def claim(out: dict, key: str) -> list[str]:
                 f"{_mb_fine(stored_bytes(st[-1][key]))} MB ({_ratio(stored_bytes(st[0][key]), stored_bytes(full))}–"
                 f"{_ratio(stored_bytes(st[-1][key]), stored_bytes(full))}× full; {st[0]['variant']} least, "
                 f"{st[-1]['variant']} most), task head included: on storage the claim holds at any batch size.")
-        lat = {}  # variant -> latency of each table (the same deployed model, timed once per table)
+        rec = {}  # variant -> the trial records' latency, one per table (timed after its training)
         for x in per:
             for r in x["rows"]:
                 if r[key].get("latency_ms_per_graph") is not None:
-                    lat.setdefault(r["variant"], []).append(r[key]["latency_ms_per_graph"])
-        if "full" in lat and len(lat) > 1:
-            med = {v: statistics.median(xs) for v, xs in lat.items()}
+                    rec.setdefault(r["variant"], []).append(r[key]["latency_ms_per_graph"])
+        rec_spread = [max(xs) / min(xs) - 1 for xs in rec.values() if len(xs) > 1 and min(xs) > 0]
+        passed = out.get("latency", {}).get(b, {}).get(key)
+        if passed and "full" in passed and len(passed) > 1:
+            med = {v: x["median_ms_per_graph"] for v, x in passed.items()}
+            rel = sorted(((v, m / med["full"]) for v, m in med.items() if v != "full"), key=lambda t: t[1])
+            iqr = [(lambda q: (q[2] - q[0]) / q[1])(statistics.quantiles(x["ms_per_graph"], n=4))
+                   for x in passed.values() if len(x["ms_per_graph"]) >= 4]
+            rounds = next(iter(passed.values()))["rounds"]
+            text += (f" Inference of the deployed model (LoRA merged) on the {key.upper()}, {EVAL_GRAPHS} graphs per "
+                     f"forward, timed round-robin over the variants ({rounds} rounds, the median): full fine-tuning "
+                     f"{med['full']:.1f} ms per graph; the other variants {rel[0][1]:.2f}× ({rel[0][0]}) to "
+                     f"{rel[-1][1]:.2f}× ({rel[-1][0]}) of it. What is added to the forward costs time: ")
+            near = [v for v, x in rel if abs(x - 1) <= 0.05]
+            text += (f"within 5% of full: {', '.join(near) if near else 'none'}."
+                     + (f" A variant's {rounds} timings spread by {statistics.median(iqr):.0%} of their median "
+                        f"(interquartile range, median over variants)." if iqr else ""))
+            if rec_spread:
+                text += (f" The trial records' own timings (once per table, right after training, other processes' "
+                         f"load then unrelated across variants) differ between the two tables by "
+                         f"{statistics.median(rec_spread):.0%} (median) and up to {max(rec_spread):.0%}: that is "
+                         "why the latency column is the round-robin pass's.")
+        elif "full" in rec and len(rec) > 1:
+            med = {v: statistics.median(xs) for v, xs in rec.items()}
             rel = sorted(((v, m / med["full"]) for v, m in med.items() if v != "full"), key=lambda t: t[1])
             text += (f" Inference of the deployed model (LoRA merged) on the {key.upper()}, {EVAL_GRAPHS} graphs "
                      f"per forward: full fine-tuning {med['full']:.1f} ms per graph; the variants "
                      f"{rel[0][1]:.2f}× ({rel[0][0]}) to {rel[-1][1]:.2f}× ({rel[-1][0]}) of it (each the median "
                      "of its tables' timings).")
-            spread = [max(xs) / min(xs) - 1 for xs in lat.values() if len(xs) > 1 and min(xs) > 0]
-            if spread:
+            if rec_spread:
                 text += (f" Each variant is timed once per table, so the two timings of the same model show the "
-                         f"noise: they differ by {statistics.median(spread):.0%} (median) and up to "
-                         f"{max(spread):.0%}; ratios within that are not differences.")
+                         f"noise: they differ by {statistics.median(rec_spread):.0%} (median) and up to "
+                         f"{max(rec_spread):.0%}; ratios within that are not differences.")
         paras.append(text)
     return paras
 
@@ -535,6 +628,12 @@ def render(out: dict) -> str:
             f"{m.get('host')}: {m.get('cpu_count')} CPUs, torch {m.get('torch')} ({m.get('torch_threads')} threads), "
             f"Python {m.get('python')}; devices: {', '.join(r.get('devices') or [])}; the run took "
             f"{(r.get('total_s') or 0) / 60:.1f} min.")
+    for b, r in out.get("latency_runs", {}).items():
+        if (r.get("command"), r.get("measured_at")) not in runs:
+            git = str(r.get("git") or "unknown").replace("workloads/", "`workloads/`")
+            run_lines.append(f"- {b}, the latency column: `{r['command']}` at commit {git}, measured "
+                             f"{r['measured_at']}" + (f"; it took {r['total_s'] / 60:.1f} min" if r.get("total_s") else "")
+                             + ".")
     steps = ", ".join(f"{b}: {n} (at batch {', '.join(str(g['batch_size']) for g in out['groups'] if g['backbone'] == b)})"
                       for b, n in dict.fromkeys((g["backbone"], g.get("steps", s.get("steps"))) for g in out["groups"]))
     parts = [
@@ -563,11 +662,14 @@ def render(out: dict) -> str:
         "step with the most saved bytes; a breakdown, not a peak. *peak / parts* is the measured peak over "
         "the sum of parts. *task stores*: the bytes a task must keep beside the shared frozen backbone, its "
         f"trainable parameters (task head included) at {PARAM_BYTES} bytes (fp32); for full fine-tuning that is the "
-        "whole model. *latency*: ms per graph of the deployed model (LoRA merged into its weights), the median of "
-        f"{LATENCY['latency_repeats']} timed no-grad forwards of the {EVAL_GRAPHS} test graphs after "
-        f"{LATENCY['latency_warmup']} untimed one, as the trial record has it (tables from runs before the latency "
-        "column have it empty). Every *× full* is the figure over full fine-tuning's in the same table. "
-        "MB = 2^20 bytes.\n\n",
+        "whole model. *latency*: ms per graph of the deployed model (LoRA merged into its weights), a no-grad "
+        f"forward of the {EVAL_GRAPHS} test graphs, from a pass after the trials that builds every variant as "
+        "`train_seed` does and times them round-robin (each round times every variant once, after one untimed "
+        f"round; the median of {LATENCY_ROUNDS} rounds), so load from other processes falls on all variants alike; "
+        "the same figure in both batch sizes' tables (training batch does not change inference). The trial "
+        f"records' own latency (median of {LATENCY['latency_repeats']} forwards after training) is in `memory.json`. "
+        "Tables from runs before the latency column have it empty. Every *× full* is the figure over full "
+        "fine-tuning's in the same table. MB = 2^20 bytes.\n\n",
         "## What the numbers show\n\n", findings(out), "\n",
     ]
     for g in out["groups"]:
@@ -582,7 +684,8 @@ def render(out: dict) -> str:
             head = (f"## {g['backbone']} backbone (hidden {b['hidden_dim']}, {b['num_layers']} layers, "
                     f"{b['num_heads']} heads, ffn {b['ffn_dim']}), batch {g['batch_size']}\n\n")
         parts.append(head)
-        parts.append(table(g["rows"]) + "\n")
+        dev = "cpu" if any("cpu" in r for r in g["rows"]) else "cuda"
+        parts.append(table(g["rows"], out.get("latency", {}).get(g["backbone"], {}).get(dev)) + "\n")
     return "".join(parts)
 
 
@@ -622,6 +725,8 @@ def merge(out: dict, old: dict) -> dict:
     merged["devices"] = sorted({d for g in merged["groups"] for d in (g["run"].get("devices") or [])},
                                key=["cpu", "cuda"].index)
     merged["checkpoints"] = {**old.get("checkpoints", {}), **out.get("checkpoints", {})}
+    for k in ("latency", "latency_runs"):
+        merged[k] = {**{b: v for b, v in old.get(k, {}).items() if b not in mine}, **out.get(k, {})}
     setup = dict(out["setup"])
     for k in ("method_params", "plugin_params"):
         setup[k] = {**(old.get("setup") or {}).get(k, {}), **out["setup"][k]}
@@ -645,6 +750,10 @@ def main() -> None:
                     help="comma-separated cpu,cuda; auto: cpu, plus cuda when torch sees a GPU")
     ap.add_argument("--out", type=Path, default=None,
                     help="folder for memory.md and memory.json (default docs/benchmarks; --quick, --variants: none)")
+    ap.add_argument("--latency-rounds", type=int, default=LATENCY_ROUNDS,
+                    help="rounds of the interleaved latency pass after each backbone's trials (0: none)")
+    ap.add_argument("--latency-only", action="store_true",
+                    help="measure only the latency pass of --backbones and put it into memory.json and memory.md")
     ap.add_argument("--render", action="store_true",
                     help="measure nothing: rewrite memory.md from memory.json (after a change to the page's text)")
     args = ap.parse_args()
@@ -678,8 +787,31 @@ def main() -> None:
     partial = args.quick or only is not None
     out_dir = args.out if args.out is not None else (None if partial else ROOT / "docs" / "benchmarks")
 
+    if args.latency_only:
+        if only or args.quick or args.latency_rounds < 1:
+            ap.error("--latency-only measures every variant of full tables: no --variants, --quick, or 0 rounds")
+        folder = args.out or ROOT / "docs" / "benchmarks"
+        saved = json.loads((folder / "memory.json").read_text())
+        git = git_state()
+        res = run(backbones, devices, latency_rounds=args.latency_rounds, trials=False,
+                  say=lambda msg: print(msg, flush=True))
+        for b, lat in res["latency"].items():
+            saved.setdefault("latency", {})[b] = lat
+            saved.setdefault("latency_runs", {})[b] = {
+                "command": COMMAND + f" --latency-only --backbones {','.join(backbones)}"
+                + (f" --latency-rounds {args.latency_rounds}" if args.latency_rounds != LATENCY_ROUNDS else "")
+                + (f" --devices {args.devices}" if args.devices != "auto" else ""),
+                "measured_at": time.strftime("%Y-%m-%d %H:%M:%S"), "total_s": res["total_s"], "git": git,
+                "host": platform.node(), "torch_threads": torch.get_num_threads()}
+        saved.setdefault("checkpoints", {}).update(res["checkpoints"])
+        atomic_write_text(folder / "memory.json", json.dumps(saved, indent=2) + "\n")
+        atomic_write_text(folder / "memory.md", render(saved))
+        print(f"wrote the latency of {', '.join(res['latency'])} into {folder / 'memory.json'} and memory.md")
+        return
+
+    git = git_state()  # the code this process imports now, before the measurements
     res = run(backbones, devices, steps=args.steps, quick=args.quick, only=only,
-              say=lambda msg: print(msg, flush=True))
+              latency_rounds=args.latency_rounds, say=lambda msg: print(msg, flush=True))
     vs = res["variants"]
 
     from workloads.config import TrainConfig
@@ -699,7 +831,7 @@ def main() -> None:
     }
     measured_at = time.strftime("%Y-%m-%d %H:%M:%S")
     the_run = {"command": command, "measured_at": measured_at, "total_s": res["total_s"], "devices": devices,
-               "machine": machine, "git": git_state()}
+               "machine": machine, "git": git}
     for g in res["groups"]:
         g["run"] = the_run
     out = {
@@ -721,6 +853,8 @@ def main() -> None:
                               for v in vs for p in v["plugins"]},
         },
         "checkpoints": res["checkpoints"],
+        "latency": res["latency"],
+        "latency_runs": {b: {k: the_run[k] for k in ("command", "measured_at", "git")} for b in res["latency"]},
         "groups": res["groups"],
     }
     if out_dir is not None and (out_dir / "memory.json").is_file() and not args.quick:
