@@ -204,7 +204,7 @@ def render_base(base: dict) -> str:
     lines = ["## graphormer-base on CUDA (the memory.md tables)", "",
              f"HF Graphormer from a random `hf_graphormer` checkpoint ({ck.get('checkpoint_params', 0):,} parameters: "
              + ", ".join(f"{k} {v}" for k, v in (ck.get("arch") or {}).items())
-             + "), every graph method and plug-in variant, "
+             + f"), {len(base['groups'][0]['rows']) if base['groups'] else 0} graph method and plug-in variants, "
              f"`benchmarks/memory.py`'s code on {base['device']} ({base['total_s'] / 60:.1f} min). Columns as in "
              "[memory.md](memory.md); here every figure is the CUDA one (training peak: "
              "`torch.cuda.max_memory_allocated` over the training steps; latency: the round-robin pass on the "
