@@ -124,62 +124,61 @@ def _with_3d(flat: GraphSplits) -> dict:
     return blob | {"coordinates": "3d", "conformer_fallback_2d": fallback}
 
 
+_KEPT = ("y_mean", "y_std", "num_invalid", "num_missing_label", "coordinates", "conformer_fallback_2d",
+         "dist_from_hops")
+
+
+def _view(cfg: BaseDatasetConfig, cache_dir: Path, coordinates: str, suffix: str, build) -> GraphSplits:
+    """A derived view of ``load_dataset(cfg, cache_dir, coordinates)``: ``build(base)`` returns
+    the new splits' blob (``train``/``valid``/``test`` and any summary fields), cached beside the
+    base as ``<base>-<suffix>.pt`` and kept in memory like it."""
+    base = load_dataset(cfg, cache_dir, coordinates)
+    path = _cache_path(cfg, base.source, cache_dir)
+    path = path.with_name(path.stem + ("-3d" if coordinates == "3d" else "") + f"-{suffix}.pt")
+    key = str(path.resolve())
+    if key in _LOADED:
+        LOAD_COUNTS["dataset_reuses"] += 1
+        return _LOADED[key]
+    if path.exists():
+        blob = torch.load(path, weights_only=False)
+        LOAD_COUNTS["dataset_reads"] += 1
+    else:
+        blob = {k: getattr(base, k) for k in _KEPT} | build(base)
+        atomic_torch_save(path, blob)
+        log.info("%s view of %s -> %s", suffix, cfg.name, path)
+    _LOADED[key] = GraphSplits(source=base.source, **blob)
+    return _LOADED[key]
+
+
 def _with_paths(cfg: BaseDatasetConfig, cache_dir: Path, coordinates: str, hops: int) -> GraphSplits:
     """The splits of ``load_dataset(cfg, cache_dir, coordinates)`` with ``path_edges`` added."""
     from workloads.backbones.hf_graphormer import path_edges
     from workloads.progress import Progress
 
-    base = load_dataset(cfg, cache_dir, coordinates)
-    path = _cache_path(cfg, base.source, cache_dir)
-    path = path.with_name(path.stem + ("-3d" if coordinates == "3d" else "") + f"-paths{hops}.pt")
-    key = str(path.resolve())
-    if key in _LOADED:
-        LOAD_COUNTS["dataset_reuses"] += 1
-        return _LOADED[key]
-    if path.exists():
-        blob = torch.load(path, weights_only=False)
-        LOAD_COUNTS["dataset_reads"] += 1
-    else:
-        blob = {k: getattr(base, k) for k in ("y_mean", "y_std", "num_invalid", "num_missing_label", "coordinates",
-                                              "conformer_fallback_2d", "dist_from_hops")}
+    def build(base: GraphSplits) -> dict:
+        out: dict = {}
         total = len(base.train) + len(base.valid) + len(base.test)
         with Progress(f"multi-hop paths {cfg.name}", total, unit="molecules") as progress:
             for split in ("train", "valid", "test"):
-                out = []
+                out[split] = []
                 for g in getattr(base, split):
                     progress.advance(1)
                     c = copy.copy(g)  # shallow: the other attributes stay shared
                     c.path_edges = torch.from_numpy(path_edges(g.edge_index.numpy(), g.num_nodes, hops))
-                    out.append(c)
-                blob[split] = out
-        atomic_torch_save(path, blob)
-        log.info("multi-hop paths (%d hops) for %s -> %s", hops, cfg.name, path)
-    _LOADED[key] = GraphSplits(source=base.source, **blob)
-    return _LOADED[key]
+                    out[split].append(c)
+        return out
+
+    return _view(cfg, cache_dir, coordinates, f"paths{hops}", build)
 
 
 def _with_mat_conformers(cfg: BaseDatasetConfig, cache_dir: Path, coordinates: str, seed: int) -> GraphSplits:
     """The splits of ``load_dataset(cfg, cache_dir, coordinates)`` with ``mat_dist`` added
     (:func:`~workloads.datasets.featurize.with_authors_conformer_distances`)."""
-    base = load_dataset(cfg, cache_dir, coordinates)
-    path = _cache_path(cfg, base.source, cache_dir)
-    path = path.with_name(path.stem + ("-3d" if coordinates == "3d" else "") + f"-matconf{seed}.pt")
-    key = str(path.resolve())
-    if key in _LOADED:
-        LOAD_COUNTS["dataset_reuses"] += 1
-        return _LOADED[key]
-    if path.exists():
-        blob = torch.load(path, weights_only=False)
-        LOAD_COUNTS["dataset_reads"] += 1
-    else:
-        blob = {k: getattr(base, k) for k in ("y_mean", "y_std", "num_invalid", "num_missing_label", "coordinates",
-                                              "conformer_fallback_2d", "dist_from_hops")}
-        graphs = base.train + base.valid + base.test
-        done, fallback = with_authors_conformer_distances(graphs, seed)
+
+    def build(base: GraphSplits) -> dict:
+        done, fallback = with_authors_conformer_distances(base.train + base.valid + base.test, seed)
         a, b = len(base.train), len(base.train) + len(base.valid)
-        blob |= {"train": done[:a], "valid": done[a:b], "test": done[b:],
-                 "mat_conformer_seed": seed, "mat_conformer_fallback_2d": fallback}
-        atomic_torch_save(path, blob)
-        log.info("MAT authors' conformers (seed %d, %d fell back to 2D) for %s -> %s", seed, fallback, cfg.name, path)
-    _LOADED[key] = GraphSplits(source=base.source, **blob)
-    return _LOADED[key]
+        return {"train": done[:a], "valid": done[a:b], "test": done[b:],
+                "mat_conformer_seed": seed, "mat_conformer_fallback_2d": fallback}
+
+    return _view(cfg, cache_dir, coordinates, f"matconf{seed}", build)
